@@ -1,0 +1,18 @@
+import { currentContext } from './context-storage.js';
+
+/**
+ * The time one operation (a query, a pool acquire, an outbound call) may take now:
+ * `min(limitMs, remaining request budget - reserveMs)`, never below 0. The reserve leaves the
+ * request time to turn the failure into a clear error before its own deadline fires.
+ * Outside a request or job the configured `limitMs` applies alone.
+ */
+export function operationBudgetMs(limitMs: number, reserveMs = 0): number {
+  const ctx = currentContext();
+  if (ctx === undefined) return limitMs;
+  return Math.max(0, Math.min(limitMs, ctx.remainingMs() - reserveMs));
+}
+
+/** The signal of the current request or job, if there is one. */
+export function currentSignal(): AbortSignal | undefined {
+  return currentContext()?.signal;
+}

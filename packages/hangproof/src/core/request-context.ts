@@ -1,0 +1,153 @@
+import { setMaxListeners } from 'node:events';
+import { HangproofError } from '../errors.js';
+
+/** A timed piece of a request: a step, a query, an outbound call. Times are ms from request start. */
+export interface Span {
+  readonly name: string;
+  /** What the span measures: `auth`, `db` (one query), `external`, `serialization` or `step`. */
+  readonly kind: string;
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly attrs?: Readonly<Record<string, unknown>> | undefined;
+}
+
+export interface RequestContextInit {
+  readonly requestId: string;
+  /** Time the request (or job) may take in total, in ms, counted from now. */
+  readonly budgetMs: number;
+  /** `request` for HTTP requests, `job` for background work. @default 'request' */
+  readonly kind?: 'request' | 'job';
+  /** Route pattern or job name, used in logs and application_name. */
+  readonly name?: string;
+}
+
+/**
+ * Spans kept per request. A request that runs thousands of queries (an N+1 gone wild) must not
+ * grow memory without bound; the count of dropped spans is kept instead.
+ */
+export const MAX_SPANS_PER_REQUEST = 256;
+
+/**
+ * Everything hangproof knows about one request or job while it runs: its identity, its deadline,
+ * the signal that aborts at that deadline (or when the client leaves), and the spans so far.
+ * It lives in AsyncLocalStorage (see context-storage.ts), so any code the request awaits finds it.
+ */
+export class RequestContext {
+  readonly requestId: string;
+  readonly kind: 'request' | 'job';
+  name: string;
+  /** Wall-clock start, for log timestamps. */
+  readonly startedAtEpochMs: number;
+  /** Monotonic start (performance.now()), for durations. */
+  readonly startedAt: number;
+  readonly budgetMs: number;
+  /** Monotonic time at which the budget is spent. */
+  readonly deadlineAt: number;
+  readonly signal: AbortSignal;
+  /** Set by auth code once the caller is known. */
+  userId: string | undefined;
+  readonly spans: Span[] = [];
+  droppedSpans = 0;
+  lastCompletedStep: string | undefined;
+  /** Fields a route adds to the request's log line, e.g. `{ bot_count: 50 }`. */
+  readonly fields: Record<string, unknown> = {};
+  readonly #inFlight: string[] = [];
+  readonly #controller = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #ended = false;
+
+  constructor(init: RequestContextInit) {
+    this.requestId = init.requestId;
+    this.kind = init.kind ?? 'request';
+    this.name = init.name ?? '';
+    this.startedAtEpochMs = Date.now();
+    this.startedAt = performance.now();
+    this.budgetMs = Math.max(0, init.budgetMs);
+    this.deadlineAt = this.startedAt + this.budgetMs;
+    this.signal = this.#controller.signal;
+    // Parallel queries and calls each listen on this signal; that is expected, not a leak.
+    setMaxListeners(1000, this.signal);
+    // Kept ref'd: a job whose work ignores its signal still ends at its deadline. end() clears
+    // it, so a finished request holds nothing.
+    this.#timer = setTimeout(() => this.expire(), this.budgetMs);
+  }
+
+  /** ms since the request started. */
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+
+  /** ms left before the deadline; 0 once it has passed. */
+  remainingMs(): number {
+    return Math.max(0, this.deadlineAt - performance.now());
+  }
+
+  get aborted(): boolean {
+    return this.signal.aborted;
+  }
+
+  /** Why the signal aborted: REQUEST_TIMEOUT, CLIENT_CLOSED_REQUEST, SHUTTING_DOWN... */
+  get abortReason(): HangproofError | undefined {
+    return this.signal.aborted ? (this.signal.reason as HangproofError) : undefined;
+  }
+
+  /** The innermost step still running, named in the log when a request times out. */
+  get stepInFlight(): string | undefined {
+    return this.#inFlight.at(-1);
+  }
+
+  get stepsInFlight(): readonly string[] {
+    return this.#inFlight;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Aborts the signal with `reason`. The first reason wins; later calls do nothing. */
+  abort(reason: HangproofError): void {
+    if (this.signal.aborted || this.#ended) return;
+    this.#clearTimer();
+    this.#controller.abort(reason);
+  }
+
+  addSpan(span: Span): void {
+    if (this.spans.length < MAX_SPANS_PER_REQUEST) this.spans.push(span);
+    else this.droppedSpans++;
+  }
+
+  /** Marks `name` as running; call the returned function when it ends. */
+  beginStep(name: string): (ok: boolean) => void {
+    this.#inFlight.push(name);
+    return (ok) => {
+      const i = this.#inFlight.lastIndexOf(name);
+      if (i >= 0) this.#inFlight.splice(i, 1);
+      if (ok) this.lastCompletedStep = name;
+    };
+  }
+
+  annotate(fields: Readonly<Record<string, unknown>>): void {
+    Object.assign(this.fields, fields);
+  }
+
+  /** Stops the deadline timer. Called once the response is out (or the job returned). */
+  end(): void {
+    this.#ended = true;
+    this.#clearTimer();
+  }
+
+  private expire(): void {
+    this.#timer = undefined;
+    this.abort(
+      new HangproofError('REQUEST_TIMEOUT', {
+        message: `the request did not complete within its deadline of ${this.budgetMs} ms`,
+        details: { deadlineMs: this.budgetMs },
+      }),
+    );
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,0 +1,3 @@
+/** hangproof core: request context, deadlines, spans and the error catalogue (framework-agnostic). */
+export * from './core/index.js';
+export * from './errors.js';

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  currentContext,
+  operationBudgetMs,
+  RequestContext,
+  runWithBudget,
+  runWithContext,
+  sleep,
+  step,
+} from 'hangproof';
+import pg from 'pg';
+
+test('the signal aborts with REQUEST_TIMEOUT once the budget is spent', async () => {
+  const ctx = new RequestContext({ requestId: 'r1', budgetMs: 30 });
+  await assert.rejects(sleep(1000, ctx.signal), { code: 'REQUEST_TIMEOUT' });
+  assert.equal(ctx.remainingMs(), 0);
+});
+
+test('operation budgets never exceed what is left of the request, minus the reserve', async () => {
+  const ctx = new RequestContext({ requestId: 'r2', budgetMs: 200 });
+  runWithContext(ctx, () => {
+    const budget = operationBudgetMs(5000, 50);
+    assert.ok(budget <= 150 && budget > 100, `budget ${budget}`);
+  });
+  assert.equal(operationBudgetMs(5000, 50), 5000, 'outside a request the configured limit applies');
+  ctx.end();
+});
+
+test('a step records a span and becomes the last completed step; a failing one is named in flight until it ends', async () => {
+  const ctx = new RequestContext({ requestId: 'r3', budgetMs: 1000 });
+  await runWithContext(ctx, async () => {
+    await step('auth', async () => sleep(5), { kind: 'auth' });
+    const pending = step('load', () => sleep(20));
+    assert.equal(currentContext()?.stepInFlight, 'load');
+    await pending;
+  });
+  assert.deepEqual(
+    ctx.spans.map((s) => s.name),
+    ['auth', 'load'],
+  );
+  assert.equal(ctx.lastCompletedStep, 'load');
+  assert.equal(ctx.stepInFlight, undefined);
+  ctx.end();
+});
+
+test('runWithBudget rejects at the deadline even when the work ignores its signal', async () => {
+  const started = performance.now();
+  await assert.rejects(
+    runWithBudget('stuck-job', 50, () => new Promise(() => {})),
+    { code: 'REQUEST_TIMEOUT' },
+  );
+  assert.ok(performance.now() - started < 300);
+});
+
+test('the harness database is a real Postgres', async () => {
+  const c = new pg.Client({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 5000 });
+  await c.connect();
+  const { rows } = await c.query('SHOW server_version_num');
+  await c.end();
+  assert.ok(Number(rows[0].server_version_num) >= 180000);
+});

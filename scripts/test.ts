@@ -1,0 +1,65 @@
+/**
+ * `npm test`: starts one real PostgreSQL for the whole run (unless DATABASE_URL is set), then runs
+ * every *.test.ts file with node's test runner. Each test file creates its own database.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { startEmbeddedPostgres } from 'hangproof/testing';
+
+const ROOTS = ['packages', 'apps', 'bench'];
+const root = new URL('..', import.meta.url).pathname;
+
+async function findTests(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const found: string[] = [];
+  for (const e of entries) {
+    if (e.name === 'node_modules' || e.name === 'dist' || e.name.startsWith('.')) continue;
+    const full = join(dir, e.name);
+    if (e.isDirectory()) found.push(...(await findTests(full)));
+    else if (e.name.endsWith('.test.ts')) found.push(full);
+  }
+  return found;
+}
+
+const filters = process.argv.slice(2);
+const all = (await Promise.all(ROOTS.map((r) => findTests(join(root, r))))).flat().sort();
+const files = filters.length === 0 ? all : all.filter((f) => filters.some((p) => f.includes(p)));
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(' ')}`);
+  process.exit(2);
+}
+
+let stopPostgres = async (): Promise<void> => {};
+const env = { ...process.env };
+if (!env.DATABASE_URL) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-test-pg-'));
+  const started = performance.now();
+  const pg = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off', max_connections: 300 } });
+  console.log(`embedded Postgres on port ${pg.port} in ${Math.round(performance.now() - started)} ms`);
+  env.DATABASE_URL = pg.url;
+  stopPostgres = async () => {
+    await pg.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  };
+}
+
+const args = [
+  '--conditions=source',
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  `--test-concurrency=${env.TEST_CONCURRENCY ?? '2'}`,
+  ...files.map((f) => relative(root, f)),
+];
+const child = spawn(process.execPath, args, { cwd: root, env, stdio: 'inherit' });
+const forward = (sig: NodeJS.Signals): void => {
+  child.kill(sig);
+};
+process.on('SIGINT', forward);
+process.on('SIGTERM', forward);
+const code: number = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+await stopPostgres();
+process.exit(code);
