@@ -6,3 +6,12 @@ export { isValidRequestId, resolveRequestId } from './request-id.js';
 export { runWithBudget } from './run-with-budget.js';
 export { formatServerTiming } from './server-timing.js';
 export { annotate, recordSpan, type SpanOptions, setUserId, step } from './step.js';
+export {
+  type BreakerStateEvent,
+  channels,
+  type DependencyCallEvent,
+  type PoolAcquireEvent,
+  publish,
+  type QueryEvent,
+  type RequestEndEvent,
+} from './diagnostics.js';

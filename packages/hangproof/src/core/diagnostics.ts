@@ -1,0 +1,66 @@
+import * as diagnostics from 'node:diagnostics_channel';
+import type { RequestContext } from './request-context.js';
+
+/**
+ * hangproof's diagnostics channels: the edge, the Postgres guard and the dependency layer publish
+ * here; observe (metrics, histograms, status page) and user code subscribe. Publishing is skipped
+ * when nobody listens, so an unobserved service pays nothing. Channel names and payloads are a
+ * public contract (docs/reference/diagnostics.md).
+ */
+
+/** A request (or job) ended: the response is out, or the client went away. */
+export interface RequestEndEvent {
+  readonly ctx: RequestContext;
+  readonly method: string;
+  /** Route pattern, e.g. `/api/bots/:id`; `''` for unknown routes. */
+  readonly route: string;
+  readonly statusCode: number;
+  /** hangproof error code when the request failed. */
+  readonly errorCode: string | undefined;
+  readonly durationMs: number;
+}
+
+/** One query finished (or failed) in the Postgres guard. */
+export interface QueryEvent {
+  readonly ctx: RequestContext | undefined;
+  readonly fingerprint: string;
+  readonly durationMs: number;
+  readonly rowCount: number;
+  /** hangproof error code when the query failed. */
+  readonly errorCode: string | undefined;
+}
+
+/** A pool acquire finished: got a connection after `waitMs`, or gave up. */
+export interface PoolAcquireEvent {
+  readonly pool: string;
+  readonly waitMs: number;
+  readonly ok: boolean;
+}
+
+/** One call to a declared dependency ended. */
+export interface DependencyCallEvent {
+  readonly dependency: string;
+  readonly durationMs: number;
+  /** `ok`, or the hangproof error code of the failure. */
+  readonly outcome: string;
+}
+
+/** A circuit breaker changed state. */
+export interface BreakerStateEvent {
+  readonly dependency: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+export const channels = Object.freeze({
+  requestEnd: diagnostics.channel('hangproof:request:end'),
+  query: diagnostics.channel('hangproof:pg:query'),
+  poolAcquire: diagnostics.channel('hangproof:pg:acquire'),
+  dependencyCall: diagnostics.channel('hangproof:deps:call'),
+  breakerState: diagnostics.channel('hangproof:deps:breaker'),
+});
+
+/** Publishes only when someone listens: building the payload costs nothing otherwise. */
+export function publish<T extends object>(channel: diagnostics.Channel, build: () => T): void {
+  if (channel.hasSubscribers) channel.publish(build());
+}
