@@ -8,6 +8,7 @@ export const CODES = Object.freeze({
   FORBIDDEN: { status: 403, message: 'not allowed' },
   NOT_FOUND: { status: 404, message: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+  REQUEST_RECEIVE_TIMEOUT: { status: 408, message: 'the request was not received in time' },
   CONFLICT: { status: 409, message: 'the request conflicts with the current state' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'the request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },

@@ -1,11 +1,6 @@
 export { raceAbort, sleep } from './abortable.js';
 export { currentSignal, operationBudgetMs } from './budget.js';
 export { currentContext, runWithContext } from './context-storage.js';
-export { MAX_SPANS_PER_REQUEST, RequestContext, type RequestContextInit, type Span } from './request-context.js';
-export { isValidRequestId, resolveRequestId } from './request-id.js';
-export { runWithBudget } from './run-with-budget.js';
-export { formatServerTiming } from './server-timing.js';
-export { annotate, recordSpan, type SpanOptions, setUserId, step } from './step.js';
 export {
   type BreakerStateEvent,
   channels,
@@ -15,3 +10,8 @@ export {
   type QueryEvent,
   type RequestEndEvent,
 } from './diagnostics.js';
+export { MAX_SPANS_PER_REQUEST, RequestContext, type RequestContextInit, type Span } from './request-context.js';
+export { isValidRequestId, resolveRequestId } from './request-id.js';
+export { runWithBudget } from './run-with-budget.js';
+export { formatServerTiming } from './server-timing.js';
+export { annotate, recordSpan, type SpanOptions, setUserId, step } from './step.js';

@@ -1,0 +1,240 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import { pino } from 'pino';
+import { channels, formatServerTiming, publish, RequestContext, raceAbort, runWithContext } from '../core/index.js';
+import { errorBody, HangproofError } from '../errors.js';
+import { createAdminTokenCheck } from './admin-token.js';
+import {
+  type HangproofOptions,
+  type ResolvedHangproofOptions,
+  type RouteHangproofConfig,
+  resolveHangproofOptions,
+} from './options.js';
+import { Readiness, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessReport } from './readiness.js';
+import { levelFor, type RequestOutcome, writeRequestLog } from './request-log.js';
+import { parseTimeoutHeader } from './timeout-header.js';
+import { toHangproofError } from './to-hangproof-error.js';
+
+/** What the plugin adds to the Fastify instance as `app.hangproof`. */
+export interface HangproofApi {
+  readonly options: ResolvedHangproofOptions;
+  /** Registers a check `/readyz` runs (with a timeout, cached). */
+  addReadinessCheck(name: string, check: ReadinessCheck, options?: ReadinessCheckOptions): void;
+  /** The current readiness answer (cached like `/readyz`). */
+  readiness(): Promise<ReadinessReport>;
+  /** Contexts of the requests in flight right now. */
+  inFlight(): ReadonlySet<RequestContext>;
+  /** True when the request carries the configured admin token. */
+  isAdmin(request: FastifyRequest): boolean;
+  /** Turns `/readyz` to 503 and answers new requests 503 SHUTTING_DOWN. Called by installShutdown. */
+  beginShutdown(): void;
+  readonly shuttingDown: boolean;
+}
+
+interface EdgeState {
+  readonly ctx: RequestContext;
+  errorCode: string | undefined;
+  err: unknown;
+  /** The handler's promise is being raced against the deadline; the race sends the 504. */
+  racing: boolean;
+  serializeStartedAt: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    hangproof: HangproofApi;
+  }
+  interface FastifyRequest {
+    /** The hangproof context of this request (deadline, signal, spans). */
+    hangproof: RequestContext | null;
+  }
+  interface FastifyContextConfig {
+    hangproof?: RouteHangproofConfig;
+  }
+}
+
+const kState = Symbol('hangproof.edge-state');
+type WithState = FastifyRequest & { [kState]?: EdgeState };
+const stateOf = (request: FastifyRequest): EdgeState | undefined => (request as WithState)[kState];
+
+async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): Promise<void> {
+  const opts = resolveHangproofOptions(input);
+  const logger = opts.logger ?? pino();
+  const isAdminToken = createAdminTokenCheck(opts.adminToken);
+  const readiness = new Readiness(opts.readinessCacheMs);
+  const inFlight = new Set<RequestContext>();
+  const probePaths = new Set<string>();
+
+  const isAdmin = (request: FastifyRequest): boolean => isAdminToken(request.headers['x-admin-token']);
+
+  app.decorate('hangproof', {
+    options: opts,
+    addReadinessCheck: (name, check, options) => readiness.add(name, check, options),
+    readiness: () => readiness.evaluate(),
+    inFlight: () => inFlight,
+    isAdmin,
+    beginShutdown: () => readiness.markShuttingDown(),
+    get shuttingDown() {
+      return readiness.shuttingDown;
+    },
+  } satisfies HangproofApi);
+  app.decorateRequest('hangproof', null);
+  app.decorateRequest(kState, undefined);
+
+  app.addHook('onRequest', (request, reply, done) => {
+    let budgetMs = request.routeOptions.config?.hangproof?.deadlineMs ?? opts.deadlineMs;
+    const asked = parseTimeoutHeader(request.headers[opts.timeoutHeader]);
+    if (asked !== undefined && asked < budgetMs) budgetMs = asked;
+    const ctx = new RequestContext({ requestId: request.id, budgetMs, name: request.routeOptions.url ?? '' });
+    const state: EdgeState = { ctx, errorCode: undefined, err: undefined, racing: false, serializeStartedAt: 0 };
+    request.hangproof = ctx;
+    (request as WithState)[kState] = state;
+    inFlight.add(ctx);
+    reply.header('x-request-id', ctx.requestId);
+    ctx.signal.addEventListener('abort', () => answerAbort(reply, state), { once: true });
+    reply.raw.once('close', () => finish(request, reply, state));
+    if (readiness.shuttingDown) {
+      reply.header('connection', 'close');
+      reply.send(new HangproofError('SHUTTING_DOWN', { retryAfterSec: 1 }));
+      return;
+    }
+    runWithContext(ctx, done);
+  });
+
+  // Body parsing resumes in the socket's async context, not the request's: re-enter it so the
+  // handler and its hooks see the request context (as @fastify/request-context does).
+  app.addHook('preValidation', (request, _reply, done) => {
+    const ctx = request.hangproof;
+    if (ctx === null) done();
+    else runWithContext(ctx, done);
+  });
+
+  app.addHook('preSerialization', (request, _reply, payload, done) => {
+    const state = stateOf(request);
+    if (state !== undefined) state.serializeStartedAt = performance.now();
+    done(null, payload);
+  });
+
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const state = stateOf(request);
+    if (state !== undefined) {
+      const { ctx } = state;
+      if (state.serializeStartedAt > 0) {
+        const now = performance.now();
+        ctx.addSpan({
+          name: 'serialization',
+          kind: 'serialization',
+          startMs: state.serializeStartedAt - ctx.startedAt,
+          durationMs: now - state.serializeStartedAt,
+        });
+      }
+      if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request))
+        reply.header('server-timing', formatServerTiming(ctx));
+    }
+    // While draining, close each connection after its response: an idle keep-alive socket would
+    // otherwise hold server.close() open until keepAliveTimeout.
+    if (readiness.shuttingDown) reply.header('connection', 'close');
+    done(null, payload);
+  });
+
+  // Every handler registered after the plugin is raced against its request's signal, so a handler
+  // that never settles still gets its 504 through Fastify's normal error path, and its late
+  // result is dropped instead of being sent twice.
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const handler = route.handler;
+    route.handler = function raced(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      const result: unknown = handler.call(this, request, reply);
+      const state = stateOf(request);
+      if (state === undefined || !isThenable(result)) return result;
+      state.racing = true;
+      return raceAbort(Promise.resolve(result), state.ctx.signal).finally(() => {
+        state.racing = false;
+      });
+    } as typeof handler;
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const state = stateOf(request);
+    const abortReason = state?.ctx.aborted ? state.ctx.abortReason : undefined;
+    const error = toHangproofError(err, abortReason);
+    if (state !== undefined) {
+      state.errorCode = error.code;
+      state.err = err;
+    }
+    if (error.retryAfterSec !== undefined) reply.header('retry-after', String(Math.ceil(error.retryAfterSec)));
+    reply.code(error.statusCode).send(errorBody(error, request.id));
+  });
+
+  app.setNotFoundHandler((_request, reply) => {
+    reply.send(new HangproofError('NOT_FOUND', { message: 'no route matches this method and path' }));
+  });
+
+  if (opts.healthPath !== false) {
+    probePaths.add(opts.healthPath);
+    const startedAt = Date.now();
+    app.get(opts.healthPath, (_request, reply) => {
+      reply.send({ status: 'ok', uptimeSec: Math.round((Date.now() - startedAt) / 1000) });
+    });
+  }
+  if (opts.readyPath !== false) {
+    probePaths.add(opts.readyPath);
+    app.get(opts.readyPath, async (_request, reply) => {
+      const report = await readiness.evaluate();
+      reply.code(report.ready ? 200 : 503);
+      return { status: report.ready ? 'ready' : 'not_ready', ...report };
+    });
+  }
+
+  function finish(request: FastifyRequest, reply: FastifyReply, state: EdgeState): void {
+    const { ctx } = state;
+    const durationMs = ctx.elapsedMs();
+    let statusCode = reply.raw.statusCode;
+    let errorCode = state.errorCode;
+    if (!reply.raw.writableEnded) {
+      ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
+      statusCode = 499;
+      errorCode = 'CLIENT_CLOSED_REQUEST';
+    }
+    ctx.end();
+    inFlight.delete(ctx);
+    const route = request.routeOptions.url ?? '';
+    const q = request.url.indexOf('?');
+    const outcome: RequestOutcome = {
+      method: request.method,
+      route,
+      // The query string is left out: it may carry tokens.
+      path: q < 0 ? request.url : request.url.slice(0, q),
+      statusCode,
+      errorCode,
+      durationMs,
+      err: state.err,
+    };
+    const level = probePaths.has(route) && opts.quietProbes && statusCode < 500 ? 'debug' : levelFor(outcome, opts);
+    writeRequestLog(logger, ctx, outcome, level);
+    publish(channels.requestEnd, () => ({ ctx, method: request.method, route, statusCode, errorCode, durationMs }));
+  }
+}
+
+/** Sends the deadline's 504 when nothing else will: outside the raced handler (hooks, body, sync handlers). */
+function answerAbort(reply: FastifyReply, state: EdgeState): void {
+  const reason = state.ctx.abortReason;
+  if (reason === undefined || reason.code === 'CLIENT_CLOSED_REQUEST' || state.racing || reply.sent) return;
+  if (reply.raw.headersSent) {
+    // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+    state.errorCode = reason.code;
+    reply.raw.destroy(reason);
+    return;
+  }
+  reply.send(reason);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * The hangproof Fastify plugin: every request gets an ID, a deadline carried in AsyncLocalStorage,
+ * spans, one structured log line, and a 504 REQUEST_TIMEOUT at its deadline even when the handler
+ * never returns. Register it before your routes.
+ */
+export const hangproof = fp(hangproofPlugin, { fastify: '5.x', name: 'hangproof' });

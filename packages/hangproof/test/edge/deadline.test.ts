@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { after, test } from 'node:test';
+import { currentContext, sleep, step } from 'hangproof';
+import { startApp } from '../support/start-app.ts';
+
+const DEADLINE_MS = 300;
+let abortedSignals = 0;
+
+const started = await startApp({ deadlineMs: DEADLINE_MS, adminToken: 'admin-token-0123456789' }, (app) => {
+  app.get('/never', async () => {
+    const ctx = currentContext();
+    ctx?.signal.addEventListener('abort', () => abortedSignals++);
+    await step('load-bots', () => new Promise(() => {}));
+    return 'unreachable';
+  });
+  app.get('/never-sync', (_req, _reply) => {
+    // A callback-style handler that forgets to reply.
+  });
+  app.get('/hook-hangs', { preHandler: async () => new Promise(() => {}) }, async () => 'unreachable');
+  app.get('/fast', async () => ({ ok: true }));
+  app.get('/slow-route', { config: { hangproof: { deadlineMs: 1500 } } }, async (req) => {
+    await sleep(600, req.hangproof?.signal);
+    return { ok: true };
+  });
+  app.get('/budget', async (req) => ({ budgetMs: req.hangproof?.budgetMs }));
+  app.get('/late-send', async (_req, reply) => {
+    await new Promise((r) => setTimeout(r, DEADLINE_MS + 100));
+    reply.send({ late: true });
+    return reply;
+  });
+});
+after(() => started.app.close());
+
+async function timed(path: string, init?: RequestInit): Promise<{ res: Response; ms: number; body: any }> {
+  const t0 = performance.now();
+  const res = await fetch(`${started.url}${path}`, init);
+  const body = await res.json();
+  return { res, ms: performance.now() - t0, body };
+}
+
+test('a handler that never resolves gets a 504 REQUEST_TIMEOUT within deadline + 250 ms', async () => {
+  const { res, ms, body } = await timed('/never');
+  assert.equal(res.status, 504);
+  assert.equal(body.error.code, 'REQUEST_TIMEOUT');
+  assert.equal(body.error.requestId, res.headers.get('x-request-id'));
+  assert.ok(ms >= DEADLINE_MS - 5 && ms < DEADLINE_MS + 250, `answered after ${ms} ms`);
+  assert.equal(abortedSignals, 1, 'the handler saw its signal abort');
+});
+
+test('the timeout log line names the step in flight and the last completed step', async () => {
+  const { res } = await timed('/never');
+  const id = res.headers.get('x-request-id');
+  const line = await started.logs.waitFor((l) => l.request_id === id && l.msg === 'request timed out');
+  assert.equal(line.status, 504);
+  assert.equal(line.error_code, 'REQUEST_TIMEOUT');
+  assert.equal(line.step_in_flight, 'load-bots');
+  assert.equal(line.route, '/never');
+  assert.equal(line.level, 50, 'a 5xx is logged at error level');
+});
+
+test('the server keeps serving after timeouts', async () => {
+  await Promise.all([timed('/never'), timed('/never')]);
+  const { res, body } = await timed('/fast');
+  assert.equal(res.status, 200);
+  assert.deepEqual(body, { ok: true });
+});
+
+test('a callback-style handler that never replies and a hook that never ends both get the 504', async () => {
+  for (const path of ['/never-sync', '/hook-hangs']) {
+    const { res, ms, body } = await timed(path);
+    assert.equal(res.status, 504, path);
+    assert.equal(body.error.code, 'REQUEST_TIMEOUT');
+    assert.ok(ms < DEADLINE_MS + 250, `${path} answered after ${ms} ms`);
+  }
+});
+
+test('a reply sent after the deadline is discarded without crashing anything', async () => {
+  const { res } = await timed('/late-send');
+  assert.equal(res.status, 504);
+  await sleep(200);
+  const { res: again } = await timed('/fast');
+  assert.equal(again.status, 200);
+});
+
+test('a route may set its own longer deadline', async () => {
+  const { res } = await timed('/slow-route');
+  assert.equal(res.status, 200);
+});
+
+test('a caller may shorten the deadline with X-Request-Timeout-Ms but never lengthen it', async () => {
+  assert.equal((await timed('/budget', { headers: { 'x-request-timeout-ms': '120' } })).body.budgetMs, 120);
+  assert.equal((await timed('/budget', { headers: { 'x-request-timeout-ms': '999999' } })).body.budgetMs, DEADLINE_MS);
+  for (const bad of ['-5', 'abc', '1e3', '0', '12.5', '']) {
+    assert.equal(
+      (await timed('/budget', { headers: { 'x-request-timeout-ms': bad } })).body.budgetMs,
+      DEADLINE_MS,
+      bad,
+    );
+  }
+  const { res, ms } = await timed('/never', { headers: { 'x-request-timeout-ms': '100' } });
+  assert.equal(res.status, 504);
+  assert.ok(ms < 100 + 250, `shortened deadline answered after ${ms} ms`);
+});
+
+test('a client that disconnects mid-request aborts the signal and is logged as 499', async () => {
+  const id = 'client-leaves-1';
+  const req = httpRequest(`${started.url}/never`, { headers: { 'x-request-id': id } });
+  req.on('error', () => {});
+  req.end();
+  await sleep(80);
+  req.destroy();
+  const line = await started.logs.waitFor((l) => l.request_id === id);
+  assert.equal(line.status, 499);
+  assert.equal(line.error_code, 'CLIENT_CLOSED_REQUEST');
+  assert.ok((line.duration_ms as number) < DEADLINE_MS, 'logged when the client left, not at the deadline');
+});

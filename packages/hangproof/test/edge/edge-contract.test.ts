@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HangproofError } from 'hangproof';
+import { json, startApp } from '../support/start-app.ts';
+
+const ADMIN = 'admin-token-0123456789';
+const started = await startApp({ deadlineMs: 2000, adminToken: ADMIN }, (app) => {
+  app.post('/echo', async (req) => ({ got: req.body }));
+  app.get('/boom', async () => {
+    throw new Error('SELECT secret FROM users WHERE password = hunter2');
+  });
+  app.get('/dep', async () => {
+    throw new HangproofError('DEPENDENCY_UNAVAILABLE', { details: { dependency: 'broker' }, retryAfterSec: 2 });
+  });
+  app.get('/parked', async (req) => {
+    await sleep(1500, undefined, { signal: req.hangproof?.signal as AbortSignal });
+    return { ok: true };
+  });
+  app.get('/spans', async (req) => {
+    req.hangproof?.addSpan({ name: 'q1', kind: 'db', startMs: 1, durationMs: 2.5 });
+    return { ok: true };
+  });
+});
+after(() => started.app.close());
+const url = started.url;
+
+test('a valid incoming X-Request-ID is echoed; an invalid one is replaced', async () => {
+  const ok = await fetch(`${url}/healthz`, { headers: { 'x-request-id': 'abc-123:x.y_z' } });
+  assert.equal(ok.headers.get('x-request-id'), 'abc-123:x.y_z');
+  for (const bad of ['has space', 'x'.repeat(129), 'semi;colon', 'slash/ed']) {
+    const res = await fetch(`${url}/healthz`, { headers: { 'x-request-id': bad } });
+    const id = res.headers.get('x-request-id') ?? '';
+    assert.notEqual(id, bad);
+    assert.match(id, /^[A-Za-z0-9._:-]{1,128}$/);
+  }
+});
+
+test('an unknown route, bad JSON and an oversized body get the error shape', async () => {
+  const notFound = await fetch(`${url}/nope`);
+  assert.equal(notFound.status, 404);
+  assert.equal((await json(notFound)).error.code, 'NOT_FOUND');
+
+  const badJson = await fetch(`${url}/echo`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"a":',
+  });
+  assert.equal(badJson.status, 400);
+  const badBody = await json(badJson);
+  assert.equal(badBody.error.code, 'BAD_REQUEST');
+  assert.equal(typeof badBody.error.requestId, 'string');
+
+  const big = await fetch(`${url}/echo`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ blob: 'x'.repeat(100 * 1024) }),
+  });
+  assert.equal(big.status, 413);
+  assert.equal((await json(big)).error.code, 'PAYLOAD_TOO_LARGE');
+});
+
+test('over-long headers get the error shape from the HTTP parser, not a crash', async () => {
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    let data = '';
+    socket.on('data', (c) => {
+      data += c;
+    });
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
+  });
+  assert.match(raw, /^HTTP\/1\.1 431 /);
+  const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+  assert.equal(body.error.code, 'HEADERS_TOO_LARGE');
+  assert.equal((await fetch(`${url}/healthz`)).status, 200, 'the server still serves');
+});
+
+test('a thrown non-hangproof error becomes INTERNAL without leaking its message', async () => {
+  const res = await fetch(`${url}/boom`);
+  assert.equal(res.status, 500);
+  const text = await res.text();
+  assert.equal(JSON.parse(text).error.code, 'INTERNAL');
+  assert.doesNotMatch(text, /SELECT|hunter2|at .*\.ts/);
+  const line = await started.logs.waitFor((l) => l.route === '/boom');
+  assert.match(JSON.stringify(line.err), /hunter2/, 'the log keeps the detail');
+});
+
+test('a hangproof error keeps its status, details and Retry-After', async () => {
+  const res = await fetch(`${url}/dep`);
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get('retry-after'), '2');
+  const body = await json(res);
+  assert.equal(body.error.code, 'DEPENDENCY_UNAVAILABLE');
+  assert.equal(body.error.dependency, 'broker');
+});
+
+test('Server-Timing appears with the admin token and not without it (or with a wrong one)', async () => {
+  const admin = await fetch(`${url}/spans`, { headers: { 'x-admin-token': ADMIN } });
+  const timing = admin.headers.get('server-timing') ?? '';
+  assert.match(timing, /q1;dur=2\.5/);
+  assert.match(timing, /db;dur=2\.5/);
+  assert.match(timing, /serialization;dur=/);
+  assert.match(timing, /total;dur=/);
+  assert.equal((await fetch(`${url}/spans`)).headers.get('server-timing'), null);
+  assert.equal(
+    (await fetch(`${url}/spans`, { headers: { 'x-admin-token': `${ADMIN}x` } })).headers.get('server-timing'),
+    null,
+  );
+});
+
+test('/healthz stays fast while 100 requests are parked on a slow handler', async () => {
+  const parked = Array.from({ length: 100 }, () => fetch(`${url}/parked`).then((r) => r.status));
+  await sleep(100);
+  const timings: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${url}/healthz`);
+    timings.push(performance.now() - t0);
+    assert.equal(res.status, 200);
+  }
+  timings.sort((a, b) => a - b);
+  const p50 = timings[10] as number;
+  assert.ok(p50 < 50, `healthz median ${p50.toFixed(1)} ms while 100 requests are parked`);
+  assert.ok(started.app.hangproof.inFlight().size >= 90, 'the parked requests were really in flight');
+  assert.deepEqual(new Set(await Promise.all(parked)), new Set([200]));
+});
+
+test('one structured log line per request carries the request fields', async () => {
+  const res = await fetch(`${url}/spans`, { headers: { 'x-request-id': 'log-line-1' } });
+  await res.text();
+  const line = await started.logs.waitFor((l) => l.request_id === 'log-line-1');
+  for (const key of ['method', 'route', 'path', 'status', 'start_ts', 'end_ts', 'duration_ms', 'spans']) {
+    assert.ok(key in line, `log line has ${key}`);
+  }
+  assert.equal(line.level, 30);
+  assert.equal(started.logs.find((l) => l.request_id === 'log-line-1').length, 1);
+});

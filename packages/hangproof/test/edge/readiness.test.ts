@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { json, startApp } from '../support/start-app.ts';
+
+let dbUp = true;
+let checkRuns = 0;
+const started = await startApp({ deadlineMs: 2000, readinessCacheMs: 500 }, (app) => {
+  app.hangproof.addReadinessCheck('db', async () => {
+    checkRuns++;
+    if (!dbUp) throw Object.assign(new Error('down'), { code: 'DEPENDENCY_UNAVAILABLE' });
+  });
+  app.hangproof.addReadinessCheck('hangs', () => new Promise(() => {}), { timeoutMs: 100, critical: false });
+});
+after(() => started.app.close());
+
+test('readiness runs its checks with timeouts and reports each one', async () => {
+  const res = await fetch(`${started.url}/readyz`);
+  assert.equal(res.status, 200, 'a failing non-critical check does not make the service unready');
+  const body = await json(res);
+  assert.equal(body.checks.db.ok, true);
+  assert.equal(body.checks.hangs.ok, false);
+  assert.equal(body.checks.hangs.error, 'DEPENDENCY_TIMEOUT');
+});
+
+test('a probe storm within the cache window runs the checks once', async () => {
+  await new Promise((r) => setTimeout(r, 600));
+  const before = checkRuns;
+  await Promise.all(Array.from({ length: 50 }, () => fetch(`${started.url}/readyz`).then((r) => r.text())));
+  assert.equal(checkRuns - before, 1);
+});
+
+test('a failing critical check answers 503 with per-check status', async () => {
+  dbUp = false;
+  await new Promise((r) => setTimeout(r, 600));
+  const res = await fetch(`${started.url}/readyz`);
+  assert.equal(res.status, 503);
+  const body = await json(res);
+  assert.equal(body.status, 'not_ready');
+  assert.equal(body.checks.db.error, 'DEPENDENCY_UNAVAILABLE');
+  dbUp = true;
+});
