@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { pino } from 'pino';
-import { channels, formatServerTiming, publish, RequestContext, raceAbort, runWithContext } from '../core/index.js';
+import { channels, formatServerTiming, publish, RequestContext, runWithContext } from '../core/index.js';
 import { errorBody, HangproofError } from '../errors.js';
 import { createAdminTokenCheck } from './admin-token.js';
 import {
@@ -35,9 +35,10 @@ interface EdgeState {
   readonly ctx: RequestContext;
   errorCode: string | undefined;
   err: unknown;
-  /** The handler's promise is being raced against the deadline; the race sends the 504. */
-  racing: boolean;
-  serializeStartedAt: number;
+  /** Set while the handler's promise is raced against the signal: rejects the race with the abort reason. */
+  rejectRace: ((reason: unknown) => void) | undefined;
+  /** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
+  handlerEndedAt: number;
 }
 
 declare module 'fastify' {
@@ -82,11 +83,13 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   app.decorateRequest(kState, undefined);
 
   app.addHook('onRequest', (request, reply, done) => {
-    let budgetMs = request.routeOptions.config?.hangproof?.deadlineMs ?? opts.deadlineMs;
+    // routeOptions is a getter that builds a new object on each access: read it once.
+    const route = request.routeOptions;
+    let budgetMs = route.config?.hangproof?.deadlineMs ?? opts.deadlineMs;
     const asked = parseTimeoutHeader(request.headers[opts.timeoutHeader]);
     if (asked !== undefined && asked < budgetMs) budgetMs = asked;
-    const ctx = new RequestContext({ requestId: request.id, budgetMs, name: request.routeOptions.url ?? '' });
-    const state: EdgeState = { ctx, errorCode: undefined, err: undefined, racing: false, serializeStartedAt: 0 };
+    const ctx = new RequestContext({ requestId: request.id, budgetMs, name: route.url ?? '' });
+    const state: EdgeState = { ctx, errorCode: undefined, err: undefined, rejectRace: undefined, handlerEndedAt: 0 };
     request.hangproof = ctx;
     (request as WithState)[kState] = state;
     inFlight.add(ctx);
@@ -101,31 +104,17 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     runWithContext(ctx, done);
   });
 
-  // Body parsing resumes in the socket's async context, not the request's: re-enter it so the
-  // handler and its hooks see the request context (as @fastify/request-context does).
-  app.addHook('preValidation', (request, _reply, done) => {
-    const ctx = request.hangproof;
-    if (ctx === null) done();
-    else runWithContext(ctx, done);
-  });
-
-  app.addHook('preSerialization', (request, _reply, payload, done) => {
-    const state = stateOf(request);
-    if (state !== undefined) state.serializeStartedAt = performance.now();
-    done(null, payload);
-  });
-
   app.addHook('onSend', (request, reply, payload, done) => {
     const state = stateOf(request);
     if (state !== undefined) {
       const { ctx } = state;
-      if (state.serializeStartedAt > 0) {
+      if (state.handlerEndedAt > 0) {
         const now = performance.now();
         ctx.addSpan({
           name: 'serialization',
           kind: 'serialization',
-          startMs: state.serializeStartedAt - ctx.startedAt,
-          durationMs: now - state.serializeStartedAt,
+          startMs: state.handlerEndedAt - ctx.startedAt,
+          durationMs: now - state.handlerEndedAt,
         });
       }
       if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request))
@@ -146,11 +135,19 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
       const result: unknown = handler.call(this, request, reply);
       const state = stateOf(request);
       if (state === undefined || !isThenable(result)) return result;
-      state.racing = true;
-      return raceAbort(Promise.resolve(result), state.ctx.signal).finally(() => {
-        state.racing = false;
-      });
+      return raceHandler(state, result);
     } as typeof handler;
+    // Body parsing resumes in the socket's async context, not the request's: routes that take a
+    // body re-enter the request context before validation, so their hooks and handler see it (as
+    // @fastify/request-context does). Routes without a body never leave it and skip this hook.
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((m) => m !== 'GET' && m !== 'HEAD')) {
+      const existing = route.preValidation;
+      route.preValidation = [
+        restoreContext,
+        ...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]),
+      ];
+    }
   });
 
   app.setErrorHandler((err, request, reply) => {
@@ -197,7 +194,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     }
     ctx.end();
     inFlight.delete(ctx);
-    const route = request.routeOptions.url ?? '';
+    const route = ctx.name;
     const q = request.url.indexOf('?');
     const outcome: RequestOutcome = {
       method: request.method,
@@ -215,10 +212,49 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   }
 }
 
-/** Sends the deadline's 504 when nothing else will: outside the raced handler (hooks, body, sync handlers). */
+function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  const ctx = request.hangproof;
+  if (ctx === null) done();
+  else runWithContext(ctx, done);
+}
+
+/**
+ * Settles with the handler's promise, or rejects with the abort reason as soon as the request's
+ * signal aborts. The request's one abort listener (answerAbort) triggers the rejection, so a
+ * handler costs no listener of its own.
+ */
+function raceHandler(state: EdgeState, result: PromiseLike<unknown>): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (state.ctx.aborted) {
+      reject(state.ctx.abortReason);
+      return;
+    }
+    state.rejectRace = reject;
+    result.then(
+      (value) => {
+        state.rejectRace = undefined;
+        state.handlerEndedAt = performance.now();
+        resolve(value);
+      },
+      (err: unknown) => {
+        state.rejectRace = undefined;
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Ends the request at its abort: rejects the raced handler, or sends the 504 itself (hooks, body, sync handlers). */
 function answerAbort(reply: FastifyReply, state: EdgeState): void {
   const reason = state.ctx.abortReason;
-  if (reason === undefined || reason.code === 'CLIENT_CLOSED_REQUEST' || state.racing || reply.sent) return;
+  if (reason === undefined) return;
+  if (state.rejectRace !== undefined) {
+    const reject = state.rejectRace;
+    state.rejectRace = undefined;
+    reject(reason);
+    return;
+  }
+  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent) return;
   if (reply.raw.headersSent) {
     // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
     state.errorCode = reason.code;

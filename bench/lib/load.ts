@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { LOAD_CORE, pinned } from './server-process.ts';
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly durationSec: number;
+  /** Closed loop with this many connections, or open loop at `rate` requests per second. */
+  readonly connections: number;
+  readonly rate?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly rps: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p97_5: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+
+/** Runs autocannon in its own process on the load core and parses its JSON result. */
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const args = [autocannonBin, '-j', '-c', String(o.connections), '-d', String(o.durationSec)];
+  if (o.rate !== undefined) args.push('-R', String(o.rate));
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
+  args.push(o.url);
+  const [cmd, cmdArgs] = pinned(LOAD_CORE, process.execPath, args);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let data = '';
+    child.stdout.on('data', (c) => {
+      data += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (o.durationSec + 30) * 1000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(data);
+      else reject(new Error(`autocannon exited with ${code}`));
+    });
+  });
+  const r = JSON.parse(out.trim().split('\n').at(-1) as string);
+  return {
+    requests: r.requests.total,
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p97_5: r.latency.p97_5,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+  };
+}

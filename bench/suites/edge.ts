@@ -1,0 +1,33 @@
+import { fileURLToPath } from 'node:url';
+import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
+import { environmentLine, scenarioTable } from '../lib/report.ts';
+import type { SuiteSettings } from '../run.ts';
+
+const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
+
+/**
+ * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
+ * hangproof without its log line (context, ID, deadline, spans); Fastify's own request logging;
+ * and hangproof with its log line. Targets: the silent plugin adds at most 15 µs of CPU per
+ * request; hangproof's one log line costs no more than Fastify's own two.
+ */
+export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; raw: ScenarioFigures[] }> {
+  const rows: ScenarioFigures[] = [];
+  for (const scenario of ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof']) {
+    process.stderr.write(`edge: ${scenario}...\n`);
+    rows.push(await measureScenario({ serverFile: SERVER, scenario, path: '/hello', ...s, fixedRate: s.fixedRate ?? 2000 }));
+  }
+  const [bare, silent, fastifyLog, full] = rows as [ScenarioFigures, ScenarioFigures, ScenarioFigures, ScenarioFigures];
+  const pluginCost = silent.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
+  const hpLogCost = full.cpuMicrosPerRequest - silent.cpuMicrosPerRequest;
+  const fastifyLogCost = fastifyLog.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
+  const markdown = [
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${s.fixedRate ?? 2000} rps.`,
+    '',
+    scenarioTable(rows),
+    '',
+    `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
+    `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's).`,
+  ].join('\n');
+  return { markdown, raw: rows };
+}
