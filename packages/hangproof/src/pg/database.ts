@@ -1,0 +1,727 @@
+import pg from 'pg';
+import { channels, currentContext, publish, type RequestContext, raceAbort, sleep } from '../core/index.js';
+import { HangproofError, isHangproofError } from '../errors.js';
+import { WaitReservoir } from './acquire-stats.js';
+import { type DatabaseOptions, type ResolvedDatabaseOptions, resolveDatabaseOptions } from './database-options.js';
+import { fingerprint } from './fingerprint.js';
+import { GuardedConnection } from './guarded-connection.js';
+import { HolderRegistry, type HolderView } from './holder-registry.js';
+import { defaultPgLogger, type PgLogger } from './logger.js';
+import {
+  isConnectionError,
+  isRetryableTxError,
+  type PgPhase,
+  POOL_CONNECT_TIMEOUT_MESSAGE,
+  POOL_WAIT_TIMEOUT_MESSAGE,
+  pgTimeout,
+  pgUnavailable,
+  sqlState,
+} from './pg-errors.js';
+import { GateRefusedError, PoolGate } from './pool-gate.js';
+import { QueryAccounting } from './query-accounting.js';
+import { redactParams } from './redact-params.js';
+
+/** A query result row: column name to value. */
+export type Row = Record<string, unknown>;
+
+/** What a query returns: pg's result (rows, rowCount, fields...). */
+export type QueryResult<R extends Row = Row> = pg.QueryResult<R>;
+
+export interface QueryOptions {
+  /**
+   * Runs the statement on its own, not wrapped in a transaction. Needed for statements that
+   * cannot run inside one (`VACUUM`, `CREATE INDEX CONCURRENTLY`). Only the client-side bound and
+   * cancel apply then, plus the session defaults sent at connect (ignored behind PgBouncer).
+   * @default false
+   */
+  readonly outsideTransaction?: boolean;
+}
+
+export interface TxOptions {
+  /** Run again on 40001/40P01 (serialization failure, deadlock), within the budget. @default false */
+  readonly retryable?: boolean;
+  /** Isolation level of the transaction. @default the server's (read committed) */
+  readonly isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  /** `BEGIN READ ONLY`. @default false */
+  readonly readOnly?: boolean;
+}
+
+/** The handle a transaction body gets: queries on the transaction's connection. */
+export interface Transaction {
+  query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+/** Pool numbers for `/readyz`, status pages and tests. */
+export interface DatabaseStats {
+  readonly pool: string;
+  readonly max: number;
+  /** Open connections. */
+  readonly total: number;
+  readonly idle: number;
+  /** Connections checked out or being cleaned up (rollback, cancel, destroy). */
+  readonly inUse: number;
+  /** Callers waiting for a connection. */
+  readonly waiting: number;
+  /** Acquire waits (ms) over the last 1024 acquires. */
+  readonly acquireWaitMs: { p50: number; p95: number; p99: number; max: number; samples: number };
+  readonly timeouts: Readonly<Record<PgPhase, number>>;
+  readonly unavailable: number;
+  readonly cancelsSent: number;
+  readonly cancelsConfirmed: number;
+  /** Connections destroyed because their state was unknown after a timeout, cancel or error. */
+  readonly discarded: number;
+  readonly queries: number;
+  readonly slowQueries: number;
+  readonly nPlusOneDetected: number;
+  readonly leaksDetected: number;
+  readonly retriedTransactions: number;
+  /** Who holds each checked-out connection, longest first. */
+  readonly holders: readonly HolderView[];
+}
+
+/** The Postgres guard. Create one per database with `createDatabase`. */
+export interface Database {
+  /** Runs one statement under the request's budget; see docs/reference/pg.md. */
+  query<R extends Row = Row>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>>;
+  /** Runs `fn` in a transaction that always ends in COMMIT or ROLLBACK (or a destroyed connection). */
+  tx<T>(fn: (t: Transaction) => Promise<T>, options?: TxOptions): Promise<T>;
+  stats(): DatabaseStats;
+  /** `SELECT 1` within `readinessTimeoutMs`; rejects with DEPENDENCY_TIMEOUT/UNAVAILABLE. Fits `addReadinessCheck`. */
+  readinessCheck(signal?: AbortSignal): Promise<void>;
+  /** Refuses new work, then closes the pool (waits at most 5 s for checked-out connections). */
+  close(): Promise<void>;
+  /** The underlying pg Pool, for tools that need it (migrations). Its queries are not guarded. */
+  readonly dangerouslyRawPool: pg.Pool;
+}
+
+/** Creates the guarded pool. Validates options at once (TypeError/RangeError naming the value). */
+export function createDatabase(options: DatabaseOptions): Database {
+  return new GuardedDatabase(resolveDatabaseOptions(options));
+}
+
+/** The time frame one operation runs in: the request's (or the readiness check's) deadline. */
+interface Scope {
+  readonly ctx: RequestContext | undefined;
+  readonly signal: AbortSignal | undefined;
+  /** performance.now() deadline; Infinity outside a request. */
+  readonly deadlineAt: number;
+}
+
+interface Lease {
+  readonly conn: GuardedConnection;
+  readonly waitMs: number;
+  release(): Promise<void>;
+}
+
+const CLOSE_TIMEOUT_MS = 5_000;
+/** Bound of the ROLLBACK that ends a failed transaction; it runs after the caller was answered. */
+const ROLLBACK_TIMEOUT_MS = 1_000;
+
+class GuardedDatabase implements Database {
+  readonly #o: ResolvedDatabaseOptions;
+  readonly #pool: pg.Pool;
+  readonly #gate: PoolGate;
+  readonly #holders: HolderRegistry;
+  readonly #accounting: QueryAccounting;
+  readonly #logger: PgLogger;
+  readonly #waits = new WaitReservoir();
+  /** When each pooled client was last given back, for the idle liveness check. */
+  readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
+  /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
+  readonly #accounted = new WeakSet<object>();
+  readonly #host: string;
+  readonly #counters = {
+    timeouts: { connect: 0, acquire: 0, query: 0, lock: 0, transaction: 0 } as Record<PgPhase, number>,
+    unavailable: 0,
+    cancelsSent: 0,
+    cancelsConfirmed: 0,
+    discarded: 0,
+    retriedTransactions: 0,
+  };
+
+  constructor(o: ResolvedDatabaseOptions) {
+    this.#o = o;
+    this.#logger = o.logger ?? defaultPgLogger();
+    const url = new URL(o.connectionString);
+    this.#host = `${url.hostname}:${url.port || '5432'}`;
+    this.#pool = new pg.Pool({
+      connectionString: o.connectionString,
+      ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
+      max: o.max,
+      // Bounds the TCP/TLS/auth handshake of a new connection. pg-pool also uses it for its own
+      // wait queue, which the gate keeps empty.
+      connectionTimeoutMillis: o.connectTimeoutMs,
+      idleTimeoutMillis: o.idleTimeoutMs,
+      maxLifetimeSeconds: Math.ceil(o.maxLifetimeMs / 1000),
+      // Finds dead idle peers (a restarted server behind a NAT) before a query is sent on them.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      // Session defaults for direct connections and for `outsideTransaction` statements. The
+      // per-transaction set_config values below are what counts (PgBouncer ignores these).
+      application_name: o.applicationName,
+      statement_timeout: o.statementTimeoutMs,
+      lock_timeout: o.lockTimeoutMs,
+      idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs,
+    });
+    // Without this listener an idle connection dropped by the server crashes the process.
+    this.#pool.on('error', (err) => {
+      this.#logger.warn({ pool: o.name, host: this.#host, err: errorSummary(err) }, 'idle postgres connection failed');
+    });
+    // pg-pool listens for errors only while a client is idle; a checked-out client whose socket
+    // dies would otherwise emit 'error' with no listener. The query in flight fails on its own.
+    this.#pool.on('connect', (client) => {
+      client.on('error', (err) =>
+        this.#logger.debug({ pool: o.name, err: errorSummary(err) }, 'postgres connection error'),
+      );
+    });
+    this.#gate = new PoolGate(o.max, o.maxWaiting);
+    this.#holders = new HolderRegistry(o.name, o.leakDetectionMs, this.#logger);
+    this.#accounting = new QueryAccounting({
+      pool: o.name,
+      slowQueryMs: o.slowQueryMs,
+      nPlusOneThreshold: o.nPlusOneThreshold,
+      redactParams: o.redactParams ?? redactParams,
+      logger: this.#logger,
+    });
+  }
+
+  get dangerouslyRawPool(): pg.Pool {
+    return this.#pool;
+  }
+
+  async query<R extends Row = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options: QueryOptions = {},
+  ): Promise<QueryResult<R>> {
+    const scope = this.#scope();
+    const fp = fingerprint(sql);
+    const ticket = this.#accounting.begin(scope.ctx, fp, params);
+    let lease: Lease | undefined;
+    let failure: unknown;
+    let rows = 0;
+    try {
+      lease = await this.#acquire(scope);
+      const { conn } = lease;
+      let result: pg.QueryResult;
+      if (options.outsideTransaction === true) {
+        result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
+      } else {
+        // One round trip opens the transaction and applies this query's limits (see #beginSql).
+        await conn.run(this.#beginSql(scope, {}), undefined, this.#statementBudget(scope, 'query'), scope.signal);
+        result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
+        await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.signal);
+      }
+      rows = result.rowCount ?? result.rows.length;
+      return result as QueryResult<R>;
+    } catch (err) {
+      failure = this.#account(err, scope, fp, params);
+      throw failure;
+    } finally {
+      ticket.end({ rows, error: failure, ...(lease === undefined ? {} : { waitMs: lease.waitMs }) });
+      if (lease !== undefined) void this.#finish(lease, failure !== undefined);
+    }
+  }
+
+  async tx<T>(fn: (t: Transaction) => Promise<T>, options: TxOptions = {}): Promise<T> {
+    const scope = this.#scope();
+    for (let attempt = 1; ; attempt++) {
+      let lease: Lease | undefined;
+      let open = true;
+      let failed = true;
+      try {
+        lease = await this.#acquire(scope);
+        const { conn } = lease;
+        await conn.run(this.#beginSql(scope, options), undefined, this.#statementBudget(scope, 'query'), scope.signal);
+        const handle: Transaction = {
+          query: async <R extends Row = Row>(sql: string, params?: readonly unknown[]) => {
+            if (!open) throw new Error('this transaction has already ended; run queries inside its callback');
+            const fp = fingerprint(sql);
+            const ticket = this.#accounting.begin(scope.ctx, fp, params);
+            let rows = 0;
+            let error: unknown;
+            try {
+              const result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
+              rows = result.rowCount ?? result.rows.length;
+              return result as QueryResult<R>;
+            } catch (err) {
+              error = this.#account(err, scope, fp, params);
+              throw error;
+            } finally {
+              ticket.end({ rows, error });
+            }
+          },
+        };
+        // The body may ignore the signal (a CPU loop, an unguarded await): the transaction still
+        // ends at the deadline, and its connection is rolled back or destroyed behind it.
+        const result = await raceAbort(fn(handle), scope.signal);
+        open = false;
+        await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.signal);
+        failed = false;
+        return result;
+      } catch (err) {
+        open = false;
+        const retry =
+          options.retryable === true &&
+          isRetryableTxError(err) &&
+          attempt < this.#o.maxTxAttempts &&
+          (await this.#backoff(scope, attempt));
+        if (retry) {
+          this.#counters.retriedTransactions++;
+          continue;
+        }
+        throw isRetryableTxError(err) ? conflict(err) : this.#account(err, scope, undefined, undefined);
+      } finally {
+        open = false;
+        if (lease !== undefined) void this.#finish(lease, failed);
+      }
+    }
+  }
+
+  stats(): DatabaseStats {
+    const c = this.#counters;
+    return {
+      pool: this.#o.name,
+      max: this.#o.max,
+      total: this.#pool.totalCount,
+      idle: this.#pool.idleCount,
+      inUse: this.#gate.held,
+      waiting: this.#gate.waiting,
+      acquireWaitMs: this.#waits.summary(),
+      timeouts: { ...c.timeouts },
+      unavailable: c.unavailable,
+      cancelsSent: c.cancelsSent,
+      cancelsConfirmed: c.cancelsConfirmed,
+      discarded: c.discarded,
+      queries: this.#accounting.queries,
+      slowQueries: this.#accounting.slowQueries,
+      nPlusOneDetected: this.#accounting.nPlusOneDetected,
+      leaksDetected: this.#holders.leaksDetected,
+      retriedTransactions: c.retriedTransactions,
+      holders: this.#holders.list(),
+    };
+  }
+
+  async readinessCheck(signal?: AbortSignal): Promise<void> {
+    const scope: Scope = {
+      ctx: undefined,
+      signal,
+      deadlineAt: performance.now() + this.#o.readinessTimeoutMs + this.#o.reserveMs,
+    };
+    let lease: Lease | undefined;
+    let failed = true;
+    try {
+      lease = await this.#acquire(scope);
+      await lease.conn.run('SELECT 1', undefined, this.#statementBudget(scope, 'query'), signal);
+      failed = false;
+    } catch (err) {
+      throw this.#account(err, scope, 'SELECT ?', undefined);
+    } finally {
+      if (lease !== undefined) void this.#finish(lease, failed);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#gate.close();
+    this.#holders.close();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), CLOSE_TIMEOUT_MS);
+    });
+    const outcome = await Promise.race([this.#pool.end().then(() => 'ended' as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.#logger.warn(
+        { pool: this.#o.name, holders: this.#holders.list() },
+        `postgres pool did not close within ${CLOSE_TIMEOUT_MS} ms: connections still checked out`,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #scope(): Scope {
+    const ctx = currentContext();
+    return { ctx, signal: ctx?.signal, deadlineAt: ctx?.deadlineAt ?? Number.POSITIVE_INFINITY };
+  }
+
+  /** min(limit, remaining - reserve). */
+  #budget(scope: Scope, limitMs: number): number {
+    return Math.min(limitMs, scope.deadlineAt - performance.now() - this.#o.reserveMs);
+  }
+
+  /** The statement limit now; throws when no usable time is left. */
+  #statementBudget(scope: Scope, phase: PgPhase): number {
+    const ms = this.#budget(scope, this.#o.statementTimeoutMs);
+    if (ms >= 1) return Math.floor(ms);
+    if (scope.signal?.aborted) throw scope.signal.reason;
+    throw pgTimeout(phase, 'no time was left in the request for the postgres statement', 0);
+  }
+
+  /**
+   * `BEGIN` plus this transaction's limits, in one simple-protocol round trip. set_config(..., true)
+   * is SET LOCAL: it ends with the transaction, so nothing leaks into the session, which is what
+   * makes it safe behind PgBouncer in transaction mode (a session SET would stick to a server
+   * connection another client gets next). lock_timeout stays under statement_timeout so a query
+   * stuck behind a lock reports the lock rather than a generic timeout.
+   */
+  #beginSql(scope: Scope, options: TxOptions): string {
+    const statementMs = this.#statementBudget(scope, 'query');
+    const lockMs = Math.max(1, Math.min(this.#o.lockTimeoutMs, Math.floor(statementMs * 0.9)));
+    const mode = [
+      options.isolation === undefined ? '' : ` ISOLATION LEVEL ${options.isolation.toUpperCase()}`,
+      options.readOnly === true ? ' READ ONLY' : '',
+    ].join('');
+    return (
+      `BEGIN${mode}; SELECT set_config('statement_timeout', '${statementMs}', true), ` +
+      `set_config('lock_timeout', '${lockMs}', true), ` +
+      `set_config('idle_in_transaction_session_timeout', '${this.#o.idleInTransactionTimeoutMs}', true), ` +
+      `set_config('application_name', '${this.#applicationName(scope)}', true)`
+    );
+  }
+
+  /** `<prefix> <route> <request id>`, printable ASCII without quotes, at most 63 bytes (NAMEDATALEN). */
+  #applicationName(scope: Scope): string {
+    const parts: string[] = [this.#o.applicationName];
+    if (scope.ctx !== undefined) parts.push(scope.ctx.name, scope.ctx.requestId);
+    return parts
+      .filter((p) => p !== '')
+      .join(' ')
+      .replace(/[^\x20-\x7e]|['\\]/g, '_')
+      .slice(0, 63);
+  }
+
+  /** Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). */
+  async #acquire(scope: Scope): Promise<Lease> {
+    const started = performance.now();
+    const waitBudget = this.#budget(scope, this.#o.acquireTimeoutMs);
+    let releasePermit: () => void;
+    try {
+      releasePermit = await this.#gate.acquire(Math.floor(waitBudget), scope.signal);
+    } catch (err) {
+      const waited = performance.now() - started;
+      publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs: waited, ok: false }));
+      if (err instanceof GateRefusedError) throw this.#acquireTimeout(scope, err, waited);
+      throw err;
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await this.#checkout(scope, started, releasePermit);
+    } catch (err) {
+      publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs: performance.now() - started, ok: false }));
+      throw err;
+    }
+    const waitMs = performance.now() - started;
+    this.#waits.record(waitMs);
+    publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs, ok: true }));
+    const conn = this.#guard(client);
+    const holder = this.#holders.add({
+      requestId: scope.ctx?.requestId,
+      route: scope.ctx?.name,
+      step: scope.ctx?.stepInFlight,
+      since: performance.now(),
+      stack: this.#o.captureAcquireStacks ? new Error('acquired here').stack : undefined,
+      pid: conn.pid,
+    });
+    let released = false;
+    return {
+      conn,
+      waitMs,
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.#holders.remove(holder);
+        try {
+          if (!conn.usable || conn.inTransaction) this.#counters.discarded++;
+          await conn.release();
+        } finally {
+          this.#lastReleased.set(client, performance.now());
+          releasePermit();
+        }
+      },
+    };
+  }
+
+  /**
+   * Gets a live client from pg's pool while holding a permit. A new connection that fails to open
+   * is tried once more (opening is side-effect free) if the budget allows; an idle connection
+   * older than `pingIdleAfterMs` is checked first, and a dead one replaced. When the budget runs
+   * out while pg is still connecting, the permit stays taken until that attempt settles, so the
+   * pool never opens more than `max` connections.
+   */
+  async #checkout(scope: Scope, started: number, releasePermit: () => void): Promise<pg.PoolClient> {
+    let connectFailures = 0;
+    for (let attempt = 0; attempt <= this.#o.max + 1; attempt++) {
+      const fresh = this.#pool.idleCount === 0;
+      const phase: PgPhase = fresh ? 'connect' : 'acquire';
+      const limit = this.#budget(scope, fresh ? this.#o.connectTimeoutMs : this.#o.acquireTimeoutMs);
+      if (limit < 1) {
+        releasePermit();
+        if (scope.signal?.aborted) throw scope.signal.reason;
+        throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
+      }
+      const pending = this.#pool.connect();
+      let client: pg.PoolClient;
+      try {
+        client = await withinBudget(pending, limit, scope.signal);
+      } catch (err) {
+        if (err === BUDGET_SPENT || (scope.signal?.aborted && err === scope.signal.reason)) {
+          // Abandoned, not cancelled: the attempt finishes in the background, bounded by
+          // connectTimeoutMs, and its connection goes back to the pool.
+          pending
+            .then(
+              (c) => c.release(),
+              () => {},
+            )
+            .finally(releasePermit);
+          if (err !== BUDGET_SPENT) throw err;
+          throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
+        }
+        connectFailures++;
+        const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
+        if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
+          this.#logger.warn(
+            { pool: this.#o.name, host: this.#host, err: errorSummary(err) },
+            'opening a postgres connection failed; retrying once',
+          );
+          continue;
+        }
+        releasePermit();
+        if (timedOut) throw this.#phaseTimeout(scope, 'connect', performance.now() - started, err);
+        if (isConnectionError(err)) {
+          this.#counters.unavailable++;
+          this.#logger.error(
+            { pool: this.#o.name, host: this.#host, phase: 'connect', err: errorSummary(err) },
+            'postgres connection refused or dropped',
+          );
+          throw pgUnavailable('connect', err);
+        }
+        throw err;
+      }
+      const lastUsed = this.#lastReleased.get(client);
+      if (fresh || lastUsed === undefined || performance.now() - lastUsed < this.#o.pingIdleAfterMs) return client;
+      if (await this.#ping(client, scope)) return client;
+    }
+    releasePermit();
+    throw pgUnavailable('acquire', new Error('no live connection after checking every idle one'));
+  }
+
+  /** `SELECT 1` on a connection that sat idle; a failure destroys it (no cancel: it is dead). */
+  async #ping(client: pg.PoolClient, scope: Scope): Promise<boolean> {
+    const conn = this.#guard(client);
+    try {
+      const limit = Math.max(1, Math.floor(this.#budget(scope, this.#o.pingTimeoutMs)));
+      await conn.run('SELECT 1', undefined, limit, scope.signal);
+      return true;
+    } catch (err) {
+      if (scope.signal?.aborted && err === scope.signal.reason) {
+        client.release(err as Error);
+        throw err;
+      }
+      this.#counters.discarded++;
+      this.#logger.warn(
+        { pool: this.#o.name, host: this.#host, err: errorSummary(err) },
+        'idle postgres connection failed its liveness check; destroyed',
+      );
+      client.release(err instanceof Error ? err : new Error('liveness check failed'));
+      return false;
+    }
+  }
+
+  #guard(client: pg.PoolClient): GuardedConnection {
+    return new GuardedConnection(client, {
+      unresponsiveGraceMs: this.#o.unresponsiveGraceMs,
+      cancelTimeoutMs: this.#o.cancelTimeoutMs,
+      ssl: this.#o.ssl,
+      onCancel: (delivered) => {
+        this.#counters.cancelsSent++;
+        if (delivered) this.#counters.cancelsConfirmed++;
+      },
+    });
+  }
+
+  /**
+   * Ends a lease after the caller has its answer: a failed transaction is rolled back (bounded),
+   * and a connection whose state is unknown is destroyed. Never throws.
+   */
+  async #finish(lease: Lease, failed: boolean): Promise<void> {
+    const { conn } = lease;
+    try {
+      if (failed && conn.usable && conn.inTransaction) {
+        try {
+          await conn.run('ROLLBACK', undefined, ROLLBACK_TIMEOUT_MS, undefined);
+        } catch (err) {
+          conn.markBroken(err instanceof Error ? err : new Error('ROLLBACK failed'));
+        }
+      }
+      await lease.release();
+    } catch (err) {
+      this.#logger.error({ pool: this.#o.name, err: errorSummary(err) }, 'releasing a postgres connection failed');
+    }
+  }
+
+  /** Turns an acquire refusal into DEPENDENCY_TIMEOUT phase 'acquire' and logs the holders. */
+  #acquireTimeout(scope: Scope, refusal: GateRefusedError, waited: number): HangproofError {
+    const cause = new Error(
+      `${POOL_WAIT_TIMEOUT_MESSAGE}: ${refusal.reason === 'queue-full' ? 'the wait queue is full' : `no connection of pool '${this.#o.name}' (${this.#host}) became free within ${Math.round(waited)} ms`}`,
+    );
+    const err =
+      refusal.reason === 'closed'
+        ? pgUnavailable('acquire', new Error('the database has been closed'))
+        : pgTimeout('acquire', `no postgres connection became free within ${Math.round(waited)} ms`, waited, cause);
+    this.#counters.timeouts.acquire++;
+    this.#logger.error(
+      {
+        pool: this.#o.name,
+        host: this.#host,
+        phase: 'acquire',
+        reason: refusal.reason,
+        waitedMs: Math.round(waited),
+        requestId: scope.ctx?.requestId,
+        route: scope.ctx?.name,
+        inUse: this.#gate.held,
+        waiting: this.#gate.waiting,
+        holders: this.#holders.list(),
+      },
+      'postgres pool acquire timed out',
+    );
+    return err;
+  }
+
+  #phaseTimeout(scope: Scope, phase: PgPhase, waited: number, cause: unknown): HangproofError {
+    const message =
+      phase === 'connect'
+        ? `could not open a postgres connection within ${Math.round(waited)} ms`
+        : `no postgres connection became free within ${Math.round(waited)} ms`;
+    const err = pgTimeout(
+      phase,
+      message,
+      waited,
+      cause ??
+        new Error(
+          `${POOL_CONNECT_TIMEOUT_MESSAGE}: ${this.#host} did not complete the handshake in ${Math.round(waited)} ms`,
+        ),
+    );
+    this.#counters.timeouts[phase]++;
+    this.#logger.error(
+      {
+        pool: this.#o.name,
+        host: this.#host,
+        phase,
+        waitedMs: Math.round(waited),
+        requestId: scope.ctx?.requestId,
+        route: scope.ctx?.name,
+        holders: phase === 'acquire' ? this.#holders.list() : undefined,
+        err: cause === undefined ? undefined : errorSummary(cause),
+      },
+      phase === 'connect' ? 'opening a postgres connection timed out' : 'postgres pool acquire timed out',
+    );
+    return err;
+  }
+
+  /**
+   * Counts and logs a failure with full (redacted) detail and returns what the caller gets: the
+   * request's own abort reason as is, hangproof errors as is, 40001/40P01 as CONFLICT, anything
+   * else (a constraint violation, a syntax error) as pg's error with bound values scrubbed.
+   */
+  #account(err: unknown, scope: Scope, fp: string | undefined, params: readonly unknown[] | undefined): unknown {
+    if (scope.signal?.aborted && err === scope.signal.reason) return err;
+    if (isRetryableTxError(err)) return conflict(err);
+    if (!isHangproofError(err) || this.#accounted.has(err)) return err;
+    this.#accounted.add(err);
+    const phase = err.details.phase as PgPhase | undefined;
+    const alreadyLogged = phase === 'acquire' || phase === 'connect';
+    if (!alreadyLogged && phase !== undefined) {
+      if (err.code === 'DEPENDENCY_TIMEOUT') this.#counters.timeouts[phase]++;
+      else if (err.code === 'DEPENDENCY_UNAVAILABLE') this.#counters.unavailable++;
+      this.#logger.warn(
+        {
+          pool: this.#o.name,
+          host: this.#host,
+          code: err.code,
+          phase,
+          requestId: scope.ctx?.requestId,
+          route: scope.ctx?.name,
+          step: scope.ctx?.stepInFlight,
+          sql: fp,
+          params: params === undefined ? undefined : (this.#o.redactParams ?? redactParams)(params, fp ?? ''),
+          waitedMs: err.details.waitedMs,
+          cause: errorSummary(err.cause, params),
+        },
+        'postgres statement failed',
+      );
+    }
+    return err;
+  }
+
+  /** Jittered exponential backoff before a retry; false when it would not fit in the budget. */
+  async #backoff(scope: Scope, attempt: number): Promise<boolean> {
+    const waitMs = Math.random() * this.#o.txRetryBaseMs * 2 ** (attempt - 1);
+    if (this.#budget(scope, Number.POSITIVE_INFINITY) < waitMs + 1) return false;
+    try {
+      await sleep(waitMs, scope.signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** What logs show of an error: its code and message, with bound values scrubbed. Never the object. */
+function errorSummary(err: unknown, params?: readonly unknown[]): Record<string, unknown> | undefined {
+  if (typeof err !== 'object' || err === null) return err === undefined ? undefined : { message: String(err) };
+  const e = err as { code?: unknown; message?: unknown; cause?: unknown };
+  const message = typeof e.message === 'string' ? e.message : undefined;
+  const scrub = (text: string): string =>
+    params === undefined ? text : params.reduce<string>((t, p) => scrubParam(t, p), text);
+  return {
+    code: e.code,
+    sqlState: sqlState(err),
+    message: message === undefined ? undefined : scrub(message),
+    cause:
+      e.cause instanceof Error
+        ? { message: scrub(e.cause.message), code: (e.cause as { code?: unknown }).code }
+        : undefined,
+  };
+}
+
+function scrubParam(text: string, p: unknown): string {
+  const v = typeof p === 'string' ? p : typeof p === 'object' && p !== null ? JSON.stringify(p) : String(p);
+  return v.length >= 3 ? text.split(v).join('[redacted]') : text;
+}
+
+function conflict(err: unknown): HangproofError {
+  if (isHangproofError(err) && err.code === 'CONFLICT') return err;
+  return new HangproofError('CONFLICT', {
+    message: 'the transaction conflicted with a concurrent one; retry the request',
+    details: { dependency: 'postgres', sqlState: sqlState(err) ?? null },
+    cause: err,
+  });
+}
+
+const BUDGET_SPENT = Symbol('budget spent');
+
+/** `work`, or rejects with BUDGET_SPENT after `ms`, or with the signal's reason. */
+function withinBudget<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => settle(() => reject(BUDGET_SPENT)), ms);
+    const onAbort = (): void => settle(() => reject(signal?.reason));
+    let done = false;
+    const settle = (fn: () => void): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => settle(() => resolve(v)),
+      (e: unknown) => settle(() => reject(e)),
+    );
+  });
+}

@@ -1,0 +1,193 @@
+import type { ConnectionOptions } from 'node:tls';
+import type pg from 'pg';
+import { isHangproofError } from '../errors.js';
+import { sendCancelRequest } from './cancel-request.js';
+import { isConnectionError, pgTimeout, pgUnavailable, sqlState } from './pg-errors.js';
+import { scrubValues } from './redact-params.js';
+
+/** Fields of pg's Client that its types leave out: BackendKeyData and the queryable flag. */
+interface ClientInternals {
+  processID: number | null;
+  secretKey: number | null;
+  _queryable?: boolean;
+  _ending?: boolean;
+}
+
+export interface GuardOptions {
+  readonly unresponsiveGraceMs: number;
+  readonly cancelTimeoutMs: number;
+  readonly ssl: boolean | ConnectionOptions | undefined;
+  /** Told about every cancel: when it was sent and whether the server confirmed it. */
+  readonly onCancel: (delivered: boolean, ms: number) => void;
+}
+
+/**
+ * One checked-out pg client with the client-side half of the guard:
+ * - when the request's signal aborts, the running statement is cancelled on the server at once
+ *   (CancelRequest on a new socket) and the caller is answered with the abort reason right away;
+ * - when the server gives no answer at all within the statement's limit plus a grace period (a
+ *   SIGSTOPped server, a dead network), the caller gets DEPENDENCY_TIMEOUT and the connection is
+ *   given up.
+ * Either way the connection is then "broken": it is destroyed on release, never reused. Reusing
+ * it after a cancel risks the late cancel hitting the next statement; discarding it is the
+ * cheapest fence there is.
+ */
+export class GuardedConnection {
+  readonly client: pg.PoolClient;
+  readonly #options: GuardOptions;
+  #broken: Error | undefined;
+  #cancelDone: Promise<unknown> = Promise.resolve();
+
+  constructor(client: pg.PoolClient, options: GuardOptions) {
+    this.client = client;
+    this.#options = options;
+  }
+
+  get pid(): number | undefined {
+    return (this.client as unknown as ClientInternals).processID ?? undefined;
+  }
+
+  /** False once the connection's state is unknown: it will be destroyed on release. */
+  get usable(): boolean {
+    const internals = this.client as unknown as ClientInternals;
+    return this.#broken === undefined && internals._queryable !== false && internals._ending !== true;
+  }
+
+  /** True while the server session is inside a transaction block (idle, failed or active). */
+  get inTransaction(): boolean {
+    const status = this.client.getTransactionStatus();
+    return status === 'T' || status === 'E';
+  }
+
+  /** Marks the connection for destruction without a cancel (nothing is running on it). */
+  markBroken(reason: Error): void {
+    this.#broken ??= reason;
+  }
+
+  /**
+   * Runs one statement with a client-side bound of `limitMs + unresponsiveGraceMs` and the
+   * signal's abort. Server errors other than timeouts and lost connections come back as pg's own
+   * error (a unique violation is the application's business), with bound values scrubbed out.
+   */
+  run(
+    text: string,
+    values: readonly unknown[] | undefined,
+    limitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<pg.QueryResult> {
+    if (this.#broken !== undefined) return Promise.reject(this.#broken);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const started = performance.now();
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (settle: () => void): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(giveUp);
+        signal?.removeEventListener('abort', onAbort);
+        settle();
+      };
+      const onAbort = (): void =>
+        finish(() => {
+          const reason = signal?.reason as Error;
+          this.#breakWithCancel(reason);
+          reject(reason);
+        });
+      const giveUp = setTimeout(
+        () =>
+          finish(() => {
+            const waited = performance.now() - started;
+            const err = pgTimeout(
+              'query',
+              `postgres gave no answer within ${Math.round(waited)} ms`,
+              waited,
+              new Error(`no answer from the server within the ${Math.round(limitMs)} ms limit plus grace`),
+            );
+            this.#breakWithCancel(err);
+            reject(err);
+          }),
+        limitMs + this.#options.unresponsiveGraceMs,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const config = values === undefined ? { text } : { text, values: values as unknown[] };
+      this.client.query(config).then(
+        (result) => finish(() => resolve(result)),
+        (err: unknown) => finish(() => reject(this.#classify(err, values, limitMs, started))),
+      );
+    });
+  }
+
+  /**
+   * Gives the connection back: to the pool when its state is known and clean, otherwise destroyed
+   * (`release(err)`) once the cancel sent for it was delivered or timed out.
+   */
+  async release(): Promise<void> {
+    if (this.usable && !this.inTransaction) {
+      this.client.release();
+      return;
+    }
+    const reason = this.#broken ?? new Error('connection left in an unknown state');
+    await this.#cancelDone;
+    this.client.release(reason);
+  }
+
+  #breakWithCancel(reason: Error): void {
+    if (this.#broken !== undefined) return;
+    this.#broken = reason;
+    const internals = this.client as unknown as ClientInternals;
+    if (internals.processID === null || internals.secretKey === null) return;
+    const sent = performance.now();
+    this.#cancelDone = sendCancelRequest(
+      {
+        host: this.client.host,
+        port: this.client.port,
+        ssl: this.#options.ssl,
+        processID: internals.processID,
+        secretKey: internals.secretKey,
+      },
+      this.#options.cancelTimeoutMs,
+    ).then((delivered) => this.#options.onCancel(delivered, performance.now() - sent));
+  }
+
+  #classify(err: unknown, values: readonly unknown[] | undefined, limitMs: number, started: number): unknown {
+    const waited = performance.now() - started;
+    if (isHangproofError(err)) return err;
+    const state = sqlState(err);
+    if (state === '57014') {
+      return pgTimeout('query', `the postgres statement did not finish within ${Math.round(limitMs)} ms`, waited, err);
+    }
+    if (state === '55P03') {
+      return pgTimeout('lock', `the postgres statement waited too long for a lock`, waited, err);
+    }
+    if (state === '25P03' || state === '25P04' || state === '57P05') {
+      this.markBroken(err as Error);
+      return pgTimeout('transaction', 'the postgres transaction was ended by the server for idling', waited, err);
+    }
+    if (isConnectionError(err)) {
+      this.markBroken(err as Error);
+      return pgUnavailable('query', err);
+    }
+    scrubError(err, values);
+    return err;
+  }
+}
+
+/**
+ * Server messages can quote the input (`invalid input syntax for type integer: "s3cret"`), and
+ * whoever logs the error later will print message, detail and stack. Bound values are removed
+ * from all three here, so no logger downstream can leak them.
+ */
+export function scrubError(err: unknown, values: readonly unknown[] | undefined): void {
+  if (values === undefined || values.length === 0 || typeof err !== 'object' || err === null) return;
+  const e = err as Record<string, unknown>;
+  for (const key of ['message', 'detail', 'where', 'hint', 'stack']) {
+    const v = e[key];
+    if (typeof v === 'string') {
+      try {
+        e[key] = scrubValues(v, values);
+      } catch {
+        // a frozen or getter-only field: leave it
+      }
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/** hangproof/pg: the Postgres guard. Every wait bounded by the request's budget, cancelled on the server. */
+export {
+  createDatabase,
+  type Database,
+  type DatabaseStats,
+  type QueryOptions,
+  type QueryResult,
+  type Row,
+  type Transaction,
+  type TxOptions,
+} from './database.js';
+export {
+  DATABASE_DEFAULTS,
+  type DatabaseOptions,
+  type ParamRedactor,
+  resolveDatabaseOptions,
+} from './database-options.js';
+export { fingerprint } from './fingerprint.js';
+export type { HolderView } from './holder-registry.js';
+export {
+  type CursorPayload,
+  decodeCursor,
+  encodeCursor,
+  type KeysetClause,
+  type KeysetDirection,
+  type KeysetOptions,
+  keysetPage,
+  MAX_PAGE_SIZE,
+} from './keyset.js';
+export { defaultPgLogger, type PgLogger } from './logger.js';
+export type { PgPhase } from './pg-errors.js';
+export { describeValue, redactParams } from './redact-params.js';

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { HangproofError } from 'hangproof';
+import { createDatabase, type Database } from 'hangproof/pg';
+import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import type pg from 'pg';
+import { adminClient, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+
+let testDb: TestDatabase;
+let db: Database;
+let admin: pg.Client;
+const log = captureLogger();
+
+before(async () => {
+  testDb = await createTestDatabase();
+  db = createDatabase({ connectionString: testDb.url, max: 4, logger: log.logger, statementTimeoutMs: 60_000 });
+  admin = await adminClient(testDb.url);
+});
+
+after(async () => {
+  await db.close();
+  await admin.end();
+  await testDb.drop();
+});
+
+async function sleepingBackends(): Promise<number[]> {
+  const { rows } = await admin.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`,
+    [testDb.name],
+  );
+  return rows.map((r) => r.pid);
+}
+
+test('a 30 s query in a request with a 1 s deadline fails by the deadline and is no longer running on the server', async (t) => {
+  const outcome = await timed(() => inRequest(1000, 'GET /slow', async () => db.query('SELECT pg_sleep(30)')));
+  const code = (outcome.error as { code?: string } | undefined)?.code;
+  assert.ok(code === 'REQUEST_TIMEOUT' || code === 'DEPENDENCY_TIMEOUT', `code ${code}`);
+  assert.ok(outcome.ms < 1250, `answered after ${Math.round(outcome.ms)} ms`);
+  const goneAfter = await waitFor(async () => (await sleepingBackends()).length === 0, 1000);
+  assert.ok(goneAfter >= 0, 'the backend still runs pg_sleep(30) 1 s after the deadline');
+  t.diagnostic(
+    `caller answered after ${Math.round(outcome.ms)} ms (${code}); backend idle ${Math.round(goneAfter)} ms later`,
+  );
+  assert.ok((await waitFor(async () => db.stats().inUse === 0, 2000)) >= 0, 'in-use returns to 0');
+});
+
+test('when the request aborts mid-query the statement is cancelled on the server and the connection destroyed', async (t) => {
+  const samples: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const before = db.stats();
+    let abortedAt = 0;
+    const outcome = await timed(() =>
+      inRequest(5000, 'GET /client-leaves', async (ctx) => {
+        setTimeout(() => {
+          abortedAt = performance.now();
+          ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
+        }, 300);
+        return db.query('SELECT pg_sleep(30)');
+      }),
+    );
+    assert.equal((outcome.error as { code?: string }).code, 'CLIENT_CLOSED_REQUEST');
+    assert.ok(performance.now() - abortedAt < 50, 'the caller is answered as soon as the request aborts');
+    const ms = await waitFor(async () => (await sleepingBackends()).length === 0, 1000);
+    assert.ok(ms >= 0, 'the backend still runs the query 1 s after the abort');
+    samples.push(performance.now() - abortedAt);
+    await waitFor(async () => db.stats().inUse === 0, 2000);
+    const now = db.stats();
+    assert.equal(now.cancelsSent, before.cancelsSent + 1);
+    assert.equal(now.discarded, before.discarded + 1);
+  }
+  t.diagnostic(
+    `abort -> backend no longer running the query (10 ms polling on another connection): ${samples.map((s) => Math.round(s)).join(', ')} ms`,
+  );
+  const { rows } = await db.query<{ n: number }>('SELECT 1 AS n');
+  assert.equal(rows[0]?.n, 1, 'the pool keeps working');
+});
+
+test('the server-side statement timeout ends a query outside any request with DEPENDENCY_TIMEOUT phase query', async () => {
+  const short = createDatabase({ connectionString: testDb.url, max: 1, statementTimeoutMs: 200, logger: log.logger });
+  try {
+    const outcome = await timed(() => short.query('SELECT pg_sleep(30)'));
+    assert.equal((outcome.error as { code: string }).code, 'DEPENDENCY_TIMEOUT');
+    assert.equal((outcome.error as { details: { phase: string } }).details.phase, 'query');
+    assert.ok(outcome.ms < 200 + 250 + 200, `took ${Math.round(outcome.ms)} ms`);
+    // A server-side timeout leaves the connection clean: it goes back to the pool and works.
+    const { rows } = await short.query<{ n: number }>('SELECT 1 AS n');
+    assert.equal(rows[0]?.n, 1);
+  } finally {
+    await short.close();
+  }
+});

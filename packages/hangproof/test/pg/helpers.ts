@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { RequestContext, runWithContext } from 'hangproof';
+import pg from 'pg';
+import pino from 'pino';
+
+/** A real pino logger whose lines are kept in memory, for asserting on what the guard logs. */
+export function captureLogger(): { logger: pino.Logger; lines: string[]; records: () => Record<string, unknown>[] } {
+  const lines: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+  return { logger, lines, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+/** Runs `fn` inside a request context with `budgetMs`, as the edge plugin would. */
+export async function inRequest<T>(
+  budgetMs: number,
+  name: string,
+  fn: (ctx: RequestContext) => Promise<T>,
+): Promise<T> {
+  const ctx = new RequestContext({ requestId: randomUUID(), budgetMs, name });
+  try {
+    return await runWithContext(ctx, () => fn(ctx));
+  } finally {
+    ctx.end();
+  }
+}
+
+/** Runs `fn` and returns its outcome and how long it took, never throwing. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
+  const started = performance.now();
+  try {
+    const value = await fn();
+    return { ms: performance.now() - started, value };
+  } catch (error) {
+    return { ms: performance.now() - started, error };
+  }
+}
+
+/** An unguarded admin client on `url` for looking at pg_stat_activity and holding locks. */
+export async function adminClient(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, query_timeout: 10_000 });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+/** Polls `check` every 10 ms until it is true or `withinMs` passed; returns the time it took or -1. */
+export async function waitFor(check: () => Promise<boolean>, withinMs: number): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < withinMs) {
+    if (await check()) return performance.now() - started;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return -1;
+}

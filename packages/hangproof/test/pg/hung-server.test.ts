@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { after, before, test } from 'node:test';
+import { createDatabase } from 'hangproof/pg';
+import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
+
+let testDb: TestDatabase;
+const log = captureLogger();
+
+before(async () => {
+  testDb = await createTestDatabase();
+});
+
+after(async () => {
+  await testDb.drop();
+});
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of the real Postgres. `hang()` makes it behave like a frozen
+ * server: new connections are accepted and never answered, and bytes on existing ones are
+ * swallowed in both directions. `heal()` goes back to forwarding for new connections.
+ */
+async function startProxy(target: URL): Promise<{ url: string; hang(): void; heal(): void; close(): Promise<void> }> {
+  let hung = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    if (hung) {
+      client.on('data', () => {});
+      return;
+    }
+    const upstream = tcpConnect(Number(target.port), target.hostname);
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('data', (b) => {
+      if (!hung) upstream.write(b);
+    });
+    upstream.on('data', (b) => {
+      if (!hung) client.write(b);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const url = new URL(target);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  return {
+    url: url.toString(),
+    hang: () => {
+      hung = true;
+    },
+    heal: () => {
+      hung = false;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('a TCP endpoint that accepts and never answers fails requests with phase connect within their budget', async () => {
+  const blackhole = createServer((s) => {
+    s.on('data', () => {});
+    s.on('error', () => {});
+  });
+  const sockets = new Set<Socket>();
+  blackhole.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+  const address = blackhole.address();
+  const url = new URL(testDb.url);
+  url.port = String(typeof address === 'object' && address !== null ? address.port : 0);
+  const db = createDatabase({ connectionString: url.toString(), connectTimeoutMs: 2000, logger: log.logger });
+  try {
+    const outcome = await timed(() => inRequest(500, 'GET /bots', () => db.query('SELECT 1')));
+    const err = outcome.error as { code: string; details: Record<string, unknown> };
+    assert.equal(err.code, 'DEPENDENCY_TIMEOUT');
+    assert.equal(err.details.phase, 'connect');
+    assert.ok(outcome.ms < 500 + 250, `took ${Math.round(outcome.ms)} ms`);
+
+    // Outside a request, connectTimeoutMs bounds it; opening is retried once, so twice that at most.
+    const job = await timed(() => db.query('SELECT 1'));
+    assert.equal((job.error as { details: Record<string, unknown> }).details.phase, 'connect');
+    assert.ok(job.ms < 2 * 2000 + 500, `took ${Math.round(job.ms)} ms`);
+    await assert.rejects(db.readinessCheck(), { code: 'DEPENDENCY_TIMEOUT' });
+  } finally {
+    await db.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => blackhole.close(() => resolve()));
+  }
+});
+
+test('when the server freezes mid-query, requests end within their budget and the pool heals without a restart', async () => {
+  const proxy = await startProxy(new URL(testDb.url));
+  const db = createDatabase({
+    connectionString: proxy.url,
+    max: 3,
+    connectTimeoutMs: 1000,
+    pingIdleAfterMs: 0,
+    pingTimeoutMs: 300,
+    cancelTimeoutMs: 300,
+    logger: log.logger,
+  });
+  try {
+    // Warm the pool: three live connections.
+    await Promise.all([1, 2, 3].map(() => db.query('SELECT pg_sleep(0.05)')));
+    assert.equal(db.stats().total, 3);
+
+    proxy.hang();
+    const inflight = await Promise.all(
+      [1, 2, 3].map(() => timed(() => inRequest(800, 'GET /bots', () => db.query('SELECT 1')))),
+    );
+    for (const r of inflight) {
+      const code = (r.error as { code?: string } | undefined)?.code;
+      assert.ok(code === 'DEPENDENCY_TIMEOUT' || code === 'REQUEST_TIMEOUT', `code ${code}`);
+      assert.ok(r.ms < 800 + 250, `took ${Math.round(r.ms)} ms`);
+    }
+    // Outside a request: statementTimeoutMs + grace bounds a query on a frozen server.
+    const short = createDatabase({
+      connectionString: proxy.url,
+      max: 1,
+      statementTimeoutMs: 300,
+      connectTimeoutMs: 300,
+      logger: log.logger,
+    });
+    const job = await timed(() => short.query('SELECT 1'));
+    assert.ok(job.error !== undefined);
+    assert.ok(job.ms < 2 * 300 + 500, `job took ${Math.round(job.ms)} ms`);
+    await short.close();
+
+    proxy.heal();
+    const healedIn = await waitFor(async () => {
+      try {
+        await inRequest(1000, 'GET /bots', () => db.query('SELECT 1'));
+        return true;
+      } catch {
+        return false;
+      }
+    }, 5000);
+    assert.ok(healedIn >= 0, 'the pool serves queries again once the server answers');
+    await waitFor(async () => db.stats().inUse === 0, 2000);
+    assert.equal(db.stats().inUse, 0);
+    await db.readinessCheck();
+  } finally {
+    await db.close();
+    await proxy.close();
+  }
+});

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createDatabase, type Database } from 'hangproof/pg';
+import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
+
+let testDb: TestDatabase;
+let db: Database;
+const log = captureLogger();
+
+before(async () => {
+  testDb = await createTestDatabase();
+  db = createDatabase({ connectionString: testDb.url, max: 2, acquireTimeoutMs: 300, logger: log.logger });
+});
+
+after(async () => {
+  await db.close();
+  await testDb.drop();
+});
+
+test('an exhausted pool fails further requests fast with phase acquire, logs the holders, and recovers', async () => {
+  const slow = [1, 2].map((i) => inRequest(5000, `GET /report/${i}`, () => db.query('SELECT pg_sleep(1.5)')));
+  await waitFor(async () => db.stats().inUse === 2, 1000);
+
+  const outcome = await timed(() => inRequest(2000, 'GET /bots', () => db.query('SELECT 1')));
+  const err = outcome.error as { code: string; details: Record<string, unknown> };
+  assert.equal(err.code, 'DEPENDENCY_TIMEOUT');
+  assert.equal(err.details.phase, 'acquire');
+  assert.equal(err.details.dependency, 'postgres');
+  assert.ok(outcome.ms < 300 + 200, `failed after ${Math.round(outcome.ms)} ms, not at acquireTimeoutMs`);
+
+  const line = log.records().find((r) => r.msg === 'postgres pool acquire timed out');
+  assert.ok(line !== undefined, 'the acquire timeout is logged');
+  const holders = line.holders as { route: string; heldMs: number; pid: number }[];
+  assert.deepEqual(holders.map((h) => h.route).sort(), ['GET /report/1', 'GET /report/2']);
+  assert.ok(holders.every((h) => typeof h.pid === 'number' && h.heldMs >= 0));
+  assert.equal(line.route, 'GET /bots');
+
+  await Promise.all(slow);
+  assert.equal(db.stats().inUse, 0);
+  const { rows } = await inRequest(2000, 'GET /bots', () => db.query<{ n: number }>('SELECT 1 AS n'));
+  assert.equal(rows[0]?.n, 1);
+  const stats = db.stats();
+  assert.equal(stats.timeouts.acquire, 1);
+  assert.ok(stats.acquireWaitMs.samples >= 3);
+});
+
+test('a waiter with less budget than acquireTimeoutMs gives up at its own deadline', async () => {
+  const slow = inRequest(5000, 'GET /hog', () =>
+    Promise.all([db.query('SELECT pg_sleep(1)'), db.query('SELECT pg_sleep(1)')]),
+  );
+  await waitFor(async () => db.stats().inUse === 2, 1000);
+  const outcome = await timed(() => inRequest(120, 'GET /short', () => db.query('SELECT 1')));
+  const code = (outcome.error as { code: string }).code;
+  assert.ok(code === 'DEPENDENCY_TIMEOUT' || code === 'REQUEST_TIMEOUT', code);
+  assert.ok(outcome.ms < 120 + 100, `gave up after ${Math.round(outcome.ms)} ms`);
+  assert.equal(db.stats().waiting, 0, 'a waiter that gave up leaves the queue at once');
+  await slow;
+});
+
+test('a connection held past leakDetectionMs is logged with its holder, and its return is logged', async () => {
+  const leaky = createDatabase({ connectionString: testDb.url, max: 1, leakDetectionMs: 200, logger: log.logger });
+  try {
+    await inRequest(3000, 'POST /leaky', async (ctx) => {
+      const end = ctx.beginStep('load-bots');
+      await leaky.tx(async (t) => {
+        await t.query('SELECT pg_sleep(0.6)');
+      });
+      end(true);
+    });
+    const warn = log
+      .records()
+      .find((r) => r.msg === 'postgres connection held longer than the leak detection threshold');
+    assert.ok(warn !== undefined);
+    const holder = warn.holder as { route: string; step: string };
+    assert.equal(holder.route, 'POST /leaky');
+    assert.equal(holder.step, 'load-bots');
+    assert.ok(log.records().some((r) => r.msg === 'postgres connection returned after a leak warning'));
+    assert.equal(leaky.stats().leaksDetected, 1);
+  } finally {
+    await leaky.close();
+  }
+});
+
+test('the readiness check answers quickly and stats describe the pool', async () => {
+  await db.readinessCheck();
+  const s = db.stats();
+  assert.equal(s.max, 2);
+  assert.equal(s.inUse, 0);
+  assert.ok(s.total >= 1 && s.idle >= 1);
+});
+
+test('options are validated when the database is created, naming the value', () => {
+  assert.throws(() => createDatabase({ connectionString: testDb.url, max: 0 }), RangeError);
+  assert.throws(() => createDatabase({ connectionString: testDb.url, acquireTimeoutMs: Number.NaN }), TypeError);
+  assert.throws(() => createDatabase({ connectionString: '' }), TypeError);
+});
+
+test('a refused connection is DEPENDENCY_UNAVAILABLE with phase connect', async () => {
+  const url = new URL(testDb.url);
+  url.port = '1';
+  const dead = createDatabase({ connectionString: url.toString(), logger: log.logger });
+  try {
+    const outcome = await timed(() => inRequest(2000, 'GET /x', () => dead.query('SELECT 1')));
+    const err = outcome.error as { code: string; details: Record<string, unknown> };
+    assert.equal(err.code, 'DEPENDENCY_UNAVAILABLE');
+    assert.equal(err.details.phase, 'connect');
+    await assert.rejects(dead.readinessCheck(), { code: 'DEPENDENCY_UNAVAILABLE' });
+  } finally {
+    await dead.close();
+  }
+});
