@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startEmbeddedPostgres } from 'hangproof/testing';
 
-const ROOTS = ['packages', 'apps', 'bench'];
+const ROOTS = ['packages', 'apps', 'bench', 'examples'];
 const root = new URL('..', import.meta.url).pathname;
 
 async function findTests(dir: string): Promise<string[]> {
