@@ -27,6 +27,9 @@ export interface RequestContextInit {
  */
 export const MAX_SPANS_PER_REQUEST = 256;
 
+/** Shared by every context that never aborted mid-step, so a context allocates no array for it. */
+const NO_STEPS: readonly string[] = Object.freeze([]);
+
 /**
  * Everything hangproof knows about one request or job while it runs: its identity, its deadline,
  * the signal that aborts at that deadline (or when the client leaves), and the spans so far.
@@ -49,6 +52,12 @@ export class RequestContext {
   readonly spans: Span[] = [];
   droppedSpans = 0;
   lastCompletedStep: string | undefined;
+  /**
+   * The steps that were running when the signal aborted, innermost last. Steps end as soon as
+   * the abort rejects their work, so by the time the request ends `stepsInFlight` is usually
+   * empty; this keeps the answer to "where was it when the time ran out?".
+   */
+  stepsInFlightAtAbort: readonly string[] = NO_STEPS;
   /** Fields a route adds to the request's log line, e.g. `{ bot_count: 50 }`. */
   readonly fields: Record<string, unknown> = {};
   readonly #inFlight: string[] = [];
@@ -108,6 +117,7 @@ export class RequestContext {
   abort(reason: HangproofError): void {
     if (this.signal.aborted || this.#ended) return;
     this.#clearTimer();
+    if (this.#inFlight.length > 0) this.stepsInFlightAtAbort = [...this.#inFlight];
     this.#controller.abort(reason);
   }
 
