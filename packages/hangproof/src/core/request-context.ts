@@ -46,7 +46,6 @@ export class RequestContext {
   readonly budgetMs: number;
   /** Monotonic time at which the budget is spent. */
   readonly deadlineAt: number;
-  readonly signal: AbortSignal;
   /** Set by auth code once the caller is known. */
   userId: string | undefined;
   readonly spans: Span[] = [];
@@ -61,7 +60,11 @@ export class RequestContext {
   /** Fields a route adds to the request's log line, e.g. `{ bot_count: 50 }`. */
   readonly fields: Record<string, unknown> = {};
   readonly #inFlight: string[] = [];
-  readonly #controller = new AbortController();
+  // The AbortSignal is created on first use: building one costs microseconds (an EventTarget),
+  // more than the rest of the context together, and many requests never need it.
+  #controller: AbortController | undefined;
+  #reason: HangproofError | undefined;
+  #abortCallbacks: ((reason: HangproofError) => void)[] | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ended = false;
 
@@ -73,9 +76,6 @@ export class RequestContext {
     this.startedAt = performance.now();
     this.budgetMs = Math.max(0, init.budgetMs);
     this.deadlineAt = this.startedAt + this.budgetMs;
-    this.signal = this.#controller.signal;
-    // Parallel queries and calls each listen on this signal; that is expected, not a leak.
-    setMaxListeners(1000, this.signal);
     // Kept ref'd: a job whose work ignores its signal still ends at its deadline. end() clears
     // it, so a finished request holds nothing.
     this.#timer = setTimeout(() => this.expire(), this.budgetMs);
@@ -91,13 +91,32 @@ export class RequestContext {
     return Math.max(0, this.deadlineAt - performance.now());
   }
 
-  get aborted(): boolean {
-    return this.signal.aborted;
+  /** Aborts at the deadline (reason REQUEST_TIMEOUT) or when the request is abandoned. */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      // Parallel queries and calls each listen on this signal; that is expected, not a leak.
+      setMaxListeners(1000, this.#controller.signal);
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
 
-  /** Why the signal aborted: REQUEST_TIMEOUT, CLIENT_CLOSED_REQUEST, SHUTTING_DOWN... */
+  get aborted(): boolean {
+    return this.#reason !== undefined;
+  }
+
+  /** Why the context aborted: REQUEST_TIMEOUT, CLIENT_CLOSED_REQUEST, SHUTTING_DOWN... */
   get abortReason(): HangproofError | undefined {
-    return this.signal.aborted ? (this.signal.reason as HangproofError) : undefined;
+    return this.#reason;
+  }
+
+  /**
+   * Calls `fn` synchronously when the context aborts, after the signal's listeners. Cheaper than
+   * a signal listener; meant for the framework adapter that owns the request.
+   */
+  onAbort(fn: (reason: HangproofError) => void): void {
+    (this.#abortCallbacks ??= []).push(fn);
   }
 
   /** The innermost step still running, named in the log when a request times out. */
@@ -115,10 +134,12 @@ export class RequestContext {
 
   /** Aborts the signal with `reason`. The first reason wins; later calls do nothing. */
   abort(reason: HangproofError): void {
-    if (this.signal.aborted || this.#ended) return;
+    if (this.#reason !== undefined || this.#ended) return;
+    this.#reason = reason;
     this.#clearTimer();
     if (this.#inFlight.length > 0) this.stepsInFlightAtAbort = [...this.#inFlight];
-    this.#controller.abort(reason);
+    this.#controller?.abort(reason);
+    if (this.#abortCallbacks !== undefined) for (const fn of this.#abortCallbacks) fn(reason);
   }
 
   addSpan(span: Span): void {

@@ -94,7 +94,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     (request as WithState)[kState] = state;
     inFlight.add(ctx);
     reply.header('x-request-id', ctx.requestId);
-    ctx.signal.addEventListener('abort', () => answerAbort(reply, state), { once: true });
+    ctx.onAbort(() => answerAbort(reply, state));
     reply.raw.once('close', () => finish(request, reply, state));
     if (readiness.shuttingDown) {
       reply.header('connection', 'close');

@@ -55,8 +55,10 @@ export function writeRequestLog(logger: Logger, ctx: RequestContext, outcome: Re
   if (outcome.errorCode !== undefined) {
     line.error_code = outcome.errorCode;
     line.last_completed_step = ctx.lastCompletedStep ?? null;
-    line.step_in_flight = ctx.stepInFlight ?? null;
-    if (ctx.stepsInFlight.length > 1) line.steps_in_flight = [...ctx.stepsInFlight];
+    // Steps unwind as the abort propagates; what was running at the abort is the answer.
+    const inFlight = ctx.stepsInFlightAtAbort.length > 0 ? ctx.stepsInFlightAtAbort : ctx.stepsInFlight;
+    line.step_in_flight = inFlight.at(-1) ?? null;
+    if (inFlight.length > 1) line.steps_in_flight = [...inFlight];
   }
   if (outcome.err !== undefined && outcome.statusCode >= 500 && outcome.errorCode === 'INTERNAL')
     line.err = outcome.err;

@@ -19,6 +19,11 @@ const started = await startApp({ deadlineMs: DEADLINE_MS, adminToken: 'admin-tok
   });
   app.get('/hook-hangs', { preHandler: async () => new Promise(() => {}) }, async () => 'unreachable');
   app.get('/fast', async () => ({ ok: true }));
+  app.get('/aborting-step', async (req) => {
+    await step('auth', () => sleep(5), { kind: 'auth' });
+    await step('fetch-quotes', () => sleep(5000, req.hangproof?.signal));
+    return 'unreachable';
+  });
   app.get('/slow-route', { config: { hangproof: { deadlineMs: 1500 } } }, async (req) => {
     await sleep(600, req.hangproof?.signal);
     return { ok: true };
@@ -57,6 +62,15 @@ test('the timeout log line names the step in flight and the last completed step'
   assert.equal(line.step_in_flight, 'load-bots');
   assert.equal(line.route, '/never');
   assert.equal(line.level, 50, 'a 5xx is logged at error level');
+});
+
+test('a step whose work rejects at the abort is still named as the step in flight', async () => {
+  const { res } = await timed('/aborting-step');
+  assert.equal(res.status, 504);
+  const id = res.headers.get('x-request-id');
+  const line = await started.logs.waitFor((l) => l.request_id === id);
+  assert.equal(line.step_in_flight, 'fetch-quotes');
+  assert.equal(line.last_completed_step, 'auth');
 });
 
 test('the server keeps serving after timeouts', async () => {
