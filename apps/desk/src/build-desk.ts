@@ -1,0 +1,197 @@
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createDependencies, type Dependencies } from 'hangproof/deps';
+import { hangproof, serverOptions } from 'hangproof/fastify';
+import { heartbeats, observe } from 'hangproof/observe';
+import { createDatabase, type Database } from 'hangproof/pg';
+import { type Logger, pino } from 'pino';
+import { createAuthenticator } from './auth.js';
+import type { DeskContext } from './desk-context.js';
+import { FaultBoard } from './faults.js';
+import { HeldLocks } from './held-locks.js';
+import type { JobName } from './jobs/job-definitions.js';
+import { type HeartbeatSink, type JobRunner, type JobSchedule, startJobRunner } from './jobs/job-runner.js';
+import { createQuotes } from './providers/quotes.js';
+import { adminRoutes } from './routes/admin-routes.js';
+import { botRoutes } from './routes/bot-routes.js';
+import { dashboardRoutes } from './routes/dashboard-routes.js';
+import { type StreamOptions, streamRoute } from './routes/stream-route.js';
+import { summaryRoutes } from './routes/summary-routes.js';
+
+/** What buildDesk needs. Defaults live in DESK_DEFAULTS. */
+export interface DeskOptions {
+  /** The desk's database (already migrated and seeded). Required. */
+  readonly databaseUrl: string;
+  /** Base URL of the market-data provider. Required. */
+  readonly marketDataUrl: string;
+  /** Base URL of the broker. Required. */
+  readonly brokerUrl: string;
+  /** Unlocks /admin/faults, /status, /metrics and Server-Timing. At least 16 characters. Required. */
+  readonly adminToken: string;
+  /** @default pino at info to stdout */
+  readonly logger?: Logger;
+  /** Deadline of an API request, in ms. @default 3_000 */
+  readonly deadlineMs?: number;
+  /** Connections of the API's pool. @default 10 */
+  readonly poolMax?: number;
+  /** Server-side limit of one statement, in ms. @default 2_000 */
+  readonly statementTimeoutMs?: number;
+  /** Longest wait for a row lock, in ms. @default 1_000 */
+  readonly lockTimeoutMs?: number;
+  /** Time between provider health probes, in ms. @default 5_000 */
+  readonly providerProbeMs?: number;
+  /** Run the background loops in this process; `false` for an API-only instance. @default true */
+  readonly jobs?: boolean;
+  /** Overrides of the loops' schedules. @default JOB_SCHEDULES */
+  readonly jobSchedules?: Partial<Record<JobName, JobSchedule>>;
+  /** Limits of the WebSocket stream. @default STREAM_DEFAULTS */
+  readonly stream?: StreamOptions;
+  /** Register hangproof/observe (/status, /metrics, overload limit). @default true */
+  readonly observe?: boolean;
+}
+
+export const DESK_DEFAULTS = Object.freeze({
+  deadlineMs: 3_000,
+  poolMax: 10,
+  statementTimeoutMs: 2_000,
+  lockTimeoutMs: 1_000,
+  providerProbeMs: 5_000,
+  jobs: true,
+  observe: true,
+});
+
+/** A built desk: the Fastify app plus the resources it owns, closed in order by `close()`. */
+export interface Desk {
+  readonly app: FastifyInstance;
+  readonly db: Database;
+  readonly deps: Dependencies;
+  readonly jobs: JobRunner | undefined;
+  /** Stops jobs, releases held locks, closes dependencies and the pool: what runs after the app drained. */
+  release(): Promise<void>;
+  /** Closes streams, drains the app, then `release()`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the desk on an existing database and providers, without listening: `npm start` (main.ts)
+ * and the tests both use it, the tests on port 0 with the small seed.
+ */
+export async function buildDesk(options: DeskOptions): Promise<Desk> {
+  const o = { ...DESK_DEFAULTS, ...options };
+  const logger = o.logger ?? pino({ name: 'desk' });
+  const db = createDatabase({
+    connectionString: o.databaseUrl,
+    name: 'desk',
+    max: o.poolMax,
+    acquireTimeoutMs: 1_000,
+    statementTimeoutMs: o.statementTimeoutMs,
+    lockTimeoutMs: o.lockTimeoutMs,
+    applicationName: 'desk',
+    slowQueryMs: 250,
+    logger: logger.child({ component: 'pg' }),
+  });
+  const deps = createDependencies({ logger: logger.child({ component: 'deps' }) });
+  const health = { path: '/health', intervalMs: o.providerProbeMs, timeoutMs: Math.min(1_000, o.providerProbeMs - 1) };
+  const marketData = deps.http('market-data', {
+    baseUrl: o.marketDataUrl,
+    timeoutMs: 800,
+    attemptTimeoutMs: 400,
+    connectTimeoutMs: 300,
+    health,
+  });
+  const broker = deps.http('broker', {
+    baseUrl: o.brokerUrl,
+    timeoutMs: 1_500,
+    attemptTimeoutMs: 700,
+    connectTimeoutMs: 300,
+    health,
+  });
+
+  const app = Fastify({
+    ...serverOptions({ maxDeadlineMs: o.deadlineMs, bodyLimitBytes: 64 * 1024 }),
+    // Unknown fields are refused (400), not silently dropped: a typo in a filter or a body field
+    // must not quietly return something else than what was asked.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  });
+  await app.register(hangproof, { deadlineMs: o.deadlineMs, adminToken: o.adminToken, logger });
+  if (o.observe) {
+    await app.register(observe, {
+      // A spread copy: DatabaseStats is an interface without an index signature.
+      pools: { desk: { stats: () => ({ ...db.stats() }) } },
+      dependencies: deps,
+      logger,
+      settings: () => ({
+        deadlineMs: o.deadlineMs,
+        statementTimeoutMs: o.statementTimeoutMs,
+        lockTimeoutMs: o.lockTimeoutMs,
+      }),
+    });
+  }
+  app.hangproof.addReadinessCheck('postgres', (signal) => db.readinessCheck(signal), { timeoutMs: 1_000 });
+  app.hangproof.addReadinessCheck('providers', deps.readinessCheck(), { timeoutMs: 100, critical: false });
+
+  const heldLocks = new HeldLocks(o.databaseUrl);
+  let jobs: JobRunner | undefined;
+  const desk: DeskContext = {
+    db,
+    authenticate: createAuthenticator(db),
+    deps,
+    marketData,
+    broker,
+    quotes: createQuotes(deps, marketData),
+    faults: new FaultBoard(),
+    heldLocks,
+    logger,
+    jobIntervalMs: (loop) => jobs?.schedule(loop as JobName).everyMs ?? 60_000,
+  };
+
+  // Streams get a clear 1001 before @fastify/websocket's own preClose closes the server.
+  let stream: { closeAll(): void } | undefined;
+  app.addHook('preClose', (done) => {
+    stream?.closeAll();
+    done();
+  });
+  await app.register(websocket, { options: { maxPayload: 4 * 1024 } });
+  await app.register(async (scope) => {
+    await summaryRoutes(scope, desk);
+    await botRoutes(scope, desk);
+    stream = await streamRoute(scope, desk, o.stream);
+    await adminRoutes(scope, desk, { 'market-data': o.marketDataUrl, broker: o.brokerUrl });
+    await dashboardRoutes(scope);
+  });
+
+  if (o.jobs) {
+    const sink: HeartbeatSink = heartbeats;
+    jobs = await startJobRunner({
+      databaseUrl: o.databaseUrl,
+      db,
+      deps,
+      logger: logger.child({ component: 'jobs' }),
+      heartbeats: sink,
+      ...(o.jobSchedules === undefined ? {} : { schedules: o.jobSchedules }),
+    });
+  }
+
+  let releasing: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+  const release = (): Promise<void> => {
+    releasing ??= (async () => {
+      await jobs?.stop();
+      await heldLocks.releaseAll();
+      await deps.close();
+      await db.close();
+    })();
+    return releasing;
+  };
+  return {
+    app,
+    db,
+    deps,
+    jobs,
+    release,
+    close: () => {
+      closing ??= app.close().then(release);
+      return closing;
+    },
+  };
+}

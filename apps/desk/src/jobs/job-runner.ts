@@ -1,0 +1,154 @@
+import { hostname } from 'node:os';
+import { isHangproofError, runWithBudget } from 'hangproof';
+import type { Dependencies } from 'hangproof/deps';
+import type { Database } from 'hangproof/pg';
+import PgBoss from 'pg-boss';
+import type { Logger } from 'pino';
+import { JOB_BODIES, JOB_NAMES, type JobName } from './job-definitions.js';
+
+/** Receives one beat per job run; observe's Heartbeats fits. */
+export interface HeartbeatSink {
+  report(job: string, report: { ok: boolean; durationMs?: number; detail?: string; expectedEveryMs?: number }): void;
+}
+
+/** Schedule and budget of one loop. */
+export interface JobSchedule {
+  /** Time between runs, in ms (one run per interval across all desk instances). */
+  readonly everyMs: number;
+  /** Deadline of one run, in ms; its queries get what is left of it. */
+  readonly budgetMs: number;
+}
+
+/** Default schedules: summaries every 15-60 s, provider health every 5 s. */
+export const JOB_SCHEDULES: Readonly<Record<JobName, JobSchedule>> = Object.freeze({
+  'metrics-aggregation': { everyMs: 15_000, budgetMs: 10_000 },
+  'equity-curves': { everyMs: 30_000, budgetMs: 10_000 },
+  'strategy-scoring': { everyMs: 60_000, budgetMs: 5_000 },
+  'tournament-ranking': { everyMs: 60_000, budgetMs: 5_000 },
+  'provider-health': { everyMs: 5_000, budgetMs: 3_000 },
+});
+
+export interface JobRunnerOptions {
+  readonly databaseUrl: string;
+  readonly db: Database;
+  readonly deps: Dependencies;
+  readonly logger: Logger;
+  readonly heartbeats?: HeartbeatSink | undefined;
+  /** Overrides of JOB_SCHEDULES (tests run the loops every second). */
+  readonly schedules?: Partial<Record<JobName, JobSchedule>>;
+  /** Name of this instance in autonomy_heartbeats. @default hostname:pid */
+  readonly instance?: string;
+}
+
+export interface JobRunner {
+  schedule(job: JobName): JobSchedule;
+  /** Runs one job now in this process (tests, first start), outside the queue. */
+  runNow(job: JobName): Promise<void>;
+  /** Stops scheduling, lets running jobs finish (bounded), closes pg-boss's pool. */
+  stop(): Promise<void>;
+}
+
+/** Bound of pg-boss's graceful stop: running jobs have their own budgets, this is the backstop. */
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * The background loops on pg-boss 10. Why pg-boss: it needs only Postgres (no Redis), its jobs
+ * survive restarts, and its singleton slots make a schedule run once per interval however many
+ * desk instances tick it. Each instance calls `sendThrottled(name, ..., intervalSec)` on a local
+ * timer; pg-boss turns every send of the same slot into one job (a `singletonKey` + `singletonOn`
+ * unique index), and the `stately` queue policy keeps at most one queued and one active job per
+ * loop, so a slow run is never stacked behind itself. pg-boss's own cron (`schedule`) has minute
+ * granularity, too coarse for provider health.
+ *
+ * Each run executes under `runWithBudget` (its deadline bounds every query it makes), writes a
+ * beat to autonomy_heartbeats and to the heartbeat sink, and pg-boss expires a job that somehow
+ * outlives budget + margin.
+ */
+export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
+  const instance = o.instance ?? `${hostname()}:${process.pid}`;
+  const schedules = { ...JOB_SCHEDULES, ...o.schedules } as Record<JobName, JobSchedule>;
+  const boss = new PgBoss({
+    connectionString: o.databaseUrl,
+    max: 3,
+    application_name: 'desk:jobs',
+    schedule: false,
+    supervise: true,
+    maintenanceIntervalSeconds: 60,
+  });
+  boss.on('error', (err: Error) => o.logger.warn({ err: { message: err.message } }, 'pg-boss error'));
+  await boss.start();
+
+  const timers: NodeJS.Timeout[] = [];
+  let stopped = false;
+
+  async function run(job: JobName): Promise<void> {
+    const { budgetMs, everyMs } = schedules[job];
+    const started = performance.now();
+    let detail = '';
+    let errorCode: string | null = null;
+    try {
+      detail = await runWithBudget(`job:${job}`, budgetMs, () => JOB_BODIES[job]({ db: o.db, deps: o.deps }));
+    } catch (err) {
+      errorCode = isHangproofError(err) ? err.code : 'INTERNAL';
+      o.logger.warn({ job, error_code: errorCode, err: isHangproofError(err) ? undefined : err }, 'job run failed');
+    }
+    const durationMs = Math.round(performance.now() - started);
+    o.heartbeats?.report(job, {
+      ok: errorCode === null,
+      durationMs,
+      detail: errorCode ?? detail,
+      expectedEveryMs: everyMs,
+    });
+    // The beat has its own small budget: a failing database must not hang the loop here either.
+    await runWithBudget(`job:${job}:heartbeat`, 2_000, () =>
+      o.db.query(
+        `INSERT INTO autonomy_heartbeats (loop, last_beat_at, last_ok_at, last_duration_ms, last_error_code, runs, instance)
+         VALUES ($1, now(), CASE WHEN $3::text IS NULL THEN now() END, $2, $3, 1, $4)
+         ON CONFLICT (loop) DO UPDATE SET last_beat_at = now(),
+           last_ok_at = CASE WHEN $3::text IS NULL THEN now() ELSE autonomy_heartbeats.last_ok_at END,
+           last_duration_ms = $2, last_error_code = $3, runs = autonomy_heartbeats.runs + 1, instance = $4`,
+        [job, durationMs, errorCode, instance],
+      ),
+    ).catch((err: unknown) =>
+      o.logger.warn({ job, error_code: isHangproofError(err) ? err.code : 'INTERNAL' }, 'heartbeat write failed'),
+    );
+    if (errorCode !== null) throw new Error(`job ${job} failed with ${errorCode}`);
+  }
+
+  for (const job of JOB_NAMES) {
+    const { everyMs, budgetMs } = schedules[job];
+    await boss.createQueue(job, {
+      name: job,
+      policy: 'stately',
+      retryLimit: 0,
+      expireInSeconds: Math.ceil((budgetMs + 5_000) / 1000),
+      retentionMinutes: 10,
+    });
+    await boss.work(job, { pollingIntervalSeconds: Math.max(0.5, Math.min(2, everyMs / 2000)) }, async () => run(job));
+    const intervalSec = Math.max(1, Math.round(everyMs / 1000));
+    const tick = (): void => {
+      if (stopped) return;
+      boss
+        .sendThrottled(job, {}, {}, intervalSec, job)
+        .catch((err: Error) => o.logger.warn({ job, err: { message: err.message } }, 'job schedule failed'));
+    };
+    tick();
+    const timer = setInterval(tick, Math.max(500, everyMs / 2));
+    timer.unref();
+    timers.push(timer);
+  }
+
+  return {
+    schedule: (job) => schedules[job],
+    runNow: (job) => run(job),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const t of timers) clearInterval(t);
+      await Promise.race([
+        boss.stop({ graceful: true, wait: true, timeout: STOP_TIMEOUT_MS }),
+        new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS + 1_000).unref()),
+      ]);
+    },
+  };
+}

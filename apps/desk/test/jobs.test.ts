@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createDependencies } from 'hangproof/deps';
+import { createDatabase, type Database } from 'hangproof/pg';
+import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import { pino } from 'pino';
+import { migrate } from '../src/db/migrate.js';
+import { seedDatabase } from '../src/db/seed.js';
+import { JOB_NAMES } from '../src/jobs/job-definitions.js';
+import { type JobRunner, startJobRunner } from '../src/jobs/job-runner.js';
+import { DEMO_TOKEN } from './test-desk.js';
+
+let database: TestDatabase;
+let db: Database;
+const logger = pino({ level: 'silent' });
+const deps = createDependencies();
+
+before(async () => {
+  database = await createTestDatabase();
+  await migrate(database.url);
+  await seedDatabase(database.url, { size: 'small', demoUserToken: DEMO_TOKEN });
+  db = createDatabase({ connectionString: database.url, max: 4, logger });
+});
+after(async () => {
+  await db?.close();
+  await deps.close();
+  await database?.drop();
+});
+
+test('every loop runs under its budget, writes its summaries and records a heartbeat', async () => {
+  const beats: { job: string; ok: boolean }[] = [];
+  const runner = await startJobRunner({
+    databaseUrl: database.url,
+    db,
+    deps,
+    logger,
+    heartbeats: { report: (job, r) => void beats.push({ job, ok: r.ok }) },
+    // Long intervals: only the explicit runs below happen during the test.
+    schedules: Object.fromEntries(JOB_NAMES.map((j) => [j, { everyMs: 600_000, budgetMs: 5_000 }])),
+  });
+  try {
+    await db.query('DELETE FROM tournament_ranking');
+    for (const job of JOB_NAMES) await runner.runNow(job);
+    for (const job of JOB_NAMES)
+      assert.ok(
+        beats.some((b) => b.job === job && b.ok),
+        `${job} reported an ok beat`,
+      );
+    const { rows } = await db.query<{ loop: string; last_error_code: string | null }>(
+      'SELECT loop, last_error_code FROM autonomy_heartbeats ORDER BY loop',
+    );
+    assert.deepEqual(rows.map((r) => r.loop).sort(), [...JOB_NAMES].sort());
+    assert.ok(rows.every((r) => r.last_error_code === null));
+    const ranking = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tournament_ranking');
+    assert.equal(ranking.rows[0]?.n, 100);
+    const curves = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM equity_curves');
+    assert.ok((curves.rows[0]?.n ?? 0) > 0);
+  } finally {
+    await runner.stop();
+  }
+});
+
+test('a loop that outlives its budget is cut at the deadline and reported as failing', async () => {
+  const beats: { job: string; ok: boolean; detail?: string | undefined }[] = [];
+  const runner = await startJobRunner({
+    databaseUrl: database.url,
+    db,
+    deps,
+    logger,
+    heartbeats: { report: (job, r) => void beats.push({ job, ok: r.ok, detail: r.detail }) },
+    // A 1 ms budget: the first query cannot fit.
+    schedules: Object.fromEntries(JOB_NAMES.map((j) => [j, { everyMs: 600_000, budgetMs: 1 }])),
+  });
+  try {
+    const started = performance.now();
+    await assert.rejects(runner.runNow('strategy-scoring'));
+    assert.ok(performance.now() - started < 2_500);
+    const beat = beats.find((b) => b.job === 'strategy-scoring');
+    assert.equal(beat?.ok, false);
+  } finally {
+    await runner.stop();
+  }
+});
+
+test('two desk instances run each schedule once per interval, not once each', async () => {
+  const runners: JobRunner[] = [];
+  const everyMs = 2_000;
+  const schedules = Object.fromEntries(JOB_NAMES.map((j) => [j, { everyMs: 600_000, budgetMs: 5_000 }]));
+  schedules['strategy-scoring'] = { everyMs, budgetMs: 1_500 };
+  await db.query("DELETE FROM autonomy_heartbeats WHERE loop = 'strategy-scoring'");
+  const started = performance.now();
+  for (const instance of ['a', 'b']) {
+    runners.push(await startJobRunner({ databaseUrl: database.url, db, deps, logger, schedules, instance }));
+  }
+  await new Promise((r) => setTimeout(r, 7_000));
+  await Promise.all(runners.map((r) => r.stop()));
+  const elapsedMs = performance.now() - started;
+  const { rows } = await db.query<{ runs: number }>(
+    "SELECT runs::int AS runs FROM autonomy_heartbeats WHERE loop = 'strategy-scoring'",
+  );
+  const runs = rows[0]?.runs ?? 0;
+  const slots = Math.ceil(elapsedMs / everyMs) + 1;
+  assert.ok(runs >= 2, `ran ${runs} times`);
+  assert.ok(runs <= slots, `ran ${runs} times in ${slots} slots with two instances ticking`);
+});
