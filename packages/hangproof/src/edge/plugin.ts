@@ -187,7 +187,10 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     const durationMs = ctx.elapsedMs();
     let statusCode = reply.raw.statusCode;
     let errorCode = state.errorCode;
-    if (!reply.raw.writableEnded) {
+    if (request.raw.headers.upgrade !== undefined && reply.sent) {
+      // An upgraded connection (WebSocket) the route took over: it ends when the socket closes.
+      statusCode = 101;
+    } else if (!reply.raw.writableEnded) {
       ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
       statusCode = 499;
       errorCode = 'CLIENT_CLOSED_REQUEST';
