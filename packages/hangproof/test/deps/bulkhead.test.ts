@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { HangproofError } from 'hangproof';
+import { Bulkhead, createDependencies } from 'hangproof/deps';
+import { inRequest, settle } from './helpers.js';
+import { startTestServer, type TestServer } from './servers.js';
+
+let server: TestServer;
+const deps = createDependencies();
+let seq = 0;
+
+before(async () => {
+  server = await startTestServer();
+});
+
+after(async () => {
+  await deps.close();
+  await server.close();
+});
+
+function dep(maxConcurrent: number, maxQueue: number, queueWaitMs: number) {
+  return deps.http(`blk-${++seq}`, {
+    baseUrl: server.url,
+    timeoutMs: 2000,
+    retry: { maxAttempts: 1 },
+    bulkhead: { maxConcurrent, maxQueue, queueWaitMs },
+  });
+}
+
+test('beyond its slots and queue a dependency answers DEPENDENCY_UNAVAILABLE at once', async () => {
+  const d = dep(2, 2, 1000);
+  const results = await Promise.all(Array.from({ length: 10 }, () => settle(d.get('/slow?ms=300'))));
+  const ok = results.filter((r) => r.error === undefined);
+  const full = results.filter((r) => r.error?.details?.reason === 'bulkhead_full');
+  assert.equal(ok.length, 4, 'two ran, two waited in the queue and then ran');
+  assert.equal(full.length, 6);
+  assert.ok(
+    full.every(
+      (r) => r.ms < 100 && r.error?.code === 'DEPENDENCY_UNAVAILABLE' && r.error.details?.dependency === d.name,
+    ),
+  );
+  assert.equal(d.dependency.status().bulkhead.rejected, 6);
+});
+
+test('a queued call waits no longer than queueWaitMs', async () => {
+  const d = dep(1, 5, 80);
+  const running = settle(d.get('/slow?ms=400'));
+  await new Promise((r) => setTimeout(r, 10));
+  const queued = await settle(d.get('/ok'));
+  assert.equal(queued.error?.details?.reason, 'bulkhead_wait');
+  assert.ok(queued.ms >= 75 && queued.ms < 80 + 100, `waited ${queued.ms.toFixed(1)} ms`);
+  assert.equal((await running).error, undefined);
+});
+
+test("a queued call leaves the queue the moment its caller's request ends", async () => {
+  const d = dep(1, 5, 5_000);
+  const running = settle(d.get('/slow?ms=400'));
+  await new Promise((r) => setTimeout(r, 10));
+  const reason = new HangproofError('REQUEST_TIMEOUT');
+  const queued = await inRequest(10_000, (ctx) => {
+    setTimeout(() => ctx.abort(reason), 50);
+    return settle(d.get('/ok'));
+  });
+  assert.equal(queued.error, reason);
+  assert.ok(queued.ms < 50 + 100, `left the queue after ${queued.ms.toFixed(1)} ms`);
+  assert.equal(d.dependency.status().bulkhead.queued, 0);
+  await running;
+});
+
+test('a queued call never waits past its own budget', async () => {
+  const d = dep(1, 5, 5_000);
+  const running = settle(d.get('/slow?ms=500'));
+  await new Promise((r) => setTimeout(r, 10));
+  const queued = await inRequest(300, () => settle(d.get('/ok')));
+  assert.equal(queued.error?.code, 'DEPENDENCY_UNAVAILABLE');
+  assert.ok(queued.ms < 300 - 100 + 100, `waited ${queued.ms.toFixed(1)} ms`);
+  await running;
+});
+
+test('a freed slot goes to the oldest waiter first', async () => {
+  const b = new Bulkhead(1, 3);
+  const order: number[] = [];
+  const first = await b.acquire(1000, undefined);
+  const waiters = [1, 2, 3].map((n) =>
+    b.acquire(1000, undefined).then((release) => {
+      order.push(n);
+      release();
+    }),
+  );
+  first();
+  await Promise.all(waiters);
+  assert.deepEqual(order, [1, 2, 3]);
+  assert.equal(b.active, 0);
+});
