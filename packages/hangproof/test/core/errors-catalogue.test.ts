@@ -22,7 +22,13 @@ test('an error body carries code, message, request ID and safe details only', ()
   });
   const body = errorBody(err, 'req-1');
   assert.deepEqual(body, {
-    error: { code: 'DEPENDENCY_TIMEOUT', message: err.message, requestId: 'req-1', dependency: 'postgres', phase: 'query' },
+    error: {
+      code: 'DEPENDENCY_TIMEOUT',
+      message: err.message,
+      requestId: 'req-1',
+      dependency: 'postgres',
+      phase: 'query',
+    },
   });
   assert.doesNotMatch(JSON.stringify(body), /SELECT|secret/);
 });
