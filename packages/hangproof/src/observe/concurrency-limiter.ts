@@ -1,0 +1,98 @@
+export interface ConcurrencyLimiterOptions {
+  /** Slots; 0 is not allowed here (the caller skips the limiter instead). */
+  readonly maxInFlight: number;
+  /** Waiters allowed at once. */
+  readonly maxQueued: number;
+  /** Longest wait for a slot, in ms. */
+  readonly queueWaitMs: number;
+}
+
+interface Waiter {
+  readonly resolve: (granted: boolean) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
+/**
+ * A fixed limit on work in flight with a short, bounded queue in front of it: a caller either gets
+ * a slot now, waits at most `queueWaitMs` among at most `maxQueued` others, or is refused at once.
+ * Nothing ever waits until a gateway gives up. A released slot passes straight to the oldest
+ * waiter (FIFO), so a waiter cannot be overtaken by a newcomer.
+ */
+export class ConcurrencyLimiter {
+  readonly maxInFlight: number;
+  readonly maxQueued: number;
+  readonly queueWaitMs: number;
+  #inFlight = 0;
+  readonly #queue: Waiter[] = [];
+
+  constructor(o: ConcurrencyLimiterOptions) {
+    if (!(Number.isInteger(o.maxInFlight) && o.maxInFlight > 0)) {
+      throw new RangeError(`maxInFlight must be a positive integer, received ${o.maxInFlight}`);
+    }
+    this.maxInFlight = o.maxInFlight;
+    this.maxQueued = o.maxQueued;
+    this.queueWaitMs = o.queueWaitMs;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Takes a slot if one is free now. */
+  tryAcquire(): boolean {
+    if (this.#inFlight < this.maxInFlight) {
+      this.#inFlight++;
+      return true;
+    }
+    return false;
+  }
+
+  /** True when a caller refused by tryAcquire may wait (queue not full, waiting allowed). */
+  canWait(): boolean {
+    return this.queueWaitMs > 0 && this.#queue.length < this.maxQueued;
+  }
+
+  /**
+   * Waits for a slot: resolves true with the slot taken, or false after `queueWaitMs` or when
+   * `signal` aborts. Call only after tryAcquire failed and canWait returned true.
+   */
+  wait(signal?: AbortSignal): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const waiter: Waiter = {
+        resolve,
+        signal,
+        timer: setTimeout(() => this.#drop(waiter), this.queueWaitMs),
+        onAbort: () => this.#drop(waiter),
+      };
+      signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      this.#queue.push(waiter);
+    });
+  }
+
+  /** Gives a slot back; the oldest waiter, if any, takes it over. */
+  release(): void {
+    const next = this.#queue.shift();
+    if (next === undefined) {
+      if (this.#inFlight > 0) this.#inFlight--;
+      return;
+    }
+    clearTimeout(next.timer);
+    next.signal?.removeEventListener('abort', next.onAbort);
+    next.resolve(true);
+  }
+
+  #drop(waiter: Waiter): void {
+    const i = this.#queue.indexOf(waiter);
+    if (i < 0) return;
+    this.#queue.splice(i, 1);
+    clearTimeout(waiter.timer);
+    waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    waiter.resolve(false);
+  }
+}

@@ -1,0 +1,43 @@
+/** hangproof/observe: latency windows, Prometheus metrics, loop stalls, overload protection, status page. */
+export { AdminAccess, SESSION_COOKIE } from './admin-access.js';
+export { BoundedRing } from './bounded-ring.js';
+export { ConcurrencyLimiter, type ConcurrencyLimiterOptions } from './concurrency-limiter.js';
+export { EventLoopMonitor, type LoopSample, type PressureReason } from './event-loop-monitor.js';
+export {
+  type HeartbeatReport,
+  type HeartbeatStatus,
+  Heartbeats,
+  heartbeats,
+  MAX_HEARTBEAT_JOBS,
+} from './heartbeats.js';
+export { LatencySeries, SeriesBook } from './latency-series.js';
+export { queryId, type SlowRequest, type TimeoutRecord } from './measurements.js';
+export {
+  type AllowRule,
+  DEFAULT_BUCKETS_SEC,
+  type DependencyStatusSource,
+  OBSERVE_DEFAULTS,
+  type ObserveOptions,
+  type PoolStatsSource,
+  resolveObserveOptions,
+} from './options.js';
+export { tracingRequested } from './otel-tracing.js';
+export { type ExportedWindows, type ObserveApi, observe } from './plugin.js';
+export {
+  type InFlightRequest,
+  inFlightSnapshot,
+  type StallFrame,
+  type StallReport,
+  watchStalls,
+} from './stall-watchdog.js';
+export {
+  type EncodedWindow,
+  mergeEncoded,
+  newHistogram,
+  summarize,
+  WINDOW_NAMES,
+  WINDOWS,
+  WindowedHistogram,
+  type WindowName,
+  type WindowSummary,
+} from './windowed-histogram.js';

@@ -1,0 +1,92 @@
+import { WindowedHistogram } from './windowed-histogram.js';
+
+/**
+ * Everything measured about one thing (a route, a query fingerprint, a pool, a dependency):
+ * sliding-window HdrHistograms for percentiles, plus cumulative Prometheus bucket counts and
+ * failures by code since startup. Recording is one histogram record, one bucket scan and a few
+ * additions: no allocation except the first failure of a code.
+ */
+export class LatencySeries {
+  /** Prometheus labels of the series, e.g. `{ method: 'GET', route: '/bots/:id' }`. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly windows: WindowedHistogram;
+  /** Cumulative count per bucket (not summed across buckets); the last one is +Inf. */
+  readonly bucketCounts: Float64Array;
+  /** Sum of all values, in seconds. */
+  sumSec = 0;
+  count = 0;
+  /** Failures by error code since startup. */
+  readonly errorsTotal = new Map<string, number>();
+  readonly #boundsMs: Float64Array;
+
+  /** `sinceMs`: when measuring began (epoch ms); windows never claim to cover time before it. */
+  constructor(labels: Readonly<Record<string, string>>, boundsMs: Float64Array, sinceMs: number = Date.now()) {
+    this.labels = labels;
+    this.#boundsMs = boundsMs;
+    this.bucketCounts = new Float64Array(boundsMs.length + 1);
+    this.windows = new WindowedHistogram(sinceMs);
+  }
+
+  record(durationMs: number, nowMs: number, errorCode: string | undefined): void {
+    this.windows.record(durationMs * 1000, nowMs, errorCode);
+    const bounds = this.#boundsMs;
+    let i = 0;
+    while (i < bounds.length && durationMs > (bounds[i] as number)) i++;
+    (this.bucketCounts[i] as number)++;
+    this.sumSec += durationMs / 1000;
+    this.count++;
+    if (errorCode !== undefined) this.errorsTotal.set(errorCode, (this.errorsTotal.get(errorCode) ?? 0) + 1);
+  }
+}
+
+/**
+ * Series by key with a bound on how many exist: once `max` keys are known, further keys share one
+ * `(other)` series, so a flood of distinct routes or queries cannot grow memory without limit.
+ */
+export class SeriesBook {
+  readonly #byKey = new Map<string, LatencySeries>();
+  readonly #max: number;
+  readonly #boundsMs: Float64Array;
+  readonly #labelsOf: (key: string) => Readonly<Record<string, string>>;
+  #other: LatencySeries | undefined;
+
+  readonly #sinceMs: number;
+
+  /** `sinceMs`: when measuring began; rates of series first seen later still count from it. */
+  constructor(
+    max: number,
+    boundsMs: Float64Array,
+    labelsOf: (key: string) => Readonly<Record<string, string>>,
+    sinceMs: number,
+  ) {
+    this.#max = max;
+    this.#sinceMs = sinceMs;
+    this.#boundsMs = boundsMs;
+    this.#labelsOf = labelsOf;
+  }
+
+  get(key: string): LatencySeries {
+    let s = this.#byKey.get(key);
+    if (s !== undefined) return s;
+    if (this.#byKey.size >= this.#max) {
+      s = this.#other ??= new LatencySeries(this.#labelsOf(OTHER), this.#boundsMs, this.#sinceMs);
+      return s;
+    }
+    s = new LatencySeries(this.#labelsOf(key), this.#boundsMs, this.#sinceMs);
+    this.#byKey.set(key, s);
+    return s;
+  }
+
+  /** Each series with its key; the overflow series last, as `(other)`. */
+  *entries(): IterableIterator<[string, LatencySeries]> {
+    yield* this.#byKey;
+    if (this.#other !== undefined) yield [OTHER, this.#other];
+  }
+
+  *series(): IterableIterator<LatencySeries> {
+    for (const [, s] of this.entries()) yield s;
+  }
+}
+
+/** Key of the series that collects what no longer fits in a book. */
+export const OTHER = '(other)';

@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto';
+import type { Channel } from 'node:diagnostics_channel';
+import {
+  type BreakerStateEvent,
+  channels,
+  type DependencyCallEvent,
+  type PoolAcquireEvent,
+  type QueryEvent,
+  type RequestContext,
+  type RequestEndEvent,
+  type Span,
+} from '../core/index.js';
+import { BoundedRing } from './bounded-ring.js';
+import { LatencySeries, OTHER, SeriesBook } from './latency-series.js';
+import { RouteBook } from './route-book.js';
+import type { StallReport } from './stall-watchdog.js';
+
+/** A slow request kept with its spans, for the waterfall on /status. */
+export interface SlowRequest {
+  readonly at: string;
+  readonly requestId: string;
+  readonly method: string;
+  readonly route: string;
+  readonly statusCode: number;
+  readonly errorCode: string | undefined;
+  readonly durationMs: number;
+  readonly deadlineMs: number;
+  readonly spans: readonly Span[];
+  readonly droppedSpans: number;
+}
+
+/** A request that ended in a timeout, with where it was when the time ran out. */
+export interface TimeoutRecord extends SlowRequest {
+  readonly lastCompletedStep: string | undefined;
+  readonly stepInFlight: string | undefined;
+  readonly stepsInFlight: readonly string[];
+}
+
+export interface BreakerView {
+  state: string;
+  since: string;
+  transitions: number;
+}
+
+export interface MeasurementsOptions {
+  readonly bucketsSec: readonly number[];
+  readonly maxRoutes: number;
+  readonly maxQueryFingerprints: number;
+  readonly maxDependencies: number;
+  readonly slowRequestMs: number;
+  readonly recentLimit: number;
+}
+
+/** Ended requests remembered, so a stall reported late can still list what was in flight. */
+const RECENT_ENDED = 256;
+/** Error codes that count as timeouts on /status. */
+const TIMEOUT_CODES = new Set(['REQUEST_TIMEOUT', 'DEPENDENCY_TIMEOUT']);
+/** Spans kept per recent request (the context keeps up to 256). */
+const MAX_KEPT_SPANS = 100;
+/** Recorded as the error code of a pool acquire that gave up. */
+export const ACQUIRE_FAILED = 'ACQUIRE_FAILED';
+
+/** A short, stable id for a query fingerprint, usable as a Prometheus label. */
+export function queryId(fingerprint: string): string {
+  return createHash('sha1').update(fingerprint).digest('hex').slice(0, 12);
+}
+
+/**
+ * Everything observe measures from hangproof's diagnostics channels: per route, per query
+ * fingerprint (and all queries), per pool acquire, per dependency; breaker states; the most recent
+ * slow requests, timeouts and loop stalls. Channels are process-wide, so one instance per process
+ * sees the whole process.
+ */
+export class Measurements {
+  readonly routes: RouteBook;
+  readonly queryTotal: LatencySeries;
+  readonly queries: SeriesBook;
+  /** Fingerprint text by query id, for /status. */
+  readonly fingerprints = new Map<string, string>();
+  readonly poolAcquire: SeriesBook;
+  readonly dependencies: SeriesBook;
+  readonly breakers = new Map<string, BreakerView>();
+  readonly slowRequests: BoundedRing<SlowRequest>;
+  readonly timeouts: BoundedRing<TimeoutRecord>;
+  readonly stalls: BoundedRing<StallReport>;
+  stallCount = 0;
+  /** Requests answered 503 OVERLOADED, by reason. */
+  readonly shed = new Map<string, number>();
+  readonly startedAtMs = Date.now();
+  readonly #slowMs: number;
+  /** The last requests that ended and when (performance.now()), in two fixed arrays: no allocation. */
+  readonly #endedCtx: (RequestContext | undefined)[] = new Array(RECENT_ENDED);
+  readonly #endedAt = new Float64Array(RECENT_ENDED);
+  #endedNext = 0;
+  readonly #subscriptions: [Channel, (message: unknown) => void][] = [];
+
+  constructor(o: MeasurementsOptions) {
+    const boundsMs = Float64Array.from(o.bucketsSec, (s) => s * 1000);
+    this.#slowMs = o.slowRequestMs;
+    this.routes = new RouteBook(o.maxRoutes, boundsMs, this.startedAtMs);
+    this.queryTotal = new LatencySeries({}, boundsMs, this.startedAtMs);
+    this.queries = new SeriesBook(
+      o.maxQueryFingerprints,
+      boundsMs,
+      (fp) => {
+        const id = fp === OTHER ? OTHER : queryId(fp);
+        this.fingerprints.set(id, fp);
+        return { query_id: id };
+      },
+      this.startedAtMs,
+    );
+    this.poolAcquire = new SeriesBook(o.maxDependencies, boundsMs, (pool) => ({ pool }), this.startedAtMs);
+    this.dependencies = new SeriesBook(o.maxDependencies, boundsMs, (dependency) => ({ dependency }), this.startedAtMs);
+    this.slowRequests = new BoundedRing(o.recentLimit);
+    this.timeouts = new BoundedRing(o.recentLimit);
+    this.stalls = new BoundedRing(o.recentLimit);
+  }
+
+  /** The hot path: a few histogram records and counter increments per request. */
+  readonly onRequestEnd = (e: RequestEndEvent): void => {
+    const now = Date.now();
+    this.#endedCtx[this.#endedNext] = e.ctx;
+    this.#endedAt[this.#endedNext] = performance.now();
+    this.#endedNext = (this.#endedNext + 1) % RECENT_ENDED;
+    this.routes.get(e.method, e.route).record(e.durationMs, now, e.errorCode);
+    if (e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode)) this.timeouts.push(this.#timeout(e, now));
+    else if (e.durationMs >= this.#slowMs) this.slowRequests.push(this.#slow(e, now));
+  };
+
+  readonly onQuery = (e: QueryEvent): void => {
+    const now = Date.now();
+    this.queryTotal.record(e.durationMs, now, e.errorCode);
+    this.queries.get(e.fingerprint).record(e.durationMs, now, e.errorCode);
+  };
+
+  readonly onPoolAcquire = (e: PoolAcquireEvent): void => {
+    const now = Date.now();
+    this.poolAcquire.get(e.pool).record(e.waitMs, now, e.ok ? undefined : ACQUIRE_FAILED);
+  };
+
+  readonly onDependencyCall = (e: DependencyCallEvent): void => {
+    const now = Date.now();
+    this.dependencies.get(e.dependency).record(e.durationMs, now, e.outcome === 'ok' ? undefined : e.outcome);
+  };
+
+  readonly onBreakerState = (e: BreakerStateEvent): void => {
+    const b = this.breakers.get(e.dependency);
+    const since = new Date().toISOString();
+    if (b === undefined) {
+      if (this.breakers.size < 1000) this.breakers.set(e.dependency, { state: e.to, since, transitions: 1 });
+      return;
+    }
+    b.state = e.to;
+    b.since = since;
+    b.transitions++;
+  };
+
+  /** Requests that ended at or after `perfNow` (performance.now() time), among the last 256. */
+  *endedSince(perfNow: number): IterableIterator<RequestContext> {
+    for (let i = 0; i < RECENT_ENDED; i++) {
+      const ctx = this.#endedCtx[i];
+      if (ctx !== undefined && (this.#endedAt[i] as number) >= perfNow) yield ctx;
+    }
+  }
+
+  recordStall(report: StallReport): void {
+    this.stallCount++;
+    this.stalls.push(report);
+  }
+
+  recordShed(reason: string): void {
+    this.shed.set(reason, (this.shed.get(reason) ?? 0) + 1);
+  }
+
+  subscribe(): void {
+    const pairs: [Channel, (message: unknown) => void][] = [
+      [channels.requestEnd, this.onRequestEnd as (m: unknown) => void],
+      [channels.query, this.onQuery as (m: unknown) => void],
+      [channels.poolAcquire, this.onPoolAcquire as (m: unknown) => void],
+      [channels.dependencyCall, this.onDependencyCall as (m: unknown) => void],
+      [channels.breakerState, this.onBreakerState as (m: unknown) => void],
+    ];
+    for (const [channel, fn] of pairs) {
+      channel.subscribe(fn);
+      this.#subscriptions.push([channel, fn]);
+    }
+  }
+
+  unsubscribe(): void {
+    for (const [channel, fn] of this.#subscriptions) channel.unsubscribe(fn);
+    this.#subscriptions.length = 0;
+  }
+
+  #slow(e: RequestEndEvent, now: number): SlowRequest {
+    const { ctx } = e;
+    return {
+      at: new Date(now - e.durationMs).toISOString(),
+      requestId: ctx.requestId,
+      method: e.method,
+      route: e.route,
+      statusCode: e.statusCode,
+      errorCode: e.errorCode,
+      durationMs: Math.round(e.durationMs * 10) / 10,
+      deadlineMs: ctx.budgetMs,
+      spans: ctx.spans.slice(0, MAX_KEPT_SPANS),
+      droppedSpans: ctx.droppedSpans + Math.max(0, ctx.spans.length - MAX_KEPT_SPANS),
+    };
+  }
+
+  #timeout(e: RequestEndEvent, now: number): TimeoutRecord {
+    const { ctx } = e;
+    return {
+      ...this.#slow(e, now),
+      lastCompletedStep: ctx.lastCompletedStep,
+      // Steps end as soon as the abort rejects their work: what ran at the deadline is kept apart.
+      stepInFlight: ctx.stepInFlight ?? ctx.stepsInFlightAtAbort.at(-1),
+      stepsInFlight: ctx.stepsInFlight.length > 0 ? [...ctx.stepsInFlight] : [...ctx.stepsInFlightAtAbort],
+    };
+  }
+}

@@ -1,0 +1,209 @@
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+
+/** Anything with a `stats()` snapshot, such as a hangproof Postgres pool. Numeric fields become gauges. */
+export interface PoolStatsSource {
+  stats(): object;
+}
+
+/** The dependency layer (or anything else) with a `status()` snapshot, shown as is on /status. */
+export interface DependencyStatusSource {
+  status(): unknown;
+}
+
+/** Decides whether a request may read /metrics and /status without the admin token. */
+export type AllowRule = (request: FastifyRequest) => boolean | Promise<boolean>;
+
+/** Options of the `observe` Fastify plugin. Defaults live in OBSERVE_DEFAULTS. */
+export interface ObserveOptions {
+  /**
+   * Token that unlocks /metrics and /status, presented in `X-Admin-Token` (or through the login
+   * form of /status). At least 16 characters. @default the `adminToken` given to the hangproof plugin
+   */
+  readonly adminToken?: string | undefined;
+  /**
+   * Extra rule that also grants access, e.g. `(req) => req.ip === '127.0.0.1'` for a scraper on the
+   * same host. Either the token or the rule suffices. @default undefined (token only)
+   */
+  readonly allow?: AllowRule | undefined;
+  /** Connection pools by name, each with a `stats()` method, shown on /status and as gauges. @default {} */
+  readonly pools?: Readonly<Record<string, PoolStatsSource>>;
+  /** The dependency layer's status source, shown on /status next to measured latencies. @default undefined */
+  readonly dependencies?: DependencyStatusSource | undefined;
+  /**
+   * The service's effective timeout settings (deadline, server timeouts, statement timeout,
+   * dependency timeouts/retries/breaker delays), published under `settings` in /status.json for
+   * `hangproof doctor`. A function is called at each read. @default {}
+   */
+  readonly settings?: Readonly<Record<string, unknown>> | (() => Readonly<Record<string, unknown>>);
+  /** Logger for loop stalls and shedding. @default pino to stdout */
+  readonly logger?: Logger | undefined;
+  /** Path of the Prometheus endpoint; `false` to not register it. @default '/metrics' */
+  readonly metricsPath?: string | false;
+  /** Path of the status page; its data is at `<statusPath>.json`; `false` to not register them. @default '/status' */
+  readonly statusPath?: string | false;
+  /** Register prom-client's default process metrics (CPU, memory, GC, handles). @default true */
+  readonly defaultMetrics?: boolean;
+  /** Upper bounds of the Prometheus histogram buckets, in seconds, ascending. @default 0.005 ... 30 */
+  readonly bucketsSec?: readonly number[];
+  /** Routes (method + pattern) measured separately; further ones are counted together as `(other)`. @default 200 */
+  readonly maxRoutes?: number;
+  /** Query fingerprints measured separately; further ones are counted as `(other)`. @default 50 */
+  readonly maxQueryFingerprints?: number;
+  /** Dependencies and pools measured separately, each; further ones are counted as `(other)`. @default 50 */
+  readonly maxDependencies?: number;
+  /** A request at least this slow is kept, with its spans, among the recent slow requests, in ms. @default 1000 */
+  readonly slowRequestMs?: number;
+  /** Recent slow requests, timeouts and stalls kept for /status (each list). @default 20 */
+  readonly recentLimit?: number;
+  /**
+   * Requests allowed in flight at once; beyond it a request waits at most `queueWaitMs` in a queue
+   * of `maxQueued`, else gets 503 OVERLOADED at once. 0 disables the limit. @default 200
+   */
+  readonly maxInFlight?: number;
+  /** Requests that may wait for a slot at once; 0 rejects at once when the limit is reached. @default 50 */
+  readonly maxQueued?: number;
+  /** Longest wait for a slot, in ms; keep it far below the deadline. @default 100 */
+  readonly queueWaitMs?: number;
+  /** Seconds sent in `Retry-After` with 503 OVERLOADED. @default 2 */
+  readonly retryAfterSec?: number;
+  /**
+   * Shed new requests (503 OVERLOADED) while the event-loop delay of the last sample exceeds this,
+   * in ms. 0 disables it. @default 1000
+   */
+  readonly maxEventLoopDelayMs?: number;
+  /** Shed new requests while the V8 heap in use exceeds this, in bytes. 0 disables it. @default 0 */
+  readonly maxHeapUsedBytes?: number;
+  /** How often event-loop delay and heap use are sampled, in ms. @default 1000 */
+  readonly sampleIntervalMs?: number;
+  /** Paths never shed or queued (probes, metrics, status). The metrics and status paths are always added. @default ['/healthz', '/readyz'] */
+  readonly exemptPaths?: readonly string[];
+  /**
+   * A blocked event loop longer than this is reported as a stall (log line, /status, counter), in ms.
+   * 0 disables the watchdog. @default 200
+   */
+  readonly stallThresholdMs?: number;
+  /**
+   * Capture the JavaScript stack of the code blocking the loop: the watchdog thread pauses the main
+   * thread through the in-process inspector (no network port) for a moment. @default true
+   */
+  readonly captureStallStacks?: boolean;
+  /**
+   * Export request spans with OpenTelemetry when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (`'auto'`), or never (`false`). @default 'auto'
+   */
+  readonly tracing?: 'auto' | false;
+  /** `service.name` of exported spans. @default OTEL_SERVICE_NAME, else 'hangproof-service' */
+  readonly serviceName?: string | undefined;
+  /** How long a status-page login lasts, in seconds. @default 43_200 (12 h) */
+  readonly sessionMaxAgeSec?: number;
+}
+
+/** Bucket bounds around typical deadlines: 5 ms to 30 s. */
+export const DEFAULT_BUCKETS_SEC = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+
+export const OBSERVE_DEFAULTS = Object.freeze({
+  metricsPath: '/metrics',
+  statusPath: '/status',
+  defaultMetrics: true,
+  bucketsSec: DEFAULT_BUCKETS_SEC,
+  maxRoutes: 200,
+  maxQueryFingerprints: 50,
+  maxDependencies: 50,
+  slowRequestMs: 1000,
+  recentLimit: 20,
+  maxInFlight: 200,
+  maxQueued: 50,
+  queueWaitMs: 100,
+  retryAfterSec: 2,
+  maxEventLoopDelayMs: 1000,
+  maxHeapUsedBytes: 0,
+  sampleIntervalMs: 1000,
+  exemptPaths: Object.freeze(['/healthz', '/readyz']),
+  stallThresholdMs: 200,
+  captureStallStacks: true,
+  tracing: 'auto',
+  sessionMaxAgeSec: 43_200,
+} as const);
+
+type Defaulted = keyof typeof OBSERVE_DEFAULTS;
+
+export type ResolvedObserveOptions = {
+  readonly [K in Defaulted]-?: NonNullable<ObserveOptions[K]>;
+} & {
+  readonly adminToken: string | undefined;
+  readonly allow: AllowRule | undefined;
+  readonly pools: Readonly<Record<string, PoolStatsSource>>;
+  readonly dependencies: DependencyStatusSource | undefined;
+  readonly settings: ObserveOptions['settings'];
+  readonly logger: Logger | undefined;
+  readonly serviceName: string;
+};
+
+function check(name: string, value: number, ok: (v: number) => boolean, what: string): void {
+  if (typeof value !== 'number' || !ok(value)) throw new RangeError(`${name} must be ${what}, received ${value}`);
+}
+
+const nonNegativeInt = (v: number): boolean => Number.isInteger(v) && v >= 0;
+const positiveInt = (v: number): boolean => Number.isInteger(v) && v > 0;
+
+/** Applies the defaults and validates; throws RangeError/TypeError naming the option and value. */
+export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObserveOptions {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ObserveOptions;
+  const o = { ...OBSERVE_DEFAULTS, ...defined };
+  for (const key of ['maxRoutes', 'maxQueryFingerprints', 'maxDependencies', 'recentLimit'] as const) {
+    check(key, o[key], positiveInt, 'a positive integer');
+  }
+  for (const key of [
+    'maxInFlight',
+    'maxQueued',
+    'queueWaitMs',
+    'maxEventLoopDelayMs',
+    'maxHeapUsedBytes',
+    'stallThresholdMs',
+  ] as const) {
+    check(key, o[key], nonNegativeInt, 'an integer >= 0');
+  }
+  check('slowRequestMs', o.slowRequestMs, (v) => v > 0, 'a positive number of ms');
+  check('retryAfterSec', o.retryAfterSec, positiveInt, 'a positive integer');
+  check('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
+  check('sessionMaxAgeSec', o.sessionMaxAgeSec, positiveInt, 'a positive integer');
+  if (o.stallThresholdMs > 0 && o.stallThresholdMs < 20) {
+    throw new RangeError(`stallThresholdMs must be 0 or >= 20, received ${o.stallThresholdMs}`);
+  }
+  const buckets = o.bucketsSec;
+  if (buckets.length === 0 || buckets.some((b, i) => !(b > 0) || (i > 0 && b <= (buckets[i - 1] as number)))) {
+    throw new RangeError(`bucketsSec must be positive and ascending, received [${buckets.join(', ')}]`);
+  }
+  for (const key of ['metricsPath', 'statusPath'] as const) {
+    const p = o[key];
+    if (p !== false && (typeof p !== 'string' || !p.startsWith('/'))) {
+      throw new TypeError(`${key} must be a path starting with '/' or false, received ${String(p)}`);
+    }
+  }
+  if (o.tracing !== 'auto' && o.tracing !== false) {
+    throw new TypeError(`tracing must be 'auto' or false, received ${String(o.tracing)}`);
+  }
+  if (input.adminToken !== undefined && (typeof input.adminToken !== 'string' || input.adminToken.length < 16)) {
+    throw new RangeError(`adminToken must be at least 16 characters, received ${String(input.adminToken).length}`);
+  }
+  if (input.allow !== undefined && typeof input.allow !== 'function') {
+    throw new TypeError(`allow must be a function, received ${typeof input.allow}`);
+  }
+  for (const [name, pool] of Object.entries(input.pools ?? {})) {
+    if (typeof pool?.stats !== 'function') throw new TypeError(`pools.${name} must have a stats() method`);
+  }
+  if (input.dependencies !== undefined && typeof input.dependencies.status !== 'function') {
+    throw new TypeError('dependencies must have a status() method');
+  }
+  return {
+    ...o,
+    adminToken: input.adminToken,
+    allow: input.allow,
+    pools: input.pools ?? {},
+    dependencies: input.dependencies,
+    settings: input.settings,
+    logger: input.logger,
+    serviceName: input.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'hangproof-service',
+  };
+}

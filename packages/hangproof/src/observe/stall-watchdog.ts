@@ -1,0 +1,202 @@
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { RequestContext } from '../core/index.js';
+import { WATCHDOG_SOURCE } from './stall-watchdog-worker.js';
+
+/** One frame of the code that blocked the loop. `line` and `column` are 1-based. */
+export interface StallFrame {
+  readonly functionName: string;
+  readonly url: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+/** A request (or job) that was in flight during a stall. */
+export interface InFlightRequest {
+  readonly requestId: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly elapsedMs: number;
+  readonly stepInFlight: string | undefined;
+  readonly stepsInFlight: readonly string[];
+  readonly lastCompletedStep: string | undefined;
+}
+
+/** What the watchdog learnt about one stall of the event loop. */
+export interface StallReport {
+  readonly at: string;
+  readonly durationMs: number;
+  /** Innermost frame first; undefined when it could not be captured (see `stackNote`). */
+  readonly stack: readonly StallFrame[] | undefined;
+  readonly stackNote: string | undefined;
+  /**
+   * ms from the last heartbeat before the stall to the moment the stack was taken. Enabling the
+   * debugger takes tens of ms (hundreds on a starved CPU); when this is close to `durationMs` the
+   * stack may show the code that ran just after the blocking call, still inside the same stall.
+   */
+  readonly stackAfterMs: number | undefined;
+  readonly inFlight: readonly InFlightRequest[];
+  /**
+   * True when `inFlight` was taken while the loop was blocked (from the paused main thread); false
+   * when it was rebuilt after the stall from the requests still in flight and the last 256 ended.
+   */
+  readonly inFlightDuringStall: boolean;
+}
+
+export interface StallWatchdogOptions {
+  readonly thresholdMs: number;
+  readonly captureStacks: boolean;
+}
+
+/** Where the watchdog finds the requests of one app. */
+export interface ContextSource {
+  /** The requests in flight now. */
+  inFlight(): Iterable<RequestContext>;
+  /** Requests that ended at or after `perfNow` (performance.now() time). */
+  endedSince(perfNow: number): Iterable<RequestContext>;
+}
+type StallListener = (report: StallReport) => void;
+
+const MAX_IN_FLIGHT_LISTED = 50;
+/** Rough time from the loop resuming to the watchdog's message being handled, in ms. */
+const MESSAGE_LATENCY_MS = 5;
+/** A stall longer than this is also written straight to stderr by the watchdog thread. */
+const LONG_STALL_LOG_MS = 10_000;
+const kSnapshot = Symbol.for('hangproof.observe.stall-snapshot');
+const SNAPSHOT_EXPRESSION = "globalThis[Symbol.for('hangproof.observe.stall-snapshot')]()";
+
+const sources = new Set<ContextSource>();
+const listeners = new Set<StallListener>();
+let running: { worker: Worker; beat: NodeJS.Timeout; options: StallWatchdogOptions } | undefined;
+
+/** The requests in flight now, longest-running first, at most 50. */
+export function inFlightSnapshot(): InFlightRequest[] {
+  return describe(function* () {
+    for (const source of sources) yield* source.inFlight();
+  });
+}
+
+/**
+ * The requests in flight during a stall from `startedAtPerf` to `endedAtPerf` (performance.now()
+ * times): those in flight now or ended since it began, that had started before it ended. Nothing
+ * can start while the loop is blocked, so this also keeps the request that started just before
+ * blocking it. Used when the paused thread could not be asked.
+ */
+function inFlightAt(startedAtPerf: number, endedAtPerf: number): InFlightRequest[] {
+  return describe(function* () {
+    const seen = new Set<RequestContext>();
+    for (const source of sources) {
+      for (const ctx of source.inFlight()) seen.add(ctx);
+      for (const ctx of source.endedSince(startedAtPerf)) seen.add(ctx);
+    }
+    for (const ctx of seen) if (ctx.startedAt <= endedAtPerf) yield ctx;
+  });
+}
+
+function describe(contexts: () => Iterable<RequestContext>): InFlightRequest[] {
+  const out: InFlightRequest[] = [];
+  for (const ctx of contexts()) {
+    out.push({
+      requestId: ctx.requestId,
+      name: ctx.name,
+      kind: ctx.kind,
+      elapsedMs: Math.round(ctx.elapsedMs()),
+      stepInFlight: ctx.stepInFlight,
+      stepsInFlight: [...ctx.stepsInFlight],
+      lastCompletedStep: ctx.lastCompletedStep,
+    });
+  }
+  return out.sort((a, b) => b.elapsedMs - a.elapsedMs).slice(0, MAX_IN_FLIGHT_LISTED);
+}
+
+const cwdPrefix = `${pathToFileURL(process.cwd()).href}/`;
+
+function shorten(url: string): string {
+  return url.startsWith(cwdPrefix) ? url.slice(cwdPrefix.length) : url;
+}
+
+interface WorkerStallMessage {
+  readonly kind: 'stall';
+  readonly startedAtEpochMs: number;
+  readonly durationMs: number;
+  readonly frames: StallFrame[] | undefined;
+  readonly inFlight: InFlightRequest[] | undefined;
+  readonly pausedAfterMs: number | undefined;
+  readonly note: string | undefined;
+}
+
+function onWorkerMessage(message: WorkerStallMessage | { kind: 'warning'; message: string }): void {
+  if (message.kind !== 'stall') return;
+  // The message arrives right after the loop resumed: the stall ended a moment ago.
+  const endedAtPerf = performance.now() - MESSAGE_LATENCY_MS;
+  const startedAtPerf = endedAtPerf - message.durationMs;
+  const report: StallReport = {
+    at: new Date(message.startedAtEpochMs).toISOString(),
+    durationMs: Math.round(message.durationMs),
+    stack: message.frames?.map((f) => ({ ...f, url: shorten(f.url) })),
+    stackNote: message.note,
+    stackAfterMs: message.pausedAfterMs,
+    inFlight: message.inFlight ?? inFlightAt(startedAtPerf, endedAtPerf),
+    inFlightDuringStall: message.inFlight !== undefined,
+  };
+  for (const listener of listeners) listener(report);
+}
+
+/**
+ * Watches the event loop from a worker thread (one per process, shared by every app that asks)
+ * and calls `listener` after each stall longer than the threshold with the blocking stack and the
+ * requests in flight. `contexts` lists this app's in-flight requests. The first caller's options
+ * apply to the process. Returns a function that stops listening (the thread stops with the last).
+ */
+export function watchStalls(
+  options: StallWatchdogOptions,
+  contexts: ContextSource,
+  listener: StallListener,
+): () => void {
+  sources.add(contexts);
+  listeners.add(listener);
+  if (running === undefined) start(options);
+  return () => {
+    sources.delete(contexts);
+    listeners.delete(listener);
+    if (listeners.size === 0) stop();
+  };
+}
+
+function start(options: StallWatchdogOptions): void {
+  (globalThis as Record<symbol, unknown>)[kSnapshot] = () => JSON.stringify(inFlightSnapshot());
+  const buffer = new SharedArrayBuffer(4);
+  const beats = new Int32Array(buffer);
+  // Beats 4 times per threshold, so a stall is seen within ~1.25 thresholds; a timer this slow
+  // costs nothing measurable.
+  const beatMs = Math.max(10, Math.floor(options.thresholdMs / 4));
+  const beat = setInterval(() => Atomics.add(beats, 0, 1), beatMs);
+  beat.unref();
+  const worker = new Worker(WATCHDOG_SOURCE, {
+    eval: true,
+    // No loader or flags of the main process (a TypeScript loader would slow the thread's start).
+    execArgv: [],
+    workerData: {
+      buffer,
+      thresholdMs: options.thresholdMs,
+      pollMs: Math.max(5, Math.floor(beatMs / 2)),
+      captureStacks: options.captureStacks,
+      snapshotExpression: SNAPSHOT_EXPRESSION,
+      longStallLogMs: Math.max(LONG_STALL_LOG_MS, options.thresholdMs * 10),
+    },
+  });
+  worker.unref();
+  worker.on('message', onWorkerMessage);
+  worker.on('error', () => {
+    // The watchdog is an aid: losing it must never take the service down.
+  });
+  running = { worker, beat, options };
+}
+
+function stop(): void {
+  if (running === undefined) return;
+  clearInterval(running.beat);
+  void running.worker.terminate();
+  running = undefined;
+  delete (globalThis as Record<symbol, unknown>)[kSnapshot];
+}

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sleep } from 'hangproof';
+import { admin, busyLoop, startService } from './helpers.js';
+
+interface ErrorJson {
+  error: { code: string; reason?: string };
+}
+
+test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After at once, and probes still answer', async (t) => {
+  const { app, url } = await startService({ maxInFlight: 2, maxQueued: 0, retryAfterSec: 3 }, (app) => {
+    app.get('/work', async () => {
+      await sleep(400);
+      return 'done';
+    });
+  });
+  t.after(() => app.close());
+
+  const busy = [fetch(`${url}/work`), fetch(`${url}/work`)];
+  await sleep(100);
+  const started = performance.now();
+  const refused = await fetch(`${url}/work`);
+  const tookMs = performance.now() - started;
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers.get('retry-after'), '3');
+  const body = (await refused.json()) as ErrorJson;
+  assert.equal(body.error.code, 'OVERLOADED');
+  assert.equal(body.error.reason, 'concurrency');
+  assert.ok(tookMs < 200, `refused at once, not after the others (${Math.round(tookMs)} ms)`);
+
+  assert.equal((await fetch(`${url}/healthz`)).status, 200, '/healthz is exempt');
+  assert.equal((await fetch(`${url}/metrics`, { headers: admin })).status, 200, '/metrics is exempt');
+  assert.deepEqual(
+    (await Promise.all(busy)).map((r) => r.status),
+    [200, 200],
+  );
+  assert.equal((await fetch(`${url}/work`)).status, 200, 'slots are given back when requests end');
+
+  const metrics = await (await fetch(`${url}/metrics`, { headers: admin })).text();
+  assert.match(metrics, /hangproof_requests_shed_total\{reason="concurrency"\} 1/);
+});
+
+test('a request waits at most queueWaitMs for a slot: served if one frees in time, 503 otherwise', async (t) => {
+  const { app, url } = await startService({ maxInFlight: 1, maxQueued: 1, queueWaitMs: 300 }, (app) => {
+    app.get('/work', async (req) => {
+      const ms = Number((req.query as { ms?: string }).ms ?? 0);
+      await sleep(ms);
+      return 'done';
+    });
+  });
+  t.after(() => app.close());
+
+  // The slot frees after ~100 ms, within the 300 ms wait: the queued request is served.
+  const first = fetch(`${url}/work?ms=100`);
+  await sleep(30);
+  const queued = await fetch(`${url}/work?ms=0`);
+  assert.equal(queued.status, 200);
+  assert.equal((await first).status, 200);
+
+  // The slot is held for 1500 ms: the queued request gives up after ~300 ms, and with the queue
+  // full a third one is refused at once.
+  const long = fetch(`${url}/work?ms=1500`);
+  await sleep(30);
+  const started = performance.now();
+  const waiting = fetch(`${url}/work?ms=0`);
+  await sleep(30);
+  const third = await fetch(`${url}/work?ms=0`);
+  assert.equal(third.status, 503);
+  assert.equal(((await third.json()) as ErrorJson).error.reason, 'concurrency');
+  const timedOut = await waiting;
+  const waitedMs = performance.now() - started;
+  assert.equal(timedOut.status, 503);
+  assert.equal(((await timedOut.json()) as ErrorJson).error.reason, 'queue_timeout');
+  assert.ok(waitedMs >= 250 && waitedMs < 300 + 400, `waited about queueWaitMs (${Math.round(waitedMs)} ms)`);
+  assert.equal((await long).status, 200);
+});
+
+test('requests are shed while the heap in use is above maxHeapUsedBytes', async (t) => {
+  const { app, url } = await startService({ maxHeapUsedBytes: 1, sampleIntervalMs: 20 }, (app) => {
+    app.get('/work', async () => 'done');
+  });
+  t.after(() => app.close());
+  await sleep(100);
+  const res = await fetch(`${url}/work`);
+  assert.equal(res.status, 503);
+  assert.equal(((await res.json()) as ErrorJson).error.reason, 'heap');
+  assert.equal((await fetch(`${url}/readyz`)).status, 200, '/readyz is exempt');
+});
+
+test('requests are shed while the event loop lags past maxEventLoopDelayMs, and admitted again once it recovers', async (t) => {
+  const { app, url } = await startService(
+    { maxEventLoopDelayMs: 30, sampleIntervalMs: 200, stallThresholdMs: 0, maxInFlight: 0 },
+    (app) => {
+      app.get('/block', async (req) => busyLoop(Number((req.query as { ms?: string }).ms ?? 0)));
+      app.get('/work', async () => 'done');
+    },
+  );
+  t.after(() => app.close());
+  assert.equal((await fetch(`${url}/work`)).status, 200);
+
+  // Five clients each run five 60 ms blocks back to back: ~1.5 s of a loop that barely turns.
+  let loadDone = false;
+  const load = Promise.all(
+    Array.from({ length: 5 }, async () => {
+      for (let i = 0; i < 5; i++) await fetch(`${url}/block?ms=60`);
+    }),
+  ).finally(() => {
+    loadDone = true;
+  });
+  const reasons: string[] = [];
+  while (!loadDone) {
+    const res = await fetch(`${url}/work`);
+    if (res.status === 503) reasons.push(((await res.json()) as ErrorJson).error.reason ?? '');
+    else await res.arrayBuffer();
+    await sleep(50);
+  }
+  await load;
+  assert.ok(reasons.length > 0, 'some requests were shed during the lag');
+  assert.ok(reasons.every((r) => r === 'event_loop'));
+
+  // A few quiet samples later the pressure is gone.
+  await sleep(700);
+  assert.equal((await fetch(`${url}/work`)).status, 200);
+});
