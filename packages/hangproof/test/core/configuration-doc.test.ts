@@ -10,6 +10,7 @@ import {
   RETRY_DEFAULTS,
 } from 'hangproof/deps';
 import { EDGE_DEFAULTS, SERVER_DEFAULTS, SHUTDOWN_DEFAULTS } from 'hangproof/fastify';
+import { OBSERVE_DEFAULTS } from 'hangproof/observe';
 import { DATABASE_DEFAULTS } from 'hangproof/pg';
 
 const doc = await readFile(new URL('../../../../docs/configuration.md', import.meta.url), 'utf8');
@@ -29,6 +30,7 @@ const SOURCES: Record<string, Readonly<Record<string, unknown>>> = {
   'deps.bulkhead': BULKHEAD_DEFAULTS,
   'deps.health': HEALTH_DEFAULTS,
   'deps.http': HTTP_DEFAULTS,
+  observe: OBSERVE_DEFAULTS,
 };
 
 test('every default documented in docs/configuration.md equals the value in the code', () => {
