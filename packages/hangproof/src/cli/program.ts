@@ -3,9 +3,11 @@
  * so tests can call it in-process as well as through the bin.
  */
 import { Command, CommanderError } from 'commander';
+import { registerChaos } from './commands/chaos.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLoad } from './commands/load.js';
 import { registerPg } from './commands/pg.js';
+import { registerReport } from './commands/report.js';
 import { CliError, EXIT } from './output/cli-error.js';
 import { type CliIo, processIo } from './output/cli-io.js';
 
@@ -30,6 +32,8 @@ Docs: docs/cli.md (commands) and docs/playbooks.md (what to run during an incide
   registerDoctor(program, io, setExit);
   registerPg(program, io, setExit);
   registerLoad(program, io, setExit);
+  registerChaos(program, io, setExit);
+  registerReport(program, io, setExit);
   // Subcommands inherit the output and exit behaviour.
   for (const c of allCommands(program)) c.exitOverride().configureOutput(program.configureOutput());
   return program;

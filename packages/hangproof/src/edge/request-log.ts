@@ -34,8 +34,8 @@ export function writeRequestLog(logger: Logger, ctx: RequestContext, outcome: Re
   if (!logger.isLevelEnabled(level)) return;
   const spans = ctx.spans.map((s) =>
     s.attrs === undefined
-      ? { name: s.name, start_ms: round(s.startMs), dur_ms: round(s.durationMs) }
-      : { name: s.name, start_ms: round(s.startMs), dur_ms: round(s.durationMs), ...s.attrs },
+      ? { name: s.name, kind: s.kind, start_ms: round(s.startMs), dur_ms: round(s.durationMs) }
+      : { name: s.name, kind: s.kind, start_ms: round(s.startMs), dur_ms: round(s.durationMs), ...s.attrs },
   );
   const line: Record<string, unknown> = {
     ...ctx.fields,
