@@ -32,7 +32,8 @@ export async function startServerProcess(file: string, env: Record<string, strin
   return {
     url: ready.url,
     cpuStart: () => request(child, { cmd: 'cpu-start' }, 'cpu-started', IPC_TIMEOUT_MS).then(() => {}),
-    cpuStop: () => request<{ cpuMicros: number }>(child, { cmd: 'cpu-stop' }, 'cpu', IPC_TIMEOUT_MS).then((m) => m.cpuMicros),
+    cpuStop: () =>
+      request<{ cpuMicros: number }>(child, { cmd: 'cpu-stop' }, 'cpu', IPC_TIMEOUT_MS).then((m) => m.cpuMicros),
     async stop() {
       child.kill('SIGKILL');
       if (child.exitCode === null) await once(child, 'exit');
@@ -40,7 +41,12 @@ export async function startServerProcess(file: string, env: Record<string, strin
   };
 }
 
-async function request<T>(child: ChildProcess, message: object | undefined, type: string, timeoutMs: number): Promise<T> {
+async function request<T>(
+  child: ChildProcess,
+  message: object | undefined,
+  type: string,
+  timeoutMs: number,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();

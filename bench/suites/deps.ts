@@ -55,7 +55,12 @@ export async function depsSuite(s: SuiteSettings): Promise<{ markdown: string; r
       await failing.get('/fail').catch(() => {});
       openMs.push(performance.now() - t);
     }
-    const r = { calls, rawMedianMs: median(rawMs), guardedMedianMs: median(guardedMs), openBreakerMedianMs: median(openMs) };
+    const r = {
+      calls,
+      rawMedianMs: median(rawMs),
+      guardedMedianMs: median(guardedMs),
+      openBreakerMedianMs: median(openMs),
+    };
     const markdown = [
       `Measured ${environmentLine()}; ${calls} interleaved calls each, in one process.`,
       '',

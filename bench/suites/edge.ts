@@ -15,7 +15,9 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const rows: ScenarioFigures[] = [];
   for (const scenario of ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof']) {
     process.stderr.write(`edge: ${scenario}...\n`);
-    rows.push(await measureScenario({ serverFile: SERVER, scenario, path: '/hello', ...s, fixedRate: s.fixedRate ?? 2000 }));
+    rows.push(
+      await measureScenario({ serverFile: SERVER, scenario, path: '/hello', ...s, fixedRate: s.fixedRate ?? 2000 }),
+    );
   }
   const [bare, silent, fastifyLog, full] = rows as [ScenarioFigures, ScenarioFigures, ScenarioFigures, ScenarioFigures];
   const pluginCost = silent.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;

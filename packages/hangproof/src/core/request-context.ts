@@ -116,7 +116,8 @@ export class RequestContext {
    * a signal listener; meant for the framework adapter that owns the request.
    */
   onAbort(fn: (reason: HangproofError) => void): void {
-    (this.#abortCallbacks ??= []).push(fn);
+    if (this.#abortCallbacks === undefined) this.#abortCallbacks = [fn];
+    else this.#abortCallbacks.push(fn);
   }
 
   /** The innermost step still running, named in the log when a request times out. */

@@ -29,7 +29,9 @@ test('a probe storm within the cache window runs the checks once', async () => {
     });
   });
   try {
-    const statuses = await Promise.all(Array.from({ length: 50 }, () => fetch(`${stormy.url}/readyz`).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 50 }, () => fetch(`${stormy.url}/readyz`).then((r) => r.status)),
+    );
     assert.deepEqual(new Set(statuses), new Set([200]));
     assert.equal(runs, 1, 'concurrent probes share one evaluation, later ones reuse it');
   } finally {
