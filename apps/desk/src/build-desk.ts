@@ -1,7 +1,7 @@
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createDependencies, type Dependencies } from 'hangproof/deps';
-import { hangproof, serverOptions } from 'hangproof/fastify';
+import { deriveServerTimeouts, hangproof, serverOptions } from 'hangproof/fastify';
 import { heartbeats, observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { type Logger, pino } from 'pino';
@@ -48,6 +48,11 @@ export interface DeskOptions {
   readonly stream?: StreamOptions;
   /** Register hangproof/observe (/status, /metrics, overload limit). @default true */
   readonly observe?: boolean;
+  /**
+   * Extra fields of the `settings` object in /status.json, for `hangproof doctor` (the cluster
+   * launcher adds `instances`). @default {}
+   */
+  readonly statusSettings?: Readonly<Record<string, unknown>>;
 }
 
 export const DESK_DEFAULTS = Object.freeze({
@@ -124,6 +129,15 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
         deadlineMs: o.deadlineMs,
         statementTimeoutMs: o.statementTimeoutMs,
         lockTimeoutMs: o.lockTimeoutMs,
+        // The same values in the layout `hangproof doctor --service` audits.
+        server: deriveServerTimeouts({ maxDeadlineMs: o.deadlineMs }),
+        pg: {
+          statementTimeoutMs: o.statementTimeoutMs,
+          lockTimeoutMs: o.lockTimeoutMs,
+          acquireTimeoutMs: 1_000,
+          max: o.poolMax,
+        },
+        ...o.statusSettings,
       }),
     });
   }
