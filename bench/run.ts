@@ -7,6 +7,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { updateBenchmarksDoc } from './lib/report.ts';
 import { hasTaskset } from './lib/server-process.ts';
+import { clusterSuite } from './suites/cluster.ts';
+import { dbSuite } from './suites/db.ts';
 import { depsSuite } from './suites/deps.ts';
 import { edgeSuite } from './suites/edge.ts';
 
@@ -18,7 +20,7 @@ export interface SuiteSettings {
 }
 
 type Suite = (s: SuiteSettings) => Promise<{ markdown: string; raw: unknown }>;
-const SUITES: Record<string, Suite> = { edge: edgeSuite, deps: depsSuite };
+const SUITES: Record<string, Suite> = { edge: edgeSuite, deps: depsSuite, db: dbSuite, cluster: clusterSuite };
 
 const settings: SuiteSettings = {
   durationSec: Number(process.env.BENCH_DURATION_S ?? 10),

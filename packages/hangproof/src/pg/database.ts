@@ -4,7 +4,7 @@ import { HangproofError, isHangproofError } from '../errors.js';
 import { WaitReservoir } from './acquire-stats.js';
 import { type DatabaseOptions, type ResolvedDatabaseOptions, resolveDatabaseOptions } from './database-options.js';
 import { fingerprint } from './fingerprint.js';
-import { GuardedConnection } from './guarded-connection.js';
+import { destroyClient, GuardedConnection } from './guarded-connection.js';
 import { HolderRegistry, type HolderView } from './holder-registry.js';
 import { defaultPgLogger, type PgLogger } from './logger.js';
 import {
@@ -162,6 +162,9 @@ class GuardedDatabase implements Database {
       statement_timeout: o.statementTimeoutMs,
       lock_timeout: o.lockTimeoutMs,
       idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs,
+      // Lets a standalone query's BEGIN, statement and COMMIT share one round trip. Queries still
+      // run one at a time per checked-out connection; see the `pipeline` option.
+      pipeline: o.pipeline,
     });
     // Without this listener an idle connection dropped by the server crashes the process.
     this.#pool.on('error', (err) => {
@@ -206,8 +209,12 @@ class GuardedDatabase implements Database {
       let result: pg.QueryResult;
       if (options.outsideTransaction === true) {
         result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
+      } else if (this.#o.pipeline) {
+        // BEGIN with this query's limits (see #beginSql), the statement and COMMIT in one round trip.
+        const limitMs = this.#statementBudget(scope, 'query');
+        result = await conn.runWrapped(this.#beginSql(scope, {}), sql, params, limitMs, scope.signal);
       } else {
-        // One round trip opens the transaction and applies this query's limits (see #beginSql).
+        // Three round trips: BEGIN with the limits, the statement, COMMIT.
         await conn.run(this.#beginSql(scope, {}), undefined, this.#statementBudget(scope, 'query'), scope.signal);
         result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
         await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.signal);
@@ -515,7 +522,7 @@ class GuardedDatabase implements Database {
       return true;
     } catch (err) {
       if (scope.signal?.aborted && err === scope.signal.reason) {
-        client.release(err as Error);
+        destroyClient(client, err as Error);
         throw err;
       }
       this.#counters.discarded++;
@@ -523,7 +530,7 @@ class GuardedDatabase implements Database {
         { pool: this.#o.name, host: this.#host, err: errorSummary(err) },
         'idle postgres connection failed its liveness check; destroyed',
       );
-      client.release(err instanceof Error ? err : new Error('liveness check failed'));
+      destroyClient(client, err instanceof Error ? err : new Error('liveness check failed'));
       return false;
     }
   }

@@ -77,7 +77,9 @@ function normalise(sql: string): string {
   return (
     out
       .replace(/\s+/g, ' ')
-      .replace(/\s*([(),=<>])\s*/g, '$1')
+      .replace(/\s*([(,=<>])\s*/g, '$1')
+      // A space after `)` is kept (`count(*) FROM`), any before it is not.
+      .replace(/\s*\)/g, ')')
       // `IN (?,?,?)` and multi-row VALUES lists collapse, so batch sizes do not split a shape.
       .replace(/\(\?(?:,\?)+\)/g, '(?..)')
       .replace(/(\(\?\.\.\))(?:,\(\?\.\.\))+/g, '$1')

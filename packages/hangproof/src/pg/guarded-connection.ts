@@ -75,6 +75,58 @@ export class GuardedConnection {
     limitMs: number,
     signal: AbortSignal | undefined,
   ): Promise<pg.QueryResult> {
+    return this.#bounded(limitMs, signal, values, () =>
+      this.client.query(values === undefined ? { text } : { text, values: values as unknown[] }),
+    );
+  }
+
+  /**
+   * Runs `begin` (BEGIN plus the transaction's limits), the statement and COMMIT written together
+   * in one write, on a client in pg's pipeline mode: one round trip instead of three. The server
+   * runs them in order, so the limits apply to the statement; when the statement fails, the
+   * transaction is aborted and the COMMIT behind it answers ROLLBACK, so the transaction ends
+   * either way and the connection comes back idle. The result settles once all three answered,
+   * within one client-side bound of `limitMs + unresponsiveGraceMs`; at that bound or at the
+   * signal's abort the statement is cancelled and the connection destroyed, which also ends the
+   * transaction on the server.
+   */
+  runWrapped(
+    begin: string,
+    text: string,
+    values: readonly unknown[] | undefined,
+    limitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<pg.QueryResult> {
+    return this.#bounded(limitMs, signal, values, () => {
+      const stream = this.client.connection?.stream as { cork?: () => void; uncork?: () => void } | undefined;
+      // Corked, the three queries leave in one writev: one packet, one wake-up of the server.
+      stream?.cork?.();
+      const answers: Promise<pg.QueryResult>[] = [];
+      try {
+        answers.push(this.client.query(begin));
+        answers.push(this.client.query(values === undefined ? { text } : { text, values: values as unknown[] }));
+        answers.push(this.client.query('COMMIT'));
+      } finally {
+        stream?.uncork?.();
+      }
+      // allSettled: a failure of one must not leave the others' rejections unhandled, and the
+      // caller is answered only once the transaction has ended (or the bound destroys it).
+      return Promise.allSettled(answers).then(([opened, statement, ended]) => {
+        if (opened?.status === 'rejected') throw opened.reason;
+        if (statement?.status === 'rejected') throw statement.reason;
+        if (ended?.status === 'rejected') throw ended.reason;
+        return (statement as PromiseFulfilledResult<pg.QueryResult>).value;
+      });
+    });
+  }
+
+  /** `submit()` raced against the client-side bound and the signal; see `run`. */
+  #bounded(
+    limitMs: number,
+    signal: AbortSignal | undefined,
+    values: readonly unknown[] | undefined,
+    submit: () => Promise<pg.QueryResult>,
+  ): Promise<pg.QueryResult> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
     if (signal?.aborted) return Promise.reject(signal.reason);
     const started = performance.now();
@@ -109,8 +161,7 @@ export class GuardedConnection {
         limitMs + this.#options.unresponsiveGraceMs,
       );
       signal?.addEventListener('abort', onAbort, { once: true });
-      const config = values === undefined ? { text } : { text, values: values as unknown[] };
-      this.client.query(config).then(
+      submit().then(
         (result) => finish(() => resolve(result)),
         (err: unknown) => finish(() => reject(this.#classify(err, values, limitMs, started))),
       );
@@ -128,7 +179,7 @@ export class GuardedConnection {
     }
     const reason = this.#broken ?? new Error('connection left in an unknown state');
     await this.#cancelDone;
-    this.client.release(reason);
+    destroyClient(this.client, reason);
   }
 
   #breakWithCancel(reason: Error): void {
@@ -170,6 +221,17 @@ export class GuardedConnection {
     scrubError(err, values);
     return err;
   }
+}
+
+/**
+ * Destroys a checked-out client: closes its socket at once, then hands it back to the pool, which
+ * forgets it. `release(err)` alone is not enough for a client in pipeline mode: its `end()` waits
+ * for the queries on the wire to drain, which a hung server never lets happen. A closed socket
+ * also ends the session's open transaction on the server.
+ */
+export function destroyClient(client: pg.PoolClient, reason: Error): void {
+  if (client.pipeline) client.connection?.stream?.destroy();
+  client.release(reason);
 }
 
 /**
