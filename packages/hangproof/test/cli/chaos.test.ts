@@ -128,6 +128,9 @@ function blackholeArgs(url: string, proxyPort: number, out: string): string[] {
     '3s',
     '--recover-within-ms',
     '2000',
+    // Generous for a shared 2-core CI machine; the plain service still overshoots it by seconds.
+    '--deadline-margin-ms',
+    '600',
     '--out',
     out,
     '--json',

@@ -156,6 +156,7 @@ export interface ScenarioOverrides {
   readonly holdMs?: number;
   readonly recoveryMs?: number;
   readonly healthzP99Ms?: number;
+  readonly deadlineMarginMs?: number;
   readonly recoverWithinMs?: number;
   readonly listenPort?: number;
   readonly upstream?: string;
@@ -212,7 +213,8 @@ export function resolveScenario(
   const p = (r.promises ?? {}) as Json;
   const d = CHAOS_DEFAULTS.promises;
   const promises: ChaosPromises = {
-    deadlineMarginMs: num(p.deadlineMarginMs, 'promises.deadlineMarginMs', 0, 60_000, d.deadlineMarginMs),
+    deadlineMarginMs:
+      overrides.deadlineMarginMs ?? num(p.deadlineMarginMs, 'promises.deadlineMarginMs', 0, 60_000, d.deadlineMarginMs),
     healthzPath: str(p.healthzPath, 'promises.healthzPath', d.healthzPath),
     healthzP99Ms: overrides.healthzP99Ms ?? num(p.healthzP99Ms, 'promises.healthzP99Ms', 1, 60_000, d.healthzP99Ms),
     healthzEveryMs: num(p.healthzEveryMs, 'promises.healthzEveryMs', 20, 10_000, d.healthzEveryMs),

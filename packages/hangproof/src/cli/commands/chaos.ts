@@ -188,6 +188,7 @@ export function registerChaos(program: Command, io: CliIo, setExit: (code: numbe
     .option('--recovery <duration>', 'load after the fault', parseDuration)
     .option('--client-timeout-ms <ms>', "the load client's own limit per request", parsePositiveInt)
     .option('--healthz-p99-ms <ms>', 'bound of the liveness p99 during the fault', parsePositiveInt)
+    .option('--deadline-margin-ms <ms>', 'how long after its deadline a request may end', parsePositiveInt)
     .option('--recover-within-ms <ms>', 'bound of the recovery after the fault', parsePositiveInt)
     .option('-H, --header <name: value>', 'request header for the load (repeatable)', parseHeader)
     .option(
@@ -225,6 +226,7 @@ Exit codes: 0 every checked promise kept, 1 a promise broke, 2 usage, connection
           recoveryMs: opts.recovery,
           clientTimeoutMs: opts.clientTimeoutMs,
           healthzP99Ms: opts.healthzP99Ms,
+          deadlineMarginMs: opts.deadlineMarginMs,
           recoverWithinMs: opts.recoverWithinMs,
           listenPort: opts.listen,
           upstream: opts.upstream,
