@@ -68,10 +68,11 @@ test('a GET is retried on 503 with full-jitter exponential backoff, up to maxAtt
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   // Full jitter: the first delay is uniform in [0, 100), the second in [0, 200).
-  // Upper bounds with slack for a loaded machine; the means show the exponential growth.
-  assert.ok(median(firstGaps) < 100, `first gaps ${firstGaps.map(Math.round)}`);
-  assert.ok(Math.max(...firstGaps) < 100 + 300, `first gaps ${firstGaps.map(Math.round)}`);
-  assert.ok(Math.max(...secondGaps) < 200 + 300, `second gaps ${secondGaps.map(Math.round)}`);
+  // Upper bounds with slack for a loaded shared machine (event-loop lag adds to every gap); the
+  // means show the exponential growth.
+  assert.ok(median(firstGaps) < 100 + 150, `first gaps ${firstGaps.map(Math.round)}`);
+  assert.ok(Math.max(...firstGaps) < 100 + 700, `first gaps ${firstGaps.map(Math.round)}`);
+  assert.ok(Math.max(...secondGaps) < 200 + 700, `second gaps ${secondGaps.map(Math.round)}`);
   assert.ok(mean(secondGaps) > mean(firstGaps), 'the bound grows exponentially');
   assert.ok(new Set(firstGaps.map(Math.round)).size > 5, 'delays are jittered, not fixed');
 });
