@@ -10,6 +10,7 @@ import { hasTaskset } from './lib/server-process.ts';
 import { clusterSuite } from './suites/cluster.ts';
 import { dbSuite } from './suites/db.ts';
 import { depsSuite } from './suites/deps.ts';
+import { deskSuite } from './suites/desk.ts';
 import { edgeSuite } from './suites/edge.ts';
 
 export interface SuiteSettings {
@@ -20,7 +21,13 @@ export interface SuiteSettings {
 }
 
 type Suite = (s: SuiteSettings) => Promise<{ markdown: string; raw: unknown }>;
-const SUITES: Record<string, Suite> = { edge: edgeSuite, deps: depsSuite, db: dbSuite, cluster: clusterSuite };
+const SUITES: Record<string, Suite> = {
+  edge: edgeSuite,
+  deps: depsSuite,
+  db: dbSuite,
+  desk: deskSuite,
+  cluster: clusterSuite,
+};
 
 const settings: SuiteSettings = {
   durationSec: Number(process.env.BENCH_DURATION_S ?? 10),

@@ -1,0 +1,52 @@
+// Benchmark server for the db suite: one indexed Postgres query per request. BENCH_SCENARIO picks
+// what wraps the same route: `bare` (Fastify + pg Pool), `hangproof` (edge plugin with its log
+// line, hangproof/pg guard, observe plugin with histograms and /metrics), `pg-only` (bare with the
+// hangproof/pg guard alone) or `otel` (bare, run with --import ./otel-preload.mjs). DATABASE_URL points at the seeded database.
+import Fastify from 'fastify';
+import { pino } from 'pino';
+import { serveBenchProtocol } from './protocol.mjs';
+
+const scenario = process.env.BENCH_SCENARIO ?? 'bare';
+const url = process.env.DATABASE_URL;
+if (url === undefined) throw new Error('DATABASE_URL is required');
+const POOL_MAX = 10;
+const SQL = 'SELECT id, name, stage, updated_at FROM bots WHERE user_id = $1 ORDER BY updated_at DESC LIMIT 50';
+const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
+
+let app;
+if (scenario === 'bare' || scenario === 'otel') {
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
+  pool.on('error', () => {});
+  app = Fastify();
+  app.get('/bots/:userId', async (req) => (await pool.query(SQL, [Number(req.params.userId)])).rows);
+} else if (scenario === 'pg-only') {
+  // The guard alone, outside any request context: its cost without the plugin or observe.
+  const { createDatabase } = await import('hangproof/pg');
+  const db = createDatabase({ connectionString: url, max: POOL_MAX, logger: pino({ level: 'warn' }, devNull()) });
+  app = Fastify();
+  app.get('/bots/:userId', async (req) => (await db.query(SQL, [Number(req.params.userId)])).rows);
+} else if (scenario.startsWith('hangproof')) {
+  const { hangproof, serverOptions } = await import('hangproof/fastify');
+  const { createDatabase } = await import('hangproof/pg');
+  const adminToken = 'bench-admin-token-0123456789';
+  // BENCH_PG_OPTIONS: extra createDatabase options as JSON, for comparing guard settings.
+  const extra = JSON.parse(process.env.BENCH_PG_OPTIONS ?? '{}');
+  const db = createDatabase({
+    connectionString: url,
+    max: POOL_MAX,
+    logger: pino({ level: 'warn' }, devNull()),
+    ...extra,
+  });
+  app = Fastify(serverOptions({ maxDeadlineMs: 10_000 }));
+  await app.register(hangproof, { logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000, adminToken });
+  if (process.env.BENCH_OBSERVE !== '0') {
+    const { observe } = await import('hangproof/observe');
+    await app.register(observe, { pools: { main: db }, logger: pino({ level: 'info' }, devNull()) });
+  }
+  app.get('/bots/:userId', async (req) => (await db.query(SQL, [Number(req.params.userId)])).rows);
+} else {
+  throw new Error(`unknown scenario '${scenario}'`);
+}
+const address = await app.listen({ port: 0, host: '127.0.0.1' });
+serveBenchProtocol(`${address}/bots/42`);

@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startEmbeddedPostgres } from 'hangproof/testing';
+import pg from 'pg';
+import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
+import { environmentLine } from '../lib/report.ts';
+import { hasTaskset, LOAD_CORE } from '../lib/server-process.ts';
+import type { SuiteSettings } from '../run.ts';
+
+const SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
+const OTEL_PRELOAD = pathToFileURL(fileURLToPath(new URL('../servers/otel-preload.mjs', import.meta.url))).href;
+const DEFAULT_RATE = 1000;
+const USERS = 2_000;
+const BOTS_PER_USER = 50;
+
+interface Scenario {
+  readonly name: string;
+  readonly label: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/**
+ * The scenarios, baseline first. BENCH_DB_SCENARIOS (comma-separated names) picks a subset, and
+ * BENCH_PG_OPTIONS (JSON) adds createDatabase options to the hangproof scenarios.
+ */
+const SCENARIOS: readonly Scenario[] = [
+  { name: 'bare', label: 'bare: Fastify + pg Pool', env: {} },
+  {
+    name: 'hangproof',
+    label: 'hangproof: plugin + log line, hangproof/pg (pipelined, the default), observe',
+    env: {},
+  },
+  { name: 'pg-only', label: 'bare + hangproof/pg alone (no plugin, no observe, no request context)', env: {} },
+  {
+    name: 'hangproof-3rt',
+    label: 'hangproof with `pipeline: false` (BEGIN + limits, statement, COMMIT: three round trips)',
+    env: { BENCH_PG_OPTIONS: JSON.stringify({ pipeline: false }) },
+  },
+  {
+    name: 'otel',
+    label: 'OpenTelemetry: bare + Node SDK, http/fastify/pg instrumentations, batch processor',
+    env: { NODE_OPTIONS: `--import=${OTEL_PRELOAD}` },
+  },
+];
+
+/** Median of a list; the mean of the middle two for an even count. */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+interface Summary {
+  readonly name: string;
+  readonly label: string;
+  readonly cpu: number;
+  readonly rps: number;
+  readonly p99Saturation: number;
+  readonly p50Fixed: number;
+  readonly p99Fixed: number;
+  readonly rounds: readonly ScenarioFigures[];
+}
+
+function summarize(s: Scenario, rounds: readonly ScenarioFigures[]): Summary {
+  return {
+    name: s.name,
+    label: s.label,
+    cpu: median(rounds.map((r) => r.cpuMicrosPerRequest)),
+    rps: median(rounds.map((r) => r.saturation.rps)),
+    p99Saturation: median(rounds.map((r) => r.saturation.p99)),
+    p50Fixed: median(rounds.map((r) => r.fixedRate.p50)),
+    p99Fixed: median(rounds.map((r) => r.fixedRate.p99)),
+    rounds,
+  };
+}
+
+/** Spread of a figure over the rounds, as ±% of the median. */
+function spread(xs: readonly number[]): string {
+  const m = median(xs);
+  if (xs.length < 2 || m === 0) return '—';
+  return `±${((Math.max(...xs.map((x) => Math.abs(x - m))) / m) * 100).toFixed(0)}%`;
+}
+
+/**
+ * Keeps Postgres off the server's core: the postmaster and its children are moved to the load
+ * generator's core, and backends forked later inherit that. The server process then has its core
+ * to itself and its CPU per request is not disturbed by the database.
+ */
+async function pinPostgres(dataDir: string): Promise<boolean> {
+  if (!hasTaskset) return false;
+  const pid = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]?.trim();
+  if (pid === undefined || pid === '') return false;
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', pid], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  for (const p of [pid, ...children]) execFileSync('taskset', ['-a', '-p', '-c', LOAD_CORE, p], { stdio: 'ignore' });
+  return true;
+}
+
+async function seed(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, query_timeout: 120_000 });
+  await c.connect();
+  try {
+    await c.query(`CREATE TABLE bots (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      user_id integer NOT NULL,
+      name text NOT NULL,
+      stage text NOT NULL,
+      updated_at timestamptz NOT NULL)`);
+    await c.query(
+      `INSERT INTO bots (user_id, name, stage, updated_at)
+       SELECT g % $1, 'bot-' || g, (ARRAY['draft','backtest','paper','live'])[1 + g % 4],
+              now() - make_interval(secs => g)
+       FROM generate_series(1, $2) AS g`,
+      [USERS, USERS * BOTS_PER_USER],
+    );
+    await c.query('CREATE INDEX bots_user_updated ON bots (user_id, updated_at DESC)');
+    await c.query('VACUUM ANALYZE bots');
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Db suite: one indexed query per request (`SELECT ... FROM bots WHERE user_id = $1 ORDER BY
+ * updated_at DESC LIMIT 50`, 50 rows out of 100k) on an embedded Postgres the suite starts and
+ * seeds. Baseline bare Fastify + pg Pool; then all of hangproof; then the bare route under
+ * OpenTelemetry auto-instrumentation. Scenarios are interleaved over BENCH_ROUNDS rounds (default
+ * 2) and medians reported. Targets: hangproof keeps ≥ 85% of bare throughput and costs less than
+ * half of what OpenTelemetry costs.
+ */
+export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
+  const rate = s.fixedRate ?? DEFAULT_RATE;
+  const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
+  const only = process.env.BENCH_DB_SCENARIOS?.split(',').map((n) => n.trim());
+  const scenarios = SCENARIOS.filter((sc) => only === undefined || sc.name === 'bare' || only.includes(sc.name));
+  const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-bench-pg-'));
+  const server = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off', max_connections: 100 } });
+  try {
+    const pinned = await pinPostgres(dataDir);
+    process.stderr.write(
+      `db: seeding (${USERS * BOTS_PER_USER} rows); Postgres pinned to core ${pinned ? LOAD_CORE : 'none'}\n`,
+    );
+    await seed(server.url);
+    const rounds = new Map<string, ScenarioFigures[]>(scenarios.map((sc) => [sc.name, []]));
+    for (let round = 1; round <= roundsWanted; round++) {
+      for (const sc of scenarios) {
+        process.stderr.write(`db: round ${round}/${roundsWanted}: ${sc.name}...\n`);
+        const figures = await measureScenario({
+          serverFile: SERVER,
+          scenario: sc.name,
+          env: { DATABASE_URL: server.url, ...sc.env },
+          ...s,
+          fixedRate: rate,
+        });
+        if (figures.saturation.non2xx + figures.saturation.errors > 0) {
+          process.stderr.write(
+            `db: ${sc.name}: ${figures.saturation.non2xx} non-2xx, ${figures.saturation.errors} errors at saturation\n`,
+          );
+        }
+        rounds.get(sc.name)?.push(figures);
+      }
+    }
+    const rows = scenarios.map((sc) => summarize(sc, rounds.get(sc.name) ?? []));
+    return { markdown: render(rows, s, rate, roundsWanted), raw: rows };
+  } finally {
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds: number): string {
+  const base = rows[0] as Summary;
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const lines = [
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${rate} rps; ${rounds} interleaved round(s), medians shown.`,
+    '',
+    '| scenario | CPU/request (µs) | Δ CPU vs bare (µs) | throughput (rps, 50 conns) | ratio | p99 at saturation (ms) | p50 / p99 at fixed rate (ms) | spread of throughput / CPU over rounds |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.label} | ${r.cpu.toFixed(1)} | ${r === base ? '—' : (r.cpu - base.cpu).toFixed(1)} | ${Math.round(r.rps)} | ${(r.rps / base.rps).toFixed(2)} | ${r.p99Saturation} | ${r.p50Fixed} / ${r.p99Fixed} | ${spread(r.rounds.map((x) => x.saturation.rps))} / ${spread(r.rounds.map((x) => x.cpuMicrosPerRequest))} |`,
+    );
+  }
+  lines.push('');
+  const otel = byName.get('otel');
+  for (const name of ['hangproof', 'hangproof-3rt']) {
+    const hp = byName.get(name);
+    if (hp === undefined) continue;
+    const ratio = hp.rps / base.rps;
+    lines.push(
+      `- ${name}: **${(ratio * 100).toFixed(0)}%** of bare throughput (target ≥ 85%: ${ratio >= 0.85 ? 'met' : 'missed'}); **+${(hp.cpu - base.cpu).toFixed(0)} µs** of server CPU per request.`,
+    );
+    if (otel !== undefined) {
+      const hpLoss = base.rps - hp.rps;
+      const otelLoss = base.rps - otel.rps;
+      const hpCpu = hp.cpu - base.cpu;
+      const otelCpu = otel.cpu - base.cpu;
+      lines.push(
+        `  Against OpenTelemetry: throughput lost ${Math.round(hpLoss)} vs ${Math.round(otelLoss)} rps (target < half: ${hpLoss < 0.5 * otelLoss ? 'met' : 'missed'}); CPU added ${hpCpu.toFixed(0)} vs ${otelCpu.toFixed(0)} µs per request (target < half: ${hpCpu < 0.5 * otelCpu ? 'met' : 'missed'}).`,
+      );
+    }
+  }
+  const noisy = rows.filter((r) => {
+    const xs = r.rounds.map((x) => x.saturation.rps);
+    const m = median(xs);
+    return xs.some((x) => Math.abs(x - m) / m > 0.2);
+  });
+  if (noisy.length > 0) {
+    lines.push(
+      `- Throughput moved more than ±20% between rounds for ${noisy.map((r) => r.name).join(', ')} (other work on the machine): the throughput verdicts above are unreliable; CPU per request is the steadier figure.`,
+    );
+  }
+  return lines.join('\n');
+}
