@@ -20,6 +20,24 @@ if (scenario === 'bare' || scenario === 'otel') {
   pool.on('error', () => {});
   app = Fastify();
   app.get('/bots/:userId', async (req) => (await pool.query(SQL, [Number(req.params.userId)])).rows);
+} else if (scenario === 'edge-only' || scenario === 'als-only') {
+  // The request edge without the guard: plain pg Pool behind the hangproof plugin (`edge-only`),
+  // or behind nothing but one AsyncLocalStorage.run per request (`als-only`), which isolates what
+  // context propagation itself costs on this Node version.
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
+  pool.on('error', () => {});
+  if (scenario === 'edge-only') {
+    const { hangproof, serverOptions } = await import('hangproof/fastify');
+    app = Fastify(serverOptions({ maxDeadlineMs: 10_000 }));
+    await app.register(hangproof, { logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000 });
+  } else {
+    const { AsyncLocalStorage } = await import('node:async_hooks');
+    const als = new AsyncLocalStorage();
+    app = Fastify();
+    app.addHook('onRequest', (_req, _reply, done) => als.run({}, done));
+  }
+  app.get('/bots/:userId', async (req) => (await pool.query(SQL, [Number(req.params.userId)])).rows);
 } else if (scenario === 'pg-only') {
   // The guard alone, outside any request context: its cost without the plugin or observe.
   const { createDatabase } = await import('hangproof/pg');

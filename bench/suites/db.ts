@@ -34,6 +34,17 @@ const SCENARIOS: readonly Scenario[] = [
     env: {},
   },
   { name: 'pg-only', label: 'bare + hangproof/pg alone (no plugin, no observe, no request context)', env: {} },
+  { name: 'als-only', label: 'bare + one AsyncLocalStorage.run per request (context propagation alone)', env: {} },
+  {
+    name: 'edge-only',
+    label: 'bare pg Pool behind the hangproof plugin with its log line (no guard, no observe)',
+    env: {},
+  },
+  {
+    name: 'hangproof-no-observe',
+    label: 'hangproof without observe (plugin + log line + guard)',
+    env: { BENCH_OBSERVE: '0' },
+  },
   {
     name: 'hangproof-3rt',
     label: 'hangproof with `pipeline: false` (BEGIN + limits, statement, COMMIT: three round trips)',
