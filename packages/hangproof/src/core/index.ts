@@ -10,6 +10,7 @@ export {
   type QueryEvent,
   type RequestEndEvent,
 } from './diagnostics.js';
+export { LatencyReservoir, type LatencySummary } from './latency-reservoir.js';
 export { MAX_SPANS_PER_REQUEST, RequestContext, type RequestContextInit, type Span } from './request-context.js';
 export { isValidRequestId, resolveRequestId } from './request-id.js';
 export { runWithBudget } from './run-with-budget.js';

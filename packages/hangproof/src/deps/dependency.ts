@@ -1,4 +1,12 @@
-import { channels, currentContext, publish, raceAbort, sleep } from '../core/index.js';
+import {
+  channels,
+  currentContext,
+  LatencyReservoir,
+  type LatencySummary,
+  publish,
+  raceAbort,
+  sleep,
+} from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import { AttemptScope } from './attempt-scope.js';
 import { Bulkhead, BulkheadRejectedError, type Release } from './bulkhead.js';
@@ -6,7 +14,6 @@ import { type BreakerPermit, type BreakerState, CircuitBreaker } from './circuit
 import { createBackoff } from './cockatiel-parts.js';
 import { type AttemptFailure, classifyFailure, dependencyTimeout, dependencyUnavailable } from './failure.js';
 import type { HealthMonitor, HealthSnapshot } from './health-monitor.js';
-import { LatencyReservoir, type LatencySummary } from './latency-reservoir.js';
 import type { DepsLogger } from './logger.js';
 import type { ResolvedDependencyOptions } from './options.js';
 import { RetryBudget } from './retry-budget.js';

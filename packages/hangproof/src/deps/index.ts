@@ -1,4 +1,6 @@
 /** hangproof/deps: calls to other services under the request's deadline, with breakers, retries and bulkheads. */
+
+export type { LatencySummary } from '../core/index.js';
 export { Bulkhead, BulkheadRejectedError, type BulkheadRejection, type Release } from './bulkhead.js';
 export {
   type BreakerPermit,
@@ -30,7 +32,6 @@ export {
   REQUEST_ID_HEADER,
   TIMEOUT_HEADER,
 } from './http-dependency.js';
-export type { LatencySummary } from './latency-reservoir.js';
 export { type DepsLogger, silentLogger } from './logger.js';
 export {
   BREAKER_DEFAULTS,

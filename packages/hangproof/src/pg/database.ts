@@ -1,7 +1,15 @@
 import pg from 'pg';
-import { channels, currentContext, publish, type RequestContext, raceAbort, sleep } from '../core/index.js';
+import {
+  channels,
+  currentContext,
+  LatencyReservoir,
+  type LatencySummary,
+  publish,
+  type RequestContext,
+  raceAbort,
+  sleep,
+} from '../core/index.js';
 import { HangproofError, isHangproofError } from '../errors.js';
-import { WaitReservoir } from './acquire-stats.js';
 import { type DatabaseOptions, type ResolvedDatabaseOptions, resolveDatabaseOptions } from './database-options.js';
 import { fingerprint } from './fingerprint.js';
 import { destroyClient, GuardedConnection } from './guarded-connection.js';
@@ -124,7 +132,7 @@ class GuardedDatabase implements Database {
   readonly #holders: HolderRegistry;
   readonly #accounting: QueryAccounting;
   readonly #logger: PgLogger;
-  readonly #waits = new WaitReservoir();
+  readonly #waits = new LatencyReservoir(1024);
   /** When each pooled client was last given back, for the idle liveness check. */
   readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
@@ -294,7 +302,7 @@ class GuardedDatabase implements Database {
       idle: this.#pool.idleCount,
       inUse: this.#gate.held,
       waiting: this.#gate.waiting,
-      acquireWaitMs: this.#waits.summary(),
+      acquireWaitMs: acquireWaits(this.#waits.summary()),
       timeouts: { ...c.timeouts },
       unavailable: c.unavailable,
       cancelsSent: c.cancelsSent,
@@ -419,7 +427,7 @@ class GuardedDatabase implements Database {
       throw err;
     }
     const waitMs = performance.now() - started;
-    this.#waits.record(waitMs);
+    this.#waits.add(waitMs);
     publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs, ok: true }));
     const conn = this.#guard(client);
     const holder = this.#holders.add({
@@ -731,4 +739,9 @@ function withinBudget<T>(work: Promise<T>, ms: number, signal: AbortSignal | und
       (e: unknown) => settle(() => reject(e)),
     );
   });
+}
+
+/** The pool's acquire-wait figures: zeros, not nulls, before the first acquire. */
+function acquireWaits(s: LatencySummary): DatabaseStats['acquireWaitMs'] {
+  return { p50: s.p50 ?? 0, p95: s.p95 ?? 0, p99: s.p99 ?? 0, max: s.max ?? 0, samples: s.count };
 }

@@ -1,6 +1,6 @@
-/** Latency figures of the recent calls, in ms, rounded to 0.1. */
+/** Latency figures of the recent operations, in ms, rounded to 0.1. */
 export interface LatencySummary {
-  /** Calls in the reservoir (at most its capacity). */
+  /** Samples in the reservoir (at most its capacity). */
   readonly count: number;
   readonly p50: number | null;
   readonly p95: number | null;
@@ -9,9 +9,10 @@ export interface LatencySummary {
 }
 
 /**
- * The durations of the last `capacity` calls in a ring buffer: constant memory, and a status page
- * shows how the dependency behaves *now*, not since start. Percentiles sort a copy on demand,
- * which is cheap at this size and only happens when someone asks.
+ * The durations of the last `capacity` operations (calls, acquires) in a ring buffer: constant
+ * memory, and a status page shows how things behave *now*, not since start. Percentiles sort a
+ * copy on demand, which is cheap at this size and only happens when someone asks. Long-term,
+ * mergeable histograms are observe's job.
  */
 export class LatencyReservoir {
   readonly #samples: Float64Array;
