@@ -6,6 +6,7 @@ import { heartbeats, observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { type Logger, pino } from 'pino';
 import { createAuthenticator } from './auth.js';
+import { type ClusterViewOptions, registerClusterView } from './cluster/cluster-view.js';
 import type { DeskContext } from './desk-context.js';
 import { FaultBoard } from './faults.js';
 import { HeldLocks } from './held-locks.js';
@@ -53,6 +54,12 @@ export interface DeskOptions {
    * launcher adds `instances`). @default {}
    */
   readonly statusSettings?: Readonly<Record<string, unknown>>;
+  /**
+   * Run as one instance of a cluster: export this instance's latency windows to its peers and add
+   * the merged view of all instances under `cluster` in /status.json. Needs `observe`.
+   * @default undefined (a single instance)
+   */
+  readonly cluster?: ClusterViewOptions;
 }
 
 export const DESK_DEFAULTS = Object.freeze({
@@ -119,8 +126,11 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
   await app.register(hangproof, { deadlineMs: o.deadlineMs, adminToken: o.adminToken, logger });
+  if (o.cluster !== undefined && !o.observe) throw new TypeError('cluster needs observe: true');
+  const cluster = o.cluster === undefined ? undefined : registerClusterView(app, o.cluster);
   if (o.observe) {
     await app.register(observe, {
+      ...cluster,
       // A spread copy: DatabaseStats is an interface without an index signature.
       pools: { desk: { stats: () => ({ ...db.stats() }) } },
       dependencies: deps,

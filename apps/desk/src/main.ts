@@ -6,10 +6,10 @@
  */
 import { installShutdown } from 'hangproof/fastify';
 import { startEmbeddedPostgres } from 'hangproof/testing';
-import pg from 'pg';
 import { pino } from 'pino';
 import { buildDesk, type Desk } from './build-desk.js';
 import { ConfigError, type DeskEnvConfig, parseConfig } from './config.js';
+import { ensureDatabase } from './db/ensure-database.js';
 import { migrate } from './db/migrate.js';
 import { seedDatabase } from './db/seed.js';
 import type { SimulatedProvider } from './providers/simulated-provider.js';
@@ -149,26 +149,6 @@ try {
   if (!interrupted) process.stderr.write(`desk: could not start: ${oneLine(message)}\n`);
   await stopStarted();
   process.exit(1);
-}
-
-/** Creates database `name` on the server if it does not exist; returns its URL. */
-async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
-  const client = new pg.Client({
-    connectionString: adminUrl,
-    connectionTimeoutMillis: 5_000,
-    statement_timeout: 30_000,
-  });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (rows.length === 0) await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end().catch(() => {});
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 function oneLine(s: string): string {

@@ -31,16 +31,27 @@ export interface ClusterViewOptions {
   readonly cacheMs?: number;
   /** Path of the route that exports this instance's windows to its peers. @default '/cluster/windows.json' */
   readonly exportPath?: string;
-  /** Path of the observe status data that gets the `cluster` field. @default '/status.json' */
-  readonly statusJsonPath?: string;
 }
 
 export const CLUSTER_VIEW_DEFAULTS = Object.freeze({
   peerTimeoutMs: 500,
   cacheMs: 2_000,
   exportPath: '/cluster/windows.json',
-  statusJsonPath: '/status.json',
 });
+
+/**
+ * Time observe gives the cluster view beyond peerTimeoutMs: the fan-out waits at most
+ * peerTimeoutMs for the peers (in parallel), then merges, which takes a few ms.
+ */
+const STATUS_MARGIN_MS = 250;
+
+/** What registerClusterView returns: observe options that add the `cluster` field to /status.json. */
+export interface ClusterStatus {
+  /** observe's `extraStatus`: `{ cluster: ClusterSnapshot }`. */
+  readonly extraStatus: (signal: AbortSignal) => Promise<{ cluster: ClusterSnapshot }>;
+  /** observe's `extraStatusTimeoutMs`: peerTimeoutMs plus a margin, so a slow peer shows as down, not as a missing view. */
+  readonly extraStatusTimeoutMs: number;
+}
 
 /** What one instance exports to its peers: its identity and every series' windows. */
 export interface InstanceExport {
@@ -84,16 +95,17 @@ const OWN_ROUTE = /^\/(status|metrics|cluster)(\/|\.json|$)/;
 
 /**
  * One view of the cluster from any instance. Adds an admin-only route that exports this instance's
- * HdrHistogram windows (`app.observe.exportWindows`), and a `cluster` field to observe's
- * /status.json: every peer's windows fetched in parallel (each within peerTimeoutMs, the fan-out
- * cached for cacheMs and shared by concurrent readers), merged per route with `mergeEncoded` so a
- * cluster p99 is the p99 of all requests together, and each instance marked up or down. /metrics
- * stays per instance: Prometheus scrapes every instance and aggregates itself.
+ * HdrHistogram windows (`app.observe.exportWindows`), and returns the observe options
+ * (`extraStatus`, `extraStatusTimeoutMs`) that add a `cluster` field to /status.json: every peer's
+ * windows fetched in parallel (each within peerTimeoutMs, the fan-out cached for cacheMs and
+ * shared by concurrent readers), merged per route with `mergeEncoded` so a cluster p99 is the p99
+ * of all requests together, and each instance marked up or down. /metrics stays per instance:
+ * Prometheus scrapes every instance and aggregates itself.
  *
- * observe has no hook to extend its snapshot, so the field is added in a `preSerialization` hook
- * of the status route; the snapshot object is copied, never mutated (observe caches it).
+ * Call it before registering observe (to pass it the returned options): `app.observe` is only
+ * read when a status snapshot or an export is asked for.
  */
-export function registerClusterView(app: FastifyInstance, options: ClusterViewOptions): void {
+export function registerClusterView(app: FastifyInstance, options: ClusterViewOptions): ClusterStatus {
   const o = { ...CLUSTER_VIEW_DEFAULTS, ...options };
   if (!(o.peerTimeoutMs >= 10)) throw new RangeError(`peerTimeoutMs must be at least 10, received ${o.peerTimeoutMs}`);
   if (!(o.cacheMs >= 0)) throw new RangeError(`cacheMs must be 0 or more, received ${o.cacheMs}`);
@@ -120,16 +132,29 @@ export function registerClusterView(app: FastifyInstance, options: ClusterViewOp
   });
 
   let cached: { atMs: number; value: Promise<ClusterSnapshot> } | undefined;
-  const view = (): Promise<ClusterSnapshot> => {
+  const view = (signal: AbortSignal): Promise<ClusterSnapshot> => {
     const now = performance.now();
     if (cached === undefined || now - cached.atMs >= o.cacheMs) {
-      cached = { atMs: now, value: fanOut() };
+      const entry = { atMs: now, value: fanOut(signal) };
+      // A fan-out cut by observe's timeout would mark every slow peer down: never reuse it.
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (cached === entry) cached = undefined;
+        },
+        { once: true },
+      );
+      cached = entry;
     }
     return cached.value;
   };
 
-  async function fanOut(): Promise<ClusterSnapshot> {
-    const results = await Promise.all(peers.map((p) => fetchPeer(p, o.adminToken, o.peerTimeoutMs, o.exportPath)));
+  async function fanOut(signal: AbortSignal): Promise<ClusterSnapshot> {
+    const results = await Promise.all(
+      peers.map((p) =>
+        fetchPeer(p, o.adminToken, AbortSignal.any([signal, AbortSignal.timeout(o.peerTimeoutMs)]), o.exportPath),
+      ),
+    );
     const mine = exportSelf();
     const members: ClusterMember[] = [
       { id: o.self, url: null, self: true, up: true, pid: process.pid, startedAt, error: null },
@@ -150,12 +175,10 @@ export function registerClusterView(app: FastifyInstance, options: ClusterViewOp
     };
   }
 
-  app.addHook('preSerialization', async (request, _reply, payload) => {
-    if (request.routeOptions.url !== o.statusJsonPath || typeof payload !== 'object' || payload === null) {
-      return payload;
-    }
-    return { ...(payload as Record<string, unknown>), cluster: await view() };
-  });
+  return {
+    extraStatus: async (signal) => ({ cluster: await view(signal) }),
+    extraStatusTimeoutMs: o.peerTimeoutMs + STATUS_MARGIN_MS,
+  };
 }
 
 /**
@@ -201,12 +224,9 @@ type PeerResult = { ok: true; body: InstanceExport } | { ok: false; error: strin
 /** Largest export accepted from a peer: a few hundred series of ~1 KB compressed histograms each. */
 const MAX_EXPORT_BYTES = 4 * 1024 * 1024;
 
-async function fetchPeer(peer: ClusterPeer, token: string, timeoutMs: number, path: string): Promise<PeerResult> {
+async function fetchPeer(peer: ClusterPeer, token: string, signal: AbortSignal, path: string): Promise<PeerResult> {
   try {
-    const res = await fetch(`${peer.url}${path}`, {
-      headers: { 'x-admin-token': token },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    const res = await fetch(`${peer.url}${path}`, { headers: { 'x-admin-token': token }, signal });
     if (!res.ok) {
       await res.body?.cancel();
       return { ok: false, error: `http_${res.status}` };
@@ -222,6 +242,8 @@ async function fetchPeer(peer: ClusterPeer, token: string, timeoutMs: number, pa
     }
     return { ok: true, body };
   } catch (err) {
+    // Cut by observe's extraStatus timeout (the fan-out is then discarded): count it as a timeout.
+    if (signal.aborted) return { ok: false, error: 'timeout' };
     const name = err instanceof Error ? err.name : '';
     if (name === 'TimeoutError' || name === 'AbortError') return { ok: false, error: 'timeout' };
     if (name === 'SyntaxError') return { ok: false, error: 'bad_body' };

@@ -13,7 +13,6 @@ import { installShutdown } from 'hangproof/fastify';
 import { pino } from 'pino';
 import { buildDesk } from '../build-desk.js';
 import { ConfigError, parseConfig } from '../config.js';
-import { registerClusterView } from './cluster-view.js';
 import { parsePeers } from './parse-peers.js';
 
 const fail = (message: string, code: number): never => {
@@ -40,11 +39,11 @@ try {
     logger,
     poolMax,
     statusSettings: { instances: Number(process.env.DESK_CLUSTER_SIZE ?? peers.length) || 1 },
+    cluster: { self: id, peers, adminToken: config.adminToken },
     ...(process.env.DESK_JOB_EVERY_MS === undefined
       ? {}
       : { jobSchedules: fastSchedules(process.env.DESK_JOB_EVERY_MS) }),
   });
-  registerClusterView(desk.app, { self: id, peers, adminToken: config.adminToken });
   await desk.app.listen({ port: config.port, host: config.host });
   const shutdown = installShutdown(desk.app, { logger });
   shutdown.onShutdown('desk', () => desk.release());

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, type RunningPostgres, startEmbeddedPostgres } from 'hangproof/testing';
 import pg from 'pg';
 import type { SeedSize } from '../config.js';
+import { ensureDatabase } from '../db/ensure-database.js';
 import { migrate } from '../db/migrate.js';
 import { seedDatabase } from '../db/seed.js';
 import type { SimulatedProvider } from '../providers/simulated-provider.js';
@@ -365,22 +366,6 @@ async function canQuery(url: string): Promise<boolean> {
   } finally {
     await client.end().catch(() => {});
   }
-}
-
-/** Creates database `name` when missing; returns its URL. */
-async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
-  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (rows.length === 0) await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end().catch(() => {});
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 /** True when something accepts TCP connections on 127.0.0.1:port (within 500 ms). */
