@@ -107,9 +107,10 @@
       );
   }
 
-  function renderEndpoints(d) {
+  /** Rows of an endpoint table: one per route, for the chosen window. */
+  function endpointRows(endpoints) {
     const w = windowName;
-    const rows = d.endpoints.map((e) => {
+    return endpoints.map((e) => {
       const s = e.windows[w];
       const timeouts = s.errors.REQUEST_TIMEOUT || 0;
       return el(
@@ -126,7 +127,87 @@
         el('td', null, errorChips(s.errors)),
       );
     });
-    fillRows('endpoints-table', rows, 'No requests yet.', 9);
+  }
+
+  function renderEndpoints(d) {
+    fillRows('endpoints-table', endpointRows(d.endpoints), 'No requests yet.', 9);
+  }
+
+  /** The `cluster` field a service may add (e.g. the desk's merged view), when it has that shape. */
+  function clusterOf(d) {
+    const c = d.cluster;
+    if (!c || typeof c !== 'object' || !Array.isArray(c.instances) || !Array.isArray(c.endpoints)) return null;
+    return c;
+  }
+
+  function renderCluster(d) {
+    const c = clusterOf(d);
+    const section = document.getElementById('cluster');
+    document.getElementById('endpoints-title').textContent = c ? 'Endpoints (this instance)' : 'Endpoints';
+    section.hidden = !c;
+    if (!c) return;
+    const w = windowName;
+    const total = c.instances.length;
+    const up = typeof c.instancesUp === 'number' ? c.instancesUp : c.instances.filter((m) => m.up).length;
+    document.getElementById('cluster-title').textContent =
+      `Cluster (merged across ${up} instance${up === 1 ? '' : 's'})`;
+    document
+      .getElementById('cluster-meta')
+      .replaceChildren(
+        el('span', { class: up < total ? 'bad-text' : '' }, `${up} of ${total} up`),
+        ` · seen from ${c.self || '–'} at ${time(c.fetchedAt)} · percentiles of all requests together, not averages`,
+      );
+
+    const fetched = c.fetchedAt ? Date.parse(c.fetchedAt) : Number.NaN;
+    const instances = c.instances.map((m) => {
+      const started = m.startedAt ? Date.parse(m.startedAt) : Number.NaN;
+      const upFor = Number.isFinite(started) && Number.isFinite(fetched) ? ` (up ${age(fetched - started)})` : '';
+      return el(
+        'tr',
+        null,
+        el('td', null, el('code', null, m.id), m.self ? el('span', { class: 'muted' }, ' this instance') : null),
+        el('td', null, el('span', { class: `chip ${m.up ? 'good' : 'bad'}` }, m.up ? 'up' : 'down')),
+        el('td', { class: 'num' }, m.pid === null || m.pid === undefined ? '–' : String(m.pid)),
+        el('td', null, m.startedAt ? `${time(m.startedAt)}${upFor}` : '–'),
+        el('td', { class: m.error ? 'bad-text' : 'muted' }, m.error || '–'),
+      );
+    });
+    fillRows('cluster-instances-table', instances, 'No instances.', 5);
+
+    const pg = c.postgres?.[w];
+    const pgRows =
+      pg && pg.count > 0
+        ? [
+            el(
+              'tr',
+              null,
+              el('td', null, 'all queries'),
+              el('td', { class: 'num' }, num(pg.ratePerSec, 2)),
+              el('td', { class: 'num' }, int(pg.count)),
+              el('td', { class: 'num' }, num(pg.p50Ms, 1)),
+              el('td', { class: 'num' }, num(pg.p95Ms, 1)),
+              el('td', { class: 'num' }, num(pg.p99Ms, 1)),
+              el('td', null, errorChips(pg.errors)),
+            ),
+          ]
+        : [];
+    fillRows('cluster-postgres-table', pgRows, 'No queries in this window.', 7);
+
+    const endpoints = c.endpoints.filter((e) => e?.windows?.[w]);
+    fillRows('cluster-endpoints-table', endpointRows(endpoints), 'No requests in this window.', 9);
+  }
+
+  function renderWarnings(d) {
+    const box = document.getElementById('warnings');
+    const list = Array.isArray(d.warnings) ? d.warnings : [];
+    box.hidden = list.length === 0;
+    box.replaceChildren(
+      ...list.map((x) => {
+        const what = x.reason === 'timeout' ? `no answer within ${x.timeoutMs} ms` : x.reason;
+        const extra = x.keys ? `: ${x.keys.join(', ')}` : x.error ? `: ${x.error}` : '';
+        return el('p', null, `Left out of this snapshot: ${x.source || 'extra data'} (${what}${extra}).`);
+      }),
+    );
   }
 
   function renderPostgres(d) {
@@ -398,6 +479,8 @@
     document.getElementById('service-meta').textContent =
       `pid ${d.service.pid} · Node ${d.service.node} · up ${age(d.service.uptimeSec * 1000)} · data of ${time(d.service.now)}${d.service.tracing ? ' · tracing on' : ''}`;
     renderCards(d);
+    renderWarnings(d);
+    renderCluster(d);
     renderEndpoints(d);
     renderPostgres(d);
     renderPools(d);

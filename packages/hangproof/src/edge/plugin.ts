@@ -39,6 +39,8 @@ interface EdgeState {
   rejectRace: ((reason: unknown) => void) | undefined;
   /** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
   handlerEndedAt: number;
+  /** A response is on its way out (onSend ran): a deadline firing now must not send a second one. */
+  responding: boolean;
 }
 
 declare module 'fastify' {
@@ -89,7 +91,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     const asked = parseTimeoutHeader(request.headers[opts.timeoutHeader]);
     if (asked !== undefined && asked < budgetMs) budgetMs = asked;
     const ctx = new RequestContext({ requestId: request.id, budgetMs, name: route.url ?? '' });
-    const state: EdgeState = { ctx, errorCode: undefined, err: undefined, rejectRace: undefined, handlerEndedAt: 0 };
+    const state: EdgeState = { ctx, errorCode: undefined, err: undefined, rejectRace: undefined, handlerEndedAt: 0, responding: false };
     request.hangproof = ctx;
     (request as WithState)[kState] = state;
     inFlight.add(ctx);
@@ -108,6 +110,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     const state = stateOf(request);
     if (state !== undefined) {
       const { ctx } = state;
+      state.responding = true;
       if (state.handlerEndedAt > 0) {
         const now = performance.now();
         ctx.addSpan({
@@ -257,7 +260,7 @@ function answerAbort(reply: FastifyReply, state: EdgeState): void {
     reject(reason);
     return;
   }
-  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent) return;
+  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent || state.responding) return;
   if (reply.raw.headersSent) {
     // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
     state.errorCode = reason.code;

@@ -3,6 +3,7 @@ export { AdminAccess, SESSION_COOKIE } from './admin-access.js';
 export { BoundedRing } from './bounded-ring.js';
 export { ConcurrencyLimiter, type ConcurrencyLimiterOptions } from './concurrency-limiter.js';
 export { EventLoopMonitor, type LoopSample, type PressureReason } from './event-loop-monitor.js';
+export type { StatusWarning } from './extra-status.js';
 export {
   type HeartbeatReport,
   type HeartbeatStatus,
@@ -16,6 +17,7 @@ export {
   type AllowRule,
   DEFAULT_BUCKETS_SEC,
   type DependencyStatusSource,
+  type ExtraStatusSource,
   OBSERVE_DEFAULTS,
   type ObserveOptions,
   type PoolStatsSource,

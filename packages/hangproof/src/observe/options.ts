@@ -11,6 +11,14 @@ export interface DependencyStatusSource {
   status(): unknown;
 }
 
+/**
+ * Extra top-level fields of /status.json, such as a cluster-wide view. Called at most once per
+ * snapshot (snapshots are cached for 1 s), with a signal that aborts at `extraStatusTimeoutMs`.
+ */
+export type ExtraStatusSource = (
+  signal: AbortSignal,
+) => Readonly<Record<string, unknown>> | Promise<Readonly<Record<string, unknown>>>;
+
 /** Decides whether a request may read /metrics and /status without the admin token. */
 export type AllowRule = (request: FastifyRequest) => boolean | Promise<boolean>;
 
@@ -36,6 +44,18 @@ export interface ObserveOptions {
    * `hangproof doctor`. A function is called at each read. @default {}
    */
   readonly settings?: Readonly<Record<string, unknown>> | (() => Readonly<Record<string, unknown>>);
+  /**
+   * Extra top-level fields of /status.json (e.g. `{ cluster }`), computed by the service. Keys that
+   * observe already uses (`service`, `endpoints`, ...) are ignored and logged once. A call slower
+   * than `extraStatusTimeoutMs`, or one that fails, is left out and reported under `warnings`, so
+   * the status page never waits on it. @default undefined (no extra fields)
+   */
+  readonly extraStatus?: ExtraStatusSource | undefined;
+  /**
+   * Longest wait for `extraStatus`, in ms; its signal aborts then and the snapshot is served
+   * without its fields. Keep it well below the request deadline. @default 500
+   */
+  readonly extraStatusTimeoutMs?: number;
   /** Logger for loop stalls and shedding. @default pino to stdout */
   readonly logger?: Logger | undefined;
   /** Path of the Prometheus endpoint; `false` to not register it. @default '/metrics' */
@@ -124,6 +144,7 @@ export const OBSERVE_DEFAULTS = Object.freeze({
   captureStallStacks: true,
   tracing: 'auto',
   sessionMaxAgeSec: 43_200,
+  extraStatusTimeoutMs: 500,
 } as const);
 
 type Defaulted = keyof typeof OBSERVE_DEFAULTS;
@@ -136,6 +157,7 @@ export type ResolvedObserveOptions = {
   readonly pools: Readonly<Record<string, PoolStatsSource>>;
   readonly dependencies: DependencyStatusSource | undefined;
   readonly settings: ObserveOptions['settings'];
+  readonly extraStatus: ExtraStatusSource | undefined;
   readonly logger: Logger | undefined;
   readonly serviceName: string;
 };
@@ -168,6 +190,7 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
   check('retryAfterSec', o.retryAfterSec, positiveInt, 'a positive integer');
   check('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
   check('sessionMaxAgeSec', o.sessionMaxAgeSec, positiveInt, 'a positive integer');
+  check('extraStatusTimeoutMs', o.extraStatusTimeoutMs, positiveInt, 'a positive integer');
   if (o.stallThresholdMs > 0 && o.stallThresholdMs < 20) {
     throw new RangeError(`stallThresholdMs must be 0 or >= 20, received ${o.stallThresholdMs}`);
   }
@@ -196,6 +219,9 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
   if (input.dependencies !== undefined && typeof input.dependencies.status !== 'function') {
     throw new TypeError('dependencies must have a status() method');
   }
+  if (input.extraStatus !== undefined && typeof input.extraStatus !== 'function') {
+    throw new TypeError(`extraStatus must be a function, received ${typeof input.extraStatus}`);
+  }
   return {
     ...o,
     adminToken: input.adminToken,
@@ -203,6 +229,7 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
     pools: input.pools ?? {},
     dependencies: input.dependencies,
     settings: input.settings,
+    extraStatus: input.extraStatus,
     logger: input.logger,
     serviceName: input.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'hangproof-service',
   };

@@ -7,6 +7,7 @@ import { HangproofError } from '../errors.js';
 import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import { EventLoopMonitor, type PressureReason } from './event-loop-monitor.js';
+import { ExtraStatus } from './extra-status.js';
 import { heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import { Measurements } from './measurements.js';
@@ -36,7 +37,7 @@ export interface ExportedWindows {
 export interface ObserveApi {
   /** The prom-client Registry behind /metrics (not the global one). */
   readonly registry: Registry;
-  /** The data behind /status.json. */
+  /** observe's own data behind /status.json (without the `extraStatus` fields, which only the route adds). */
   snapshot(): Record<string, unknown>;
   /** Every series' window, encoded so another instance can merge it with `mergeEncoded`. */
   exportWindows(window: WindowName): ExportedWindows;
@@ -56,6 +57,12 @@ const TRACER_SHUTDOWN_MS = 5_000;
 async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promise<void> {
   const edge = app.hangproof;
   const opts = resolveObserveOptions({ ...input, adminToken: input.adminToken ?? edge.options.adminToken });
+  if (opts.extraStatus !== undefined && opts.extraStatusTimeoutMs >= edge.options.deadlineMs) {
+    // Otherwise a slow extraStatus would turn /status.json into a 504 instead of a warning.
+    throw new RangeError(
+      `extraStatusTimeoutMs must be below the hangproof deadlineMs (${edge.options.deadlineMs}), received ${opts.extraStatusTimeoutMs}`,
+    );
+  }
   const logger = opts.logger ?? pino();
   const measurements = new Measurements(opts);
   measurements.subscribe();
@@ -199,6 +206,10 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     access,
     registry,
     snapshot,
+    extra:
+      opts.extraStatus === undefined
+        ? undefined
+        : new ExtraStatus({ source: opts.extraStatus, timeoutMs: opts.extraStatusTimeoutMs, logger }),
     metricsPath: opts.metricsPath,
     statusPath: opts.statusPath,
     exempt: routeExempt,

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { HangproofError } from '../errors.js';
 import type { AdminAccess } from './admin-access.js';
+import type { ExtraStatus } from './extra-status.js';
 
 /** Shipped in the package's `static/` folder: plain HTML, CSS and JS, no build step. */
 const STATIC_DIR = new URL('../../static/', import.meta.url);
@@ -30,6 +31,8 @@ export interface StatusRoutesOptions {
   readonly access: AdminAccess;
   readonly registry: Registry;
   readonly snapshot: () => Record<string, unknown>;
+  /** The service's extra fields of /status.json, when `extraStatus` is set. */
+  readonly extra: ExtraStatus | undefined;
   readonly metricsPath: string | false;
   readonly statusPath: string | false;
   /** Marks a path as exempt from load shedding. */
@@ -76,10 +79,26 @@ export async function registerStatusRoutes(app: FastifyInstance, o: StatusRoutes
     fill(loginHtml, { ...values, ERROR_HIDDEN: failed ? '' : 'hidden', TOKEN_HINT: o.access.hasToken ? '' : 'hidden' });
   for (const p of [paths.STATUS, paths.STATUS_JSON, paths.LOGIN, paths.LOGOUT]) o.exempt(p);
 
-  let cached: { atMs: number; body: Record<string, unknown> } | undefined;
-  const snapshot = (): Record<string, unknown> => {
+  const compose = async (): Promise<Record<string, unknown>> => {
+    const own = o.snapshot();
+    if (o.extra === undefined) return own;
+    const extra = await o.extra.collect(new Set(Object.keys(own)));
+    const warnings = [...((own.warnings as unknown[] | undefined) ?? []), ...extra.warnings];
+    // collect() left out observe's own keys, so an extra field can add, never replace.
+    return { ...own, ...extra.fields, warnings };
+  };
+  // The promise is cached, so readers arriving while `extraStatus` runs share its one call.
+  let cached: { atMs: number; body: Promise<Record<string, unknown>> } | undefined;
+  const snapshot = (): Promise<Record<string, unknown>> => {
     const now = Date.now();
-    if (cached === undefined || now - cached.atMs >= SNAPSHOT_CACHE_MS) cached = { atMs: now, body: o.snapshot() };
+    if (cached === undefined || now - cached.atMs >= SNAPSHOT_CACHE_MS) {
+      const entry = { atMs: now, body: compose() };
+      // A failed snapshot is not reused: the next reader tries again.
+      entry.body.catch(() => {
+        if (cached === entry) cached = undefined;
+      });
+      cached = entry;
+    }
     return cached.body;
   };
 

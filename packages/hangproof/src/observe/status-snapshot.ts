@@ -131,5 +131,7 @@ export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()
     slowRequests: m.slowRequests.toArray(),
     timeouts: m.timeouts.toArray(),
     settings,
+    // Filled by the status route with what `extraStatus` could not add (timeout, error, ...).
+    warnings: [],
   };
 }
