@@ -91,7 +91,14 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     const asked = parseTimeoutHeader(request.headers[opts.timeoutHeader]);
     if (asked !== undefined && asked < budgetMs) budgetMs = asked;
     const ctx = new RequestContext({ requestId: request.id, budgetMs, name: route.url ?? '' });
-    const state: EdgeState = { ctx, errorCode: undefined, err: undefined, rejectRace: undefined, handlerEndedAt: 0, responding: false };
+    const state: EdgeState = {
+      ctx,
+      errorCode: undefined,
+      err: undefined,
+      rejectRace: undefined,
+      handlerEndedAt: 0,
+      responding: false,
+    };
     request.hangproof = ctx;
     (request as WithState)[kState] = state;
     inFlight.add(ctx);
