@@ -131,8 +131,7 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
   if (o.observe) {
     await app.register(observe, {
       ...cluster,
-      // A spread copy: DatabaseStats is an interface without an index signature.
-      pools: { desk: { stats: () => ({ ...db.stats() }) } },
+      pools: { desk: db },
       dependencies: deps,
       logger,
       settings: () => ({
