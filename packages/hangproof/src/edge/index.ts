@@ -1,5 +1,6 @@
 /** hangproof/fastify: the request edge for Fastify 5. */
 export { createAdminTokenCheck } from './admin-token.js';
+export { BUFFERED_LOGGER_DEFAULTS, type BufferedLoggerOptions, bufferedLogger } from './buffered-logger.js';
 export { EDGE_DEFAULTS, type HangproofOptions, type RouteHangproofConfig } from './options.js';
 export { type HangproofApi, hangproof } from './plugin.js';
 export type { CheckResult, ReadinessCheck, ReadinessCheckOptions, ReadinessReport } from './readiness.js';
