@@ -12,6 +12,10 @@ if (url === undefined) throw new Error('DATABASE_URL is required');
 const POOL_MAX = 10;
 const SQL = 'SELECT id, name, stage, updated_at FROM bots WHERE user_id = $1 ORDER BY updated_at DESC LIMIT 50';
 const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
+// The request log line goes through hangproof's batching logger, as the docs recommend for busy
+// services; BENCH_LOG=line writes each line at once instead (one write call per request).
+const requestLogger = (bufferedLogger) =>
+  process.env.BENCH_LOG === 'line' ? pino({ level: 'info' }, devNull()) : bufferedLogger({ dest: '/dev/null' });
 
 let app;
 if (scenario === 'bare' || scenario === 'otel') {
@@ -28,9 +32,9 @@ if (scenario === 'bare' || scenario === 'otel') {
   const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
   pool.on('error', () => {});
   if (scenario === 'edge-only') {
-    const { hangproof, serverOptions } = await import('hangproof/fastify');
+    const { bufferedLogger, hangproof, serverOptions } = await import('hangproof/fastify');
     app = Fastify(serverOptions({ maxDeadlineMs: 10_000 }));
-    await app.register(hangproof, { logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000 });
+    await app.register(hangproof, { logger: requestLogger(bufferedLogger), deadlineMs: 10_000 });
   } else {
     const { AsyncLocalStorage } = await import('node:async_hooks');
     const als = new AsyncLocalStorage();
@@ -45,7 +49,7 @@ if (scenario === 'bare' || scenario === 'otel') {
   app = Fastify();
   app.get('/bots/:userId', async (req) => (await db.query(SQL, [Number(req.params.userId)])).rows);
 } else if (scenario.startsWith('hangproof')) {
-  const { hangproof, serverOptions } = await import('hangproof/fastify');
+  const { bufferedLogger, hangproof, serverOptions } = await import('hangproof/fastify');
   const { createDatabase } = await import('hangproof/pg');
   const adminToken = 'bench-admin-token-0123456789';
   // BENCH_PG_OPTIONS: extra createDatabase options as JSON, for comparing guard settings.
@@ -57,7 +61,7 @@ if (scenario === 'bare' || scenario === 'otel') {
     ...extra,
   });
   app = Fastify(serverOptions({ maxDeadlineMs: 10_000 }));
-  await app.register(hangproof, { logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000, adminToken });
+  await app.register(hangproof, { logger: requestLogger(bufferedLogger), deadlineMs: 10_000, adminToken });
   if (process.env.BENCH_OBSERVE !== '0') {
     const { observe } = await import('hangproof/observe');
     await app.register(observe, { pools: { main: db }, logger: pino({ level: 'info' }, devNull()) });

@@ -41,6 +41,11 @@ const SCENARIOS: readonly Scenario[] = [
     env: {},
   },
   {
+    name: 'hangproof-line-log',
+    label: 'hangproof with its log line written at once (one write call per request) instead of batched',
+    env: { BENCH_LOG: 'line' },
+  },
+  {
     name: 'hangproof-no-observe',
     label: 'hangproof without observe (plugin + log line + guard)',
     env: { BENCH_OBSERVE: '0' },
