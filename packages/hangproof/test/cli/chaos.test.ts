@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { FaultProxy } from '../../src/cli/chaos/fault-proxy.js';
@@ -17,33 +15,17 @@ import { lockFault } from '../../src/cli/chaos/lock-fault.js';
 import { pauseFault } from '../../src/cli/chaos/pause-fault.js';
 import { pgSleepFault } from '../../src/cli/chaos/pg-sleep-fault.js';
 import { within } from '../../src/cli/output/within.js';
-import { closedPort, runCli } from './run-cli.js';
+import { closedPort, itemsFixture, runCli } from './run-cli.js';
 
 const ADMIN_TOKEN = 'chaos-admin-token-0123456789';
 const DEADLINE_MS = 500;
 const silent = pino({ level: 'silent' });
 
-let database: TestDatabase;
-let dir: string;
-
-before(async () => {
-  database = await createTestDatabase();
-  dir = await mkdtemp(join(tmpdir(), 'hangproof-chaos-'));
-  const c = new pg.Client({ connectionString: database.url, connectionTimeoutMillis: 3000 });
-  await c.connect();
-  await c.query('CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)');
-  await c.query("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g");
-  await c.end();
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-  await database.drop();
-});
+const fx = itemsFixture('hangproof-chaos-');
 
 /** The test database's URL with its host:port replaced by the proxy's. */
 function throughProxy(port: number): string {
-  const u = new URL(database.url);
+  const u = new URL(fx.database.url);
   u.hostname = '127.0.0.1';
   u.port = String(port);
   return u.toString();
@@ -111,9 +93,9 @@ function blackholeArgs(url: string, proxyPort: number, out: string): string[] {
     '--listen',
     String(proxyPort),
     '--upstream',
-    upstreamOf(database.url),
+    upstreamOf(fx.database.url),
     '--database-url',
-    database.url,
+    fx.database.url,
     '--admin-token',
     ADMIN_TOKEN,
     '--deadline-ms',
@@ -144,7 +126,7 @@ describe('hangproof chaos against a Postgres blackhole', () => {
     const proxyPort = await closedPort();
     const service = await startHangproofService(proxyPort);
     t.after(() => service.close());
-    const out = join(dir, 'hangproof.json');
+    const out = join(fx.dir, 'hangproof.json');
 
     const run = await runCli(blackholeArgs(service.url, proxyPort, out), { timeoutMs: 40_000 });
 
@@ -166,7 +148,7 @@ describe('hangproof chaos against a Postgres blackhole', () => {
     const service = await startPlainService(proxyPort);
     t.after(() => service.close());
 
-    const run = await runCli(blackholeArgs(service.url, proxyPort, join(dir, 'plain.json')), { timeoutMs: 40_000 });
+    const run = await runCli(blackholeArgs(service.url, proxyPort, join(fx.dir, 'plain.json')), { timeoutMs: 40_000 });
 
     assert.equal(run.code, 1, `${run.stderr}\n${run.stdout}`);
     const result = run.json();
@@ -182,7 +164,7 @@ describe('hangproof chaos against a Postgres blackhole', () => {
     const proxyPort = await closedPort();
     const service = await startPlainService(proxyPort);
     t.after(() => service.close());
-    const args = blackholeArgs(service.url, proxyPort, join(dir, 'plain-human.json')).filter((a) => a !== '--json');
+    const args = blackholeArgs(service.url, proxyPort, join(fx.dir, 'plain-human.json')).filter((a) => a !== '--json');
     const run = await runCli([...args, '--hold', '1s', '--recovery', '1s'], { timeoutMs: 40_000 });
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stdout, /promise\s+observed\s+bound\s+verdict/);
@@ -242,7 +224,7 @@ describe('hangproof chaos usage', () => {
   });
 
   test('a pause fault without --pid is a usage error before anything is touched', async () => {
-    const file = join(dir, 'pause.json');
+    const file = join(fx.dir, 'pause.json');
     await import('node:fs/promises').then((fs) =>
       fs.writeFile(file, JSON.stringify({ name: 'pause', target: { path: '/' }, faults: [{ kind: 'pause' }] })),
     );
@@ -339,7 +321,7 @@ describe('process and database faults', () => {
   const ctx = (over: Record<string, unknown> = {}) => ({
     baseUrl: 'http://127.0.0.1:1',
     adminToken: undefined,
-    databaseUrl: database.url,
+    databaseUrl: fx.database.url,
     pid: undefined,
     allowRemote: false,
     holdMs: 2000,
@@ -362,7 +344,7 @@ describe('process and database faults', () => {
 
   test('a held table lock makes a lock_timeout query fail, and is gone after remove', async () => {
     const fault = lockFault({ kind: 'lock', table: 'items' }, ctx());
-    const probe = new pg.Client({ connectionString: database.url, lock_timeout: 200, statement_timeout: 2000 });
+    const probe = new pg.Client({ connectionString: fx.database.url, lock_timeout: 200, statement_timeout: 2000 });
     await probe.connect();
     try {
       await fault.prepare();
@@ -379,7 +361,7 @@ describe('process and database faults', () => {
   test('pg-sleep sessions run during the hold and are cancelled on remove', async () => {
     const fault = pgSleepFault({ kind: 'pg-sleep', sessions: 3 }, ctx());
     const count = async (): Promise<number> => {
-      const c = new pg.Client({ connectionString: database.url });
+      const c = new pg.Client({ connectionString: fx.database.url });
       await c.connect();
       const { rows } = await c.query(
         "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'",

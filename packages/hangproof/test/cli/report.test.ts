@@ -1,40 +1,21 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import pg from 'pg';
 import { pino } from 'pino';
 import { lockFault } from '../../src/cli/chaos/lock-fault.js';
 import { within } from '../../src/cli/output/within.js';
-import { runCli, startSilentServer } from './run-cli.js';
+import { itemsFixture, runCli, startSilentServer } from './run-cli.js';
 
 const ADMIN_TOKEN = 'report-admin-token-0123456789';
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let database: TestDatabase;
-let dir: string;
-
-before(async () => {
-  database = await createTestDatabase();
-  dir = await mkdtemp(join(tmpdir(), 'hangproof-report-'));
-  const c = new pg.Client({ connectionString: database.url, connectionTimeoutMillis: 3000 });
-  await c.connect();
-  await c.query('CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)');
-  await c.query("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g");
-  await c.end();
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-  await database.drop();
-});
+const fx = itemsFixture('hangproof-report-');
 
 interface LoggedService {
   readonly url: string;
@@ -58,7 +39,7 @@ async function startLoggedService(
   const app = Fastify(serverOptions({ maxDeadlineMs: 1000 }));
   await app.register(hangproof, { deadlineMs: 1000, logger, adminToken: ADMIN_TOKEN });
   const db = createDatabase({
-    connectionString: database.url,
+    connectionString: fx.database.url,
     max: 5,
     acquireTimeoutMs: 300,
     statementTimeoutMs: 800,
@@ -107,9 +88,9 @@ async function hit(url: string, n: number, concurrency = 5, gapMs = 0): Promise<
 
 /** Writes the service's log to a file and runs `hangproof report` on it with --json and --out-dir. */
 async function reportOn(name: string, service: LoggedService, extra: string[] = []): Promise<any> {
-  const file = join(dir, `${name}.log`);
+  const file = join(fx.dir, `${name}.log`);
   await writeFile(file, service.logText());
-  const outDir = join(dir, name);
+  const outDir = join(fx.dir, name);
   const run = await runCli(['report', file, '--out-dir', outDir, '--json', ...extra]);
   assert.equal(run.code, 0, run.stderr);
   const r = run.json();
@@ -166,7 +147,7 @@ describe('hangproof report names the injected cause first', () => {
       {
         baseUrl: service.url,
         adminToken: undefined,
-        databaseUrl: database.url,
+        databaseUrl: fx.database.url,
         pid: undefined,
         allowRemote: false,
         holdMs: 5000,
@@ -286,7 +267,7 @@ describe('hangproof report input', () => {
   });
 
   test('a missing log file is exit 2 BAD_CONFIG', async () => {
-    const run = await runCli(['report', join(dir, 'nope.log'), '--json']);
+    const run = await runCli(['report', join(fx.dir, 'nope.log'), '--json']);
     assert.equal(run.code, 2);
     assert.equal(run.json().error.code, 'BAD_CONFIG');
   });
@@ -295,7 +276,7 @@ describe('hangproof report input', () => {
     const service = await startLoggedService(() => {});
     t.after(() => service.close());
     await hit(`${service.url}/fast`, 5);
-    const file = join(dir, 'status.log');
+    const file = join(fx.dir, 'status.log');
     await writeFile(file, service.logText());
     const run = await runCli([
       'report',

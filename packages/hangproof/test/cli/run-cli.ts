@@ -1,7 +1,13 @@
 /** Test helpers: run the `hangproof` bin as a child process, and servers that misbehave. */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import pg from 'pg';
 
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -85,3 +91,29 @@ export async function closedPort(): Promise<number> {
 }
 
 export const examples = (name: string): string => `examples/timeouts/${name}`;
+
+export interface ItemsFixture {
+  /** A fresh database with an `items` table of 50 rows (set in `before`). */
+  database: TestDatabase;
+  /** A temporary folder for the file's outputs (set in `before`). */
+  dir: string;
+}
+
+/** Registers before/after hooks that give a test file an `items` database and a temp folder. */
+export function itemsFixture(dirPrefix: string): ItemsFixture {
+  const fx = {} as ItemsFixture;
+  before(async () => {
+    fx.database = await createTestDatabase();
+    fx.dir = await mkdtemp(join(tmpdir(), dirPrefix));
+    const c = new pg.Client({ connectionString: fx.database.url, connectionTimeoutMillis: 3000 });
+    await c.connect();
+    await c.query('CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)');
+    await c.query("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g");
+    await c.end();
+  });
+  after(async () => {
+    await rm(fx.dir, { recursive: true, force: true });
+    await fx.database.drop();
+  });
+  return fx;
+}
