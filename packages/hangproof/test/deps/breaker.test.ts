@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import * as diagnostics from 'node:diagnostics_channel';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { BreakerStateEvent } from 'hangproof';
 import { CircuitBreaker, createDependencies, type DepsLogger, type HttpDependencyOptions } from 'hangproof/deps';
 import { inRequest, settle } from './helpers.js';
-import { startTestServer, type TestServer } from './servers.js';
+import { useTestServer } from './servers.js';
 
-let server: TestServer;
 const logged: Array<{ level: string; fields: Record<string, unknown>; message: string | undefined }> = [];
 const logger: DepsLogger = {
   info: (fields, message) => logged.push({ level: 'info', fields: fields as Record<string, unknown>, message }),
@@ -16,20 +15,13 @@ const logger: DepsLogger = {
 const deps = createDependencies({ logger });
 let seq = 0;
 
-before(async () => {
-  server = await startTestServer();
-});
-
-after(async () => {
-  await deps.close();
-  await server.close();
-});
+const fx = useTestServer(deps);
 
 const HALF_OPEN_MS = 300;
 
 function dep(options: Partial<HttpDependencyOptions> = {}) {
   return deps.http(`brk-${++seq}`, {
-    baseUrl: server.url,
+    baseUrl: fx.server.url,
     timeoutMs: 1000,
     retry: { maxAttempts: 1 },
     breaker: { failureRatio: 0.5, minimumCalls: 5, windowMs: 5_000, halfOpenAfterMs: HALF_OPEN_MS },
@@ -55,7 +47,7 @@ test('the breaker stays closed until the window holds the minimum number of call
 test('an open breaker fails fast, well under a millisecond per call, without touching the server', async () => {
   const d = dep({ breaker: { failureRatio: 0.5, minimumCalls: 5, windowMs: 5_000, halfOpenAfterMs: 60_000 } });
   await openIt(d);
-  const seenBefore = server.seen.length;
+  const seenBefore = fx.server.seen.length;
   const N = 2_000;
   // Warm up once so the measurement is of the steady state.
   await d.get('/status/503').catch(() => {});
@@ -72,7 +64,7 @@ test('an open breaker fails fast, well under a millisecond per call, without tou
   assert.equal(r.error?.details?.reason, 'breaker_open');
   assert.equal(r.error?.details?.dependency, d.name);
   assert.ok((r.error as { retryAfterSec?: number }).retryAfterSec ?? 0 >= 1, 'Retry-After hint');
-  assert.equal(server.seen.length, seenBefore, 'no request reached the server while open');
+  assert.equal(fx.server.seen.length, seenBefore, 'no request reached the server while open');
   assert.ok(perCallMs < 1, `open-breaker call took ${perCallMs.toFixed(4)} ms on average`);
   console.log(`open breaker: ${(perCallMs * 1000).toFixed(1)} µs per call on average, worst ${worst.toFixed(3)} ms`);
 });
@@ -81,7 +73,7 @@ test('in half-open exactly one probe goes through and concurrent callers fail fa
   const d = dep();
   await openIt(d);
   await sleep(HALF_OPEN_MS + 20);
-  const slowBefore = server.count('/slow');
+  const slowBefore = fx.server.count('/slow');
   const probe = settle(d.get('/slow?ms=300'));
   const others = await Promise.all(Array.from({ length: 20 }, () => settle(d.get('/slow?ms=300'))));
   for (const o of others) {
@@ -92,7 +84,7 @@ test('in half-open exactly one probe goes through and concurrent callers fail fa
   assert.equal(d.dependency.breakerState, 'half-open');
   const p = await probe;
   assert.equal(p.error, undefined);
-  assert.equal(server.count('/slow') - slowBefore, 1, 'only the probe reached the server');
+  assert.equal(fx.server.count('/slow') - slowBefore, 1, 'only the probe reached the server');
   assert.equal(d.dependency.breakerState, 'closed');
   assert.equal((await d.get('/ok')).status, 200);
 });
@@ -125,14 +117,14 @@ test('a probe cut short by its caller frees the probe slot without closing or op
 
 test('a flapping dependency opens the breaker while failing and closes it after recovery', async () => {
   const d = dep();
-  server.healthy = true;
+  fx.server.healthy = true;
   for (let i = 0; i < 10; i++) assert.equal((await d.get('/flap')).status, 200);
-  server.healthy = false;
+  fx.server.healthy = false;
   const during: string[] = [];
   for (let i = 0; i < 20; i++) during.push(String((await settle(d.get('/flap'))).error?.details?.reason));
   assert.equal(d.dependency.breakerState, 'open');
   assert.ok(during.includes('status_503') && during.includes('breaker_open'), during.join(','));
-  server.healthy = true;
+  fx.server.healthy = true;
   await sleep(HALF_OPEN_MS + 20);
   assert.equal((await d.get('/flap')).status, 200);
   assert.equal(d.dependency.breakerState, 'closed');

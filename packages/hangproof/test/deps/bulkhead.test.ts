@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { HangproofError } from 'hangproof';
 import { Bulkhead, createDependencies } from 'hangproof/deps';
 import { inRequest, settle } from './helpers.js';
-import { startTestServer, type TestServer } from './servers.js';
+import { useTestServer } from './servers.js';
 
-let server: TestServer;
 const deps = createDependencies();
 let seq = 0;
 
-before(async () => {
-  server = await startTestServer();
-});
-
-after(async () => {
-  await deps.close();
-  await server.close();
-});
+const fx = useTestServer(deps);
 
 function dep(maxConcurrent: number, maxQueue: number, queueWaitMs: number) {
   return deps.http(`blk-${++seq}`, {
-    baseUrl: server.url,
+    baseUrl: fx.server.url,
     timeoutMs: 2000,
     retry: { maxAttempts: 1 },
     bulkhead: { maxConcurrent, maxQueue, queueWaitMs },

@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createDependencies } from 'hangproof/deps';
 import { settle } from './helpers.js';
-import { startTestServer, type TestServer } from './servers.js';
+import { useTestServer } from './servers.js';
 
-let server: TestServer;
 const deps = createDependencies();
 
-before(async () => {
-  server = await startTestServer();
-});
-
-after(async () => {
-  await deps.close();
-  await server.close();
-});
+const fx = useTestServer(deps);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -30,7 +22,7 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
 
 test('the readiness check answers from the cache at once while a provider hangs', async () => {
   const hung = deps.http('hung-provider', {
-    baseUrl: server.url,
+    baseUrl: fx.server.url,
     health: { path: '/health-hang', intervalMs: 5_000, timeoutMs: 200, critical: true },
   });
   const ready = deps.readinessCheck();
@@ -40,7 +32,7 @@ test('the readiness check answers from the cache at once while a provider hangs'
   assert.equal(early.error?.details?.reason, 'not_probed');
 
   await until(() => hung.dependency.status().health?.state === 'down', 1_000);
-  const probesSoFar = server.count('/health-hang');
+  const probesSoFar = fx.server.count('/health-hang');
   const times: number[] = [];
   for (let i = 0; i < 500; i++) {
     const r = await settle(ready());
@@ -53,7 +45,7 @@ test('the readiness check answers from the cache at once while a provider hangs'
   const worst = times[499] ?? 0;
   assert.ok(median < 1, `median readiness answer ${median.toFixed(3)} ms`);
   assert.ok(worst < 100, `slowest readiness answer ${worst.toFixed(2)} ms, far below the 200 ms probe timeout`);
-  assert.equal(server.count('/health-hang'), probesSoFar, 'readiness never called the provider');
+  assert.equal(fx.server.count('/health-hang'), probesSoFar, 'readiness never called the provider');
   const health = hung.dependency.status().health;
   assert.equal(health?.lastErrorCode, 'DEPENDENCY_TIMEOUT');
   assert.equal(health?.lastError, 'timeout');
@@ -64,16 +56,16 @@ test('the readiness check answers from the cache at once while a provider hangs'
 test('health follows a flapping dependency: up, down with the reason, up again', async () => {
   const local = createDependencies();
   const flappy = local.http('flappy', {
-    baseUrl: server.url,
+    baseUrl: fx.server.url,
     health: { path: '/health', intervalMs: 60_000, timeoutMs: 500, critical: true },
   });
   const ready = local.readinessCheck();
-  server.healthy = true;
+  fx.server.healthy = true;
   await local.probeAll();
   assert.equal(flappy.dependency.status().health?.state, 'up');
   assert.equal((await settle(ready())).error, undefined);
 
-  server.healthy = false;
+  fx.server.healthy = false;
   await local.probeAll();
   const down = flappy.dependency.status().health;
   assert.equal(down?.state, 'down');
@@ -82,7 +74,7 @@ test('health follows a flapping dependency: up, down with the reason, up again',
   assert.equal(down?.consecutiveFailures, 1);
   assert.equal((await settle(ready())).error?.details?.reason, 'health_down');
 
-  server.healthy = true;
+  fx.server.healthy = true;
   await local.probeAll();
   assert.equal(flappy.dependency.status().health?.state, 'up');
   assert.equal(local.readiness().ready, true);
@@ -92,7 +84,7 @@ test('health follows a flapping dependency: up, down with the reason, up again',
 test('a dependency that is not critical never makes the service unready', async () => {
   const local = createDependencies();
   local.http('optional', {
-    baseUrl: server.url,
+    baseUrl: fx.server.url,
     health: { path: '/status/503', intervalMs: 60_000, timeoutMs: 500, critical: false },
   });
   await local.probeAll();
@@ -125,31 +117,31 @@ test('a non-HTTP dependency is probed with its own probe function', async () => 
 
 test('probes run on their interval and stop() stops them', async () => {
   const local = createDependencies();
-  local.http('ticking', { baseUrl: server.url, health: { path: '/flap', intervalMs: 50, timeoutMs: 40 } });
-  server.healthy = true;
-  const before = server.count('/flap');
+  local.http('ticking', { baseUrl: fx.server.url, health: { path: '/flap', intervalMs: 50, timeoutMs: 40 } });
+  fx.server.healthy = true;
+  const before = fx.server.count('/flap');
   await sleep(300);
-  const during = server.count('/flap') - before;
+  const during = fx.server.count('/flap') - before;
   assert.ok(during >= 3, `${during} probes in 300 ms at a 50 ms interval`);
   local.stop();
   await sleep(60);
-  const stoppedAt = server.count('/flap');
+  const stoppedAt = fx.server.count('/flap');
   await sleep(200);
-  assert.equal(server.count('/flap'), stoppedAt);
+  assert.equal(fx.server.count('/flap'), stoppedAt);
   await local.close();
 });
 
 test('the status snapshot shows health, breaker, latency and the config doctor reads', async () => {
   const local = createDependencies();
   const market = local.http('market-data', {
-    baseUrl: server.url,
+    baseUrl: fx.server.url,
     timeoutMs: 800,
     retry: { maxAttempts: 3 },
     breaker: { halfOpenAfterMs: 2_000 },
     bulkhead: { maxConcurrent: 4, maxQueue: 2, queueWaitMs: 50 },
     health: { path: '/health', intervalMs: 10_000, timeoutMs: 300, critical: true },
   });
-  server.healthy = true;
+  fx.server.healthy = true;
   await local.probeAll();
   for (let i = 0; i < 5; i++) await market.get('/ok');
   const { dependencies } = local.status();
@@ -180,7 +172,7 @@ test('health timers never keep a process alive', async () => {
   const code = `
     import { createDependencies } from 'hangproof/deps';
     const deps = createDependencies();
-    deps.http('x', { baseUrl: 'http://127.0.0.1:${server.port}', health: { path: '/health', intervalMs: 60000, timeoutMs: 500 } });
+    deps.http('x', { baseUrl: 'http://127.0.0.1:${fx.server.port}', health: { path: '/health', intervalMs: 60000, timeoutMs: 500 } });
     deps.define('y', { health: { probe: async () => {}, intervalMs: 60000, timeoutMs: 500 } });
   `;
   const started = performance.now();

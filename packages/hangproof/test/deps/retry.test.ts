@@ -1,33 +1,25 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { HangproofError } from 'hangproof';
 import { createDependencies, type HttpDependencyOptions } from 'hangproof/deps';
 import { inRequest, settle } from './helpers.js';
-import { startTestServer, type TestServer } from './servers.js';
+import { useTestServer } from './servers.js';
 
-let server: TestServer;
 const deps = createDependencies();
 let seq = 0;
 
-before(async () => {
-  server = await startTestServer();
-});
-
-after(async () => {
-  await deps.close();
-  await server.close();
-});
+const fx = useTestServer(deps);
 
 /** Breakers set out of the way (they are tested elsewhere) so only retry behaviour shows. */
 const NO_BREAKER = { failureRatio: 0.99, minimumCalls: 1_000_000 } as const;
 
 function dep(options: Partial<HttpDependencyOptions> = {}) {
-  return deps.http(`rty-${++seq}`, { baseUrl: server.url, timeoutMs: 2000, breaker: NO_BREAKER, ...options });
+  return deps.http(`rty-${++seq}`, { baseUrl: fx.server.url, timeoutMs: 2000, breaker: NO_BREAKER, ...options });
 }
 
 /** Requests the server saw for one call, told apart by a per-call header. */
 function attemptsOf(callId: string) {
-  return server.seen.filter((s) => s.headers['x-call'] === callId);
+  return fx.server.seen.filter((s) => s.headers['x-call'] === callId);
 }
 
 test('a POST is never retried, whatever the failure', async () => {
@@ -95,11 +87,11 @@ test('the retry budget caps total attempts under a sustained outage', async () =
     retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 5, budgetRatio: 0.1, budgetMinRetries: 10 },
     bulkhead: { maxConcurrent: 20, maxQueue: 0 },
   });
-  const before = server.count('/status/503');
+  const before = fx.server.count('/status/503');
   for (let batch = 0; batch < 10; batch++) {
     await Promise.all(Array.from({ length: 20 }, () => settle(d.get('/status/503'))));
   }
-  const attempts = server.count('/status/503') - before;
+  const attempts = fx.server.count('/status/503') - before;
   const status = d.dependency.status();
   console.log(
     `retry budget: 200 calls made ${attempts} attempts; ${status.calls.retryBudgetExhausted} retries refused`,

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
+import { after, before } from 'node:test';
 
 export interface SeenRequest {
   readonly method: string;
@@ -140,4 +141,20 @@ export async function refusedUrl(): Promise<string> {
   if (address === null || typeof address === 'string') throw new Error('no port');
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${address.port}`;
+}
+
+/**
+ * Starts the test server before the file's tests and closes `deps` and the server after them.
+ * Read the server from the returned holder inside tests (it exists once `before` ran).
+ */
+export function useTestServer(deps: { close(): Promise<void> }): { readonly server: TestServer } {
+  const holder = {} as { server: TestServer };
+  before(async () => {
+    holder.server = await startTestServer();
+  });
+  after(async () => {
+    await deps.close();
+    await holder.server.close();
+  });
+  return holder;
 }
