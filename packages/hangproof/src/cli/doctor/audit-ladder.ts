@@ -143,16 +143,19 @@ export function auditLadder(input: AuditInput): AuditResult {
       : undefined;
 
   const pgb = pgbouncer;
-  const queryWait = pgb
-    ? add({
-        id: 'pgbouncer.query_wait_timeout',
-        tier: 4,
-        component: 'pgbouncer',
-        setting: 'query_wait_timeout',
-        valueMs: pgb.queryWaitTimeoutMs || null,
-        source: pgb.explicit.has('query_wait_timeout') ? src('pgbouncer') : 'pgbouncer default',
-      })
-    : undefined;
+  // A PgBouncer limit row; 0 in the ini means "wait forever" and is shown as infinite.
+  const pgbouncerRow = (setting: 'query_wait_timeout' | 'query_timeout', valueMs: number | undefined) =>
+    pgb
+      ? add({
+          id: `pgbouncer.${setting}`,
+          tier: 4,
+          component: 'pgbouncer',
+          setting,
+          valueMs: valueMs || null,
+          source: pgb.explicit.has(setting) ? src('pgbouncer') : 'pgbouncer default',
+        })
+      : undefined;
+  const queryWait = pgbouncerRow('query_wait_timeout', pgb?.queryWaitTimeoutMs);
   const acquire =
     l.pg?.acquireTimeoutMs !== undefined
       ? add({
@@ -202,16 +205,7 @@ export function auditLadder(input: AuditInput): AuditResult {
     }
     depRows.set(d.name, entry);
   }
-  const queryTimeout = pgb
-    ? add({
-        id: 'pgbouncer.query_timeout',
-        tier: 4,
-        component: 'pgbouncer',
-        setting: 'query_timeout',
-        valueMs: pgb.queryTimeoutMs || null,
-        source: pgb.explicit.has('query_timeout') ? src('pgbouncer') : 'pgbouncer default',
-      })
-    : undefined;
+  const queryTimeout = pgbouncerRow('query_timeout', pgb?.queryTimeoutMs);
   const pgRow = (id: string, component: string, setting: string, v: number | null | undefined, source: string) =>
     v === undefined ? undefined : add({ id, tier: 5, component, setting, valueMs: v, source });
   const appStatement = pgRow(
