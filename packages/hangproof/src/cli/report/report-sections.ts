@@ -20,6 +20,16 @@ const ids = (xs: readonly string[]): string => (xs.length === 0 ? '-' : xs.join(
 const ms = (n: number): string => `${Math.round(n)} ms`;
 const pct = (share: number): string => `${(share * 100).toFixed(1)} %`;
 
+/** A table of `items`, or a sentence saying there was nothing. */
+function tableOrNote<T>(
+  items: readonly T[],
+  emptyText: string,
+  head: readonly string[],
+  row: (item: T) => readonly string[],
+): Block[] {
+  return items.length === 0 ? [{ type: 'p', text: emptyText }] : [{ type: 'table', head, rows: items.map(row) }];
+}
+
 export function reportSections(r: IncidentReport): Section[] {
   const out: Section[] = [];
   out.push({
@@ -107,48 +117,40 @@ export function reportSections(r: IncidentReport): Section[] {
 
   out.push({
     title: 'Timeouts by last completed step',
-    blocks:
-      r.timeouts.length === 0
-        ? [{ type: 'p', text: 'No request timed out.' }]
-        : [
-            {
-              type: 'table',
-              head: ['endpoint', 'last completed step', 'step in flight', 'count', 'codes', 'request ids'],
-              rows: r.timeouts.map((t) => [
-                t.route,
-                t.lastCompletedStep ?? '(none)',
-                t.stepInFlight ?? '(none)',
-                String(t.count),
-                Object.entries(t.codes)
-                  .map(([k, v]) => `${k} x${v}`)
-                  .join(', '),
-                ids(t.requestIds),
-              ]),
-            },
-          ],
+    blocks: tableOrNote(
+      r.timeouts,
+      'No request timed out.',
+      ['endpoint', 'last completed step', 'step in flight', 'count', 'codes', 'request ids'],
+      (t) => [
+        t.route,
+        t.lastCompletedStep ?? '(none)',
+        t.stepInFlight ?? '(none)',
+        String(t.count),
+        Object.entries(t.codes)
+          .map(([k, v]) => `${k} x${v}`)
+          .join(', '),
+        ids(t.requestIds),
+      ],
+    ),
   });
 
   out.push({
     title: 'Top query fingerprints',
-    blocks:
-      r.queries.length === 0
-        ? [{ type: 'p', text: 'No query span or slow-query line.' }]
-        : [
-            {
-              type: 'table',
-              head: ['fingerprint', 'count', 'total', 'p95', 'max', 'errors', 'slow lines', 'routes'],
-              rows: r.queries.map((q) => [
-                shortSql(q.fingerprint),
-                String(q.count),
-                ms(q.totalMs),
-                ms(q.p95Ms),
-                ms(q.maxMs),
-                String(q.errors),
-                String(q.slowLines),
-                q.routes.join(', '),
-              ]),
-            },
-          ],
+    blocks: tableOrNote(
+      r.queries,
+      'No query span or slow-query line.',
+      ['fingerprint', 'count', 'total', 'p95', 'max', 'errors', 'slow lines', 'routes'],
+      (q) => [
+        shortSql(q.fingerprint),
+        String(q.count),
+        ms(q.totalMs),
+        ms(q.p95Ms),
+        ms(q.maxMs),
+        String(q.errors),
+        String(q.slowLines),
+        q.routes.join(', '),
+      ],
+    ),
   });
 
   if (r.nPlusOne.length > 0)
@@ -183,16 +185,12 @@ export function reportSections(r: IncidentReport): Section[] {
 
   out.push({
     title: 'Breaker and health transitions',
-    blocks:
-      r.transitions.length === 0
-        ? [{ type: 'p', text: 'No breaker or health transition.' }]
-        : [
-            {
-              type: 'table',
-              head: ['time', 'dependency', 'what', 'from', 'to', 'error'],
-              rows: r.transitions.map((t) => [t.at, t.dependency, t.source, t.from, t.to, t.errorCode ?? '-']),
-            },
-          ],
+    blocks: tableOrNote(
+      r.transitions,
+      'No breaker or health transition.',
+      ['time', 'dependency', 'what', 'from', 'to', 'error'],
+      (t) => [t.at, t.dependency, t.source, t.from, t.to, t.errorCode ?? '-'],
+    ),
   });
 
   out.push({
