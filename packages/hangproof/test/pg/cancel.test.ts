@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { HangproofError } from 'hangproof';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
-import { adminClient, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { adminClient, captureLogger, inRequest, queryAbandonedAfter, timed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -48,16 +47,7 @@ test('when the request aborts mid-query the statement is cancelled on the server
   const samples: number[] = [];
   for (let i = 0; i < 3; i++) {
     const before = db.stats();
-    let abortedAt = 0;
-    const outcome = await timed(() =>
-      inRequest(5000, 'GET /client-leaves', async (ctx) => {
-        setTimeout(() => {
-          abortedAt = performance.now();
-          ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
-        }, 300);
-        return db.query('SELECT pg_sleep(30)');
-      }),
-    );
+    const { outcome, abortedAt } = await queryAbandonedAfter(300, () => db.query('SELECT pg_sleep(30)'));
     assert.equal((outcome.error as { code?: string }).code, 'CLIENT_CLOSED_REQUEST');
     assert.ok(performance.now() - abortedAt < 50, 'the caller is answered as soon as the request aborts');
     const ms = await waitFor(async () => (await sleepingBackends()).length === 0, 1000);

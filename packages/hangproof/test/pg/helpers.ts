@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { RequestContext, runWithContext } from 'hangproof';
+import { HangproofError, RequestContext, runWithContext } from 'hangproof';
 import pg from 'pg';
 import pino from 'pino';
 
@@ -33,6 +33,27 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
   } catch (error) {
     return { ms: performance.now() - started, error };
   }
+}
+
+/**
+ * Runs `query` in a request whose client goes away after `afterMs` (the context aborts with
+ * CLIENT_CLOSED_REQUEST); returns its outcome and the moment of the abort (performance.now()).
+ */
+export async function queryAbandonedAfter<T>(
+  afterMs: number,
+  query: () => Promise<T>,
+): Promise<{ outcome: Awaited<ReturnType<typeof timed<T>>>; abortedAt: number }> {
+  let abortedAt = 0;
+  const outcome = await timed(() =>
+    inRequest(5000, 'GET /client-leaves', async (ctx) => {
+      setTimeout(() => {
+        abortedAt = performance.now();
+        ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
+      }, afterMs);
+      return query();
+    }),
+  );
+  return { outcome, abortedAt };
 }
 
 /** An unguarded admin client on `url` for looking at pg_stat_activity and holding locks. */

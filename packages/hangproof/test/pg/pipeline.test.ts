@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { HangproofError } from 'hangproof';
+import type { HangproofError } from 'hangproof';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
-import { adminClient, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { adminClient, captureLogger, inRequest, queryAbandonedAfter, timed, waitFor } from './helpers.js';
 
 // A standalone query() sends BEGIN with its limits, the statement and COMMIT in one round trip
 // (`pipeline: true`, the default). These tests prove that it does, and that the guarantees of the
@@ -190,16 +190,7 @@ for (const pipeline of MODES) {
   test(`${mode(pipeline)}: an aborted request cancels its statement on the server within 100 ms and leaves no transaction open`, async (t) => {
     const db = dbOf(pipeline);
     const before = db.stats();
-    let abortedAt = 0;
-    const outcome = await timed(() =>
-      inRequest(5000, 'GET /client-leaves', async (ctx) => {
-        setTimeout(() => {
-          abortedAt = performance.now();
-          ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
-        }, 300);
-        return db.query('SELECT pg_sleep(30), $1::int', [1]);
-      }),
-    );
+    const { outcome, abortedAt } = await queryAbandonedAfter(300, () => db.query('SELECT pg_sleep(30), $1::int', [1]));
     assert.equal((outcome.error as { code?: string }).code, 'CLIENT_CLOSED_REQUEST');
     const answeredMs = performance.now() - abortedAt;
     assert.ok(answeredMs < 50, `the caller was answered ${Math.round(answeredMs)} ms after the abort`);
