@@ -3,12 +3,13 @@ import { after, before, test } from 'node:test';
 import { createDependencies } from 'hangproof/deps';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import PgBoss from 'pg-boss';
 import { pino } from 'pino';
 import { migrate } from '../src/db/migrate.js';
 import { seedDatabase } from '../src/db/seed.js';
 import { JOB_NAMES } from '../src/jobs/job-definitions.js';
-import { type JobRunner, startJobRunner } from '../src/jobs/job-runner.js';
-import { DEMO_TOKEN } from './test-desk.js';
+import { expirySeconds, type JobRunner, maintenanceSeconds, startJobRunner } from '../src/jobs/job-runner.js';
+import { DEMO_TOKEN, eventually } from './test-desk.js';
 
 let database: TestDatabase;
 let db: Database;
@@ -102,4 +103,43 @@ test('two desk instances run each schedule once per interval, not once each', as
   const slots = Math.ceil(elapsedMs / everyMs) + 1;
   assert.ok(runs >= 2, `ran ${runs} times`);
   assert.ok(runs <= slots, `ran ${runs} times in ${slots} slots with two instances ticking`);
+});
+
+test('a run left active by a killed instance is expired and the loop resumes on another instance', async () => {
+  const schedules = Object.fromEntries(JOB_NAMES.map((j) => [j, { everyMs: 600_000, budgetMs: 5_000 }]));
+  schedules['strategy-scoring'] = { everyMs: 1_000, budgetMs: 800 };
+  assert.equal(expirySeconds({ everyMs: 1_000, budgetMs: 800 }), 4);
+  assert.equal(maintenanceSeconds(schedules), 4);
+  // A first start brings the queue's expiry to today's schedule.
+  await (await startJobRunner({ databaseUrl: database.url, db, deps, logger, schedules, instance: 'setup' })).stop();
+
+  // The "killed" instance: it took the loop's job and never finished it.
+  const dead = new PgBoss({ connectionString: database.url, max: 1, supervise: false, schedule: false });
+  await dead.start();
+  await dead.send('strategy-scoring', {}, { singletonKey: 'strategy-scoring' });
+  const taken = await dead.fetch('strategy-scoring');
+  assert.equal(taken?.length, 1, 'the dead instance holds the active job');
+  await dead.stop({ graceful: false, wait: true, timeout: 2_000 });
+
+  await db.query("DELETE FROM autonomy_heartbeats WHERE loop = 'strategy-scoring'");
+  const started = performance.now();
+  const survivor = await startJobRunner({
+    databaseUrl: database.url,
+    db,
+    deps,
+    logger,
+    schedules,
+    instance: 'survivor',
+  });
+  try {
+    const ran = await eventually(async () => {
+      const { rows } = await db.query("SELECT 1 FROM autonomy_heartbeats WHERE loop = 'strategy-scoring'");
+      return rows.length === 1;
+    }, 15_000);
+    // Expiry (4 s) plus one maintenance interval (4 s), with room for a loaded machine.
+    assert.ok(ran, 'the loop never ran again: the dead instance still blocks it');
+    process.stdout.write(`# loop resumed ${Math.round(performance.now() - started)} ms after the survivor started\n`);
+  } finally {
+    await survivor.stop();
+  }
 });

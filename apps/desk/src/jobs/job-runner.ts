@@ -51,6 +51,24 @@ export interface JobRunner {
 /** Bound of pg-boss's graceful stop: running jobs have their own budgets, this is the backstop. */
 const STOP_TIMEOUT_MS = 10_000;
 
+/** What a run may take beyond its budget: the heartbeat write (2 s bound) and a little slack. */
+const EXPIRY_MARGIN_MS = 3_000;
+
+/** pg-boss expires an active job whose run outlived this (a killed instance's job, for one). */
+export function expirySeconds(s: JobSchedule): number {
+  return Math.ceil((s.budgetMs + EXPIRY_MARGIN_MS) / 1000);
+}
+
+/**
+ * How often pg-boss's maintenance (which expires jobs) runs: as often as the shortest expiry, so
+ * a job left active by a killed instance is freed within two expiries, not pg-boss's default
+ * minute. Only one instance runs it per interval (pg-boss keeps the time in the database).
+ */
+export function maintenanceSeconds(schedules: Readonly<Record<string, JobSchedule>>): number {
+  const shortest = Math.min(...Object.values(schedules).map(expirySeconds));
+  return Math.max(1, Math.min(60, shortest));
+}
+
 /**
  * The background loops on pg-boss 10. Why pg-boss: it needs only Postgres (no Redis), its jobs
  * survive restarts, and its singleton slots make a schedule run once per interval however many
@@ -62,7 +80,8 @@ const STOP_TIMEOUT_MS = 10_000;
  *
  * Each run executes under `runWithBudget` (its deadline bounds every query it makes), writes a
  * beat to autonomy_heartbeats and to the heartbeat sink, and pg-boss expires a job that somehow
- * outlives budget + margin.
+ * outlives budget + margin (a run on an instance that was killed): the loop resumes on another
+ * instance within `expirySeconds + maintenanceSeconds`.
  */
 export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
   const instance = o.instance ?? `${hostname()}:${process.pid}`;
@@ -73,7 +92,7 @@ export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
     application_name: 'desk:jobs',
     schedule: false,
     supervise: true,
-    maintenanceIntervalSeconds: 60,
+    maintenanceIntervalSeconds: maintenanceSeconds(schedules),
   });
   boss.on('error', (err: Error) => o.logger.warn({ err: { message: err.message } }, 'pg-boss error'));
   await boss.start();
@@ -116,14 +135,17 @@ export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
   }
 
   for (const job of JOB_NAMES) {
-    const { everyMs, budgetMs } = schedules[job];
-    await boss.createQueue(job, {
+    const { everyMs } = schedules[job];
+    const queue = {
       name: job,
       policy: 'stately',
       retryLimit: 0,
-      expireInSeconds: Math.ceil((budgetMs + 5_000) / 1000),
+      expireInSeconds: expirySeconds(schedules[job]),
       retentionMinutes: 10,
-    });
+    } as const;
+    // createQueue leaves an existing queue as it was: update it so a warm start gets today's limits.
+    await boss.createQueue(job, queue);
+    await boss.updateQueue(job, queue);
     await boss.work(job, { pollingIntervalSeconds: Math.max(0.5, Math.min(2, everyMs / 2000)) }, async () => run(job));
     const intervalSec = Math.max(1, Math.round(everyMs / 1000));
     const tick = (): void => {
