@@ -114,6 +114,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
                 stack_note: report.stackNote,
                 stack_after_ms: report.stackAfterMs,
                 in_flight: report.inFlight,
+                in_flight_during_stall: report.inFlightDuringStall,
               },
               `event loop blocked for ${report.durationMs} ms`,
             );

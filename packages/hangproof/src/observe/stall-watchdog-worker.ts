@@ -85,7 +85,7 @@ async function capture(beatAtDetection, stallStartedAt) {
           expression: snapshotExpression,
           returnByValue: true,
           silent: true,
-        }), 1000);
+        }), 2000);
         if (r && r.result && typeof r.result.value === 'string') inFlight = JSON.parse(r.result.value);
       } catch {}
     }

@@ -63,6 +63,8 @@ test('a request that blocks the loop for ~500 ms is reported with its stack, its
   );
   assert.ok(stack.some((f) => f.includes('crunchPricesSynchronously') && f.includes('stall.test.ts')));
   const inFlight = line.in_flight as { requestId: string; name: string; stepInFlight: string | null }[];
+  // The step in flight can only come from the paused thread; the fallback list is taken afterwards.
+  assert.equal(line.in_flight_during_stall, true, 'the requests in flight were read from the paused thread');
   const crunch = inFlight.find((r) => r.requestId === 'crunch-1');
   assert.equal(crunch?.name, '/crunch');
   assert.equal(crunch?.stepInFlight, 'price-grid');
