@@ -1,7 +1,9 @@
 // Benchmark server for the db suite: one indexed Postgres query per request. BENCH_SCENARIO picks
 // what wraps the same route: `bare` (Fastify + pg Pool), `hangproof` (edge plugin with its log
 // line, hangproof/pg guard, observe plugin with histograms and /metrics), `pg-only` (bare with the
-// hangproof/pg guard alone) or `otel` (bare, run with --import ./otel-preload.mjs). DATABASE_URL points at the seeded database.
+// hangproof/pg guard alone), `pg-ctx` (the guard inside a request context, no plugin), `edge-only`,
+// `als-only` or `otel` (bare, run with --import ./otel-preload.mjs). DATABASE_URL points at the
+// seeded database.
 import Fastify from 'fastify';
 import { pino } from 'pino';
 import { serveBenchProtocol } from './protocol.mjs';
@@ -47,6 +49,20 @@ if (scenario === 'bare' || scenario === 'otel') {
   const { createDatabase } = await import('hangproof/pg');
   const db = createDatabase({ connectionString: url, max: POOL_MAX, logger: pino({ level: 'warn' }, devNull()) });
   app = Fastify();
+  app.get('/bots/:userId', async (req) => (await db.query(SQL, [Number(req.params.userId)])).rows);
+} else if (scenario === 'pg-ctx') {
+  // The guard inside a hangproof request context, without the plugin: what the guard costs when
+  // it watches a request (its abort, spans, application_name) and its promises run under
+  // AsyncLocalStorage.
+  const { createDatabase } = await import('hangproof/pg');
+  const { RequestContext, runWithContext } = await import('hangproof');
+  const db = createDatabase({ connectionString: url, max: POOL_MAX, logger: pino({ level: 'warn' }, devNull()) });
+  app = Fastify();
+  app.addHook('onRequest', (req, reply, done) => {
+    const ctx = new RequestContext({ requestId: req.id, budgetMs: 10_000, name: '/bots/:userId' });
+    reply.raw.once('close', () => ctx.end());
+    runWithContext(ctx, done);
+  });
   app.get('/bots/:userId', async (req) => (await db.query(SQL, [Number(req.params.userId)])).rows);
 } else if (scenario.startsWith('hangproof')) {
   const { bufferedLogger, hangproof, serverOptions } = await import('hangproof/fastify');

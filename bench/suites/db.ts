@@ -30,7 +30,7 @@ const SCENARIOS: readonly Scenario[] = [
   { name: 'bare', label: 'bare: Fastify + pg Pool', env: {} },
   {
     name: 'hangproof',
-    label: 'hangproof: plugin + log line, hangproof/pg (pipelined, the default), observe',
+    label: 'hangproof: plugin + log line, hangproof/pg, observe',
     env: {},
   },
   { name: 'pg-only', label: 'bare + hangproof/pg alone (no plugin, no observe, no request context)', env: {} },
@@ -50,10 +50,11 @@ const SCENARIOS: readonly Scenario[] = [
     label: 'hangproof without observe (plugin + log line + guard)',
     env: { BENCH_OBSERVE: '0' },
   },
+
   {
-    name: 'hangproof-3rt',
-    label: 'hangproof with `pipeline: false` (BEGIN + limits, statement, COMMIT: three round trips)',
-    env: { BENCH_PG_OPTIONS: JSON.stringify({ pipeline: false }) },
+    name: 'pg-ctx',
+    label: 'bare + hangproof/pg inside a request context (no plugin, no log line, no observe)',
+    env: {},
   },
   {
     name: 'otel',

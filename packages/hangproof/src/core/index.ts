@@ -1,3 +1,4 @@
+export { type AbortWatch, watchSignal } from './abort-watch.js';
 export { raceAbort, sleep } from './abortable.js';
 export { currentSignal, operationBudgetMs } from './budget.js';
 export { currentContext, runWithContext } from './context-storage.js';

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { HangproofError } from '../errors.js';
+import type { AbortWatch } from './abort-watch.js';
 
 /** A timed piece of a request: a step, a query, an outbound call. Times are ms from request start. */
 export interface Span {
@@ -35,7 +36,7 @@ const NO_STEPS: readonly string[] = Object.freeze([]);
  * the signal that aborts at that deadline (or when the client leaves), and the spans so far.
  * It lives in AsyncLocalStorage (see context-storage.ts), so any code the request awaits finds it.
  */
-export class RequestContext {
+export class RequestContext implements AbortWatch {
   readonly requestId: string;
   readonly kind: 'request' | 'job';
   name: string;
@@ -65,6 +66,7 @@ export class RequestContext {
   #controller: AbortController | undefined;
   #reason: HangproofError | undefined;
   #abortCallbacks: ((reason: HangproofError) => void)[] | undefined;
+  #watchers: Set<(reason: unknown) => void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ended = false;
 
@@ -120,6 +122,19 @@ export class RequestContext {
     else this.#abortCallbacks.push(fn);
   }
 
+  /**
+   * Calls `fn` once when the context aborts; returns the function that stops watching. The
+   * cheap form of a signal listener for code that watches many short operations (each query).
+   */
+  watchAbort(fn: (reason: unknown) => void): () => void {
+    if (this.#watchers === undefined) this.#watchers = new Set();
+    const watchers = this.#watchers;
+    watchers.add(fn);
+    return () => {
+      watchers.delete(fn);
+    };
+  }
+
   /** The innermost step still running, named in the log when a request times out. */
   get stepInFlight(): string | undefined {
     return this.#inFlight.at(-1);
@@ -140,6 +155,11 @@ export class RequestContext {
     this.#clearTimer();
     if (this.#inFlight.length > 0) this.stepsInFlightAtAbort = [...this.#inFlight];
     this.#controller?.abort(reason);
+    if (this.#watchers !== undefined) {
+      const watchers = [...this.#watchers];
+      this.#watchers.clear();
+      for (const fn of watchers) fn(reason);
+    }
     if (this.#abortCallbacks !== undefined) for (const fn of this.#abortCallbacks) fn(reason);
   }
 

@@ -52,15 +52,6 @@ export interface DatabaseOptions {
   readonly unresponsiveGraceMs?: number;
   /** Longest wait for the server to close a cancel request's socket, in ms. @default 1_000 */
   readonly cancelTimeoutMs?: number;
-  /**
-   * Send a standalone `query()`'s BEGIN (with its limits), the statement and COMMIT together, in
-   * one round trip instead of three, using pg's pipeline mode on the pool's connections. The
-   * guarantees are the same: limits set per transaction, a failed statement rolled back, a
-   * timed-out or cancelled one's connection destroyed. In pipeline mode pg refuses cursors
-   * (pg-cursor, pg-query-stream) and the `rows` option, which matters only to code using
-   * `dangerouslyRawPool`; set `false` for such code. @default true
-   */
-  readonly pipeline?: boolean;
   /** Prefix of `application_name`; the route and request id are appended per transaction. @default 'hangproof' */
   readonly applicationName?: string;
   /** A query slower than this (ms) is logged at warn with redacted parameters; 0 disables. @default 500 */
@@ -100,7 +91,6 @@ export const DATABASE_DEFAULTS = Object.freeze({
   reserveMs: 25,
   unresponsiveGraceMs: 250,
   cancelTimeoutMs: 1_000,
-  pipeline: true,
   applicationName: 'hangproof',
   slowQueryMs: 500,
   nPlusOneThreshold: 5,
@@ -161,9 +151,6 @@ export function resolveDatabaseOptions(input: DatabaseOptions): ResolvedDatabase
     throw new RangeError(
       `applicationName must be a string of at most 40 characters, received ${String(o.applicationName)}`,
     );
-  }
-  if (typeof o.pipeline !== 'boolean') {
-    throw new TypeError(`pipeline must be a boolean, received ${String(o.pipeline)}`);
   }
   if (o.redactParams !== undefined && typeof o.redactParams !== 'function') {
     throw new TypeError(`redactParams must be a function, received ${typeof o.redactParams}`);

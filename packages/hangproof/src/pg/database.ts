@@ -1,5 +1,6 @@
 import pg from 'pg';
 import {
+  type AbortWatch,
   channels,
   currentContext,
   LatencyReservoir,
@@ -8,12 +9,14 @@ import {
   type RequestContext,
   raceAbort,
   sleep,
+  watchSignal,
 } from '../core/index.js';
 import { HangproofError, isHangproofError } from '../errors.js';
 import { type DatabaseOptions, type ResolvedDatabaseOptions, resolveDatabaseOptions } from './database-options.js';
 import { fingerprint } from './fingerprint.js';
-import { destroyClient, GuardedConnection } from './guarded-connection.js';
+import { destroyClient, GuardedConnection, type GuardOptions } from './guarded-connection.js';
 import { HolderRegistry, type HolderView } from './holder-registry.js';
+import { isSingleStatement, type StatementLimits } from './limited-query.js';
 import { defaultPgLogger, type PgLogger } from './logger.js';
 import {
   isConnectionError,
@@ -110,7 +113,10 @@ export function createDatabase(options: DatabaseOptions): Database {
 /** The time frame one operation runs in: the request's (or the readiness check's) deadline. */
 interface Scope {
   readonly ctx: RequestContext | undefined;
-  readonly signal: AbortSignal | undefined;
+  /** What aborts the operation: the request context itself, or an explicit signal. */
+  readonly abort: AbortWatch | undefined;
+  /** An explicit signal (readiness checks); a request's is built on demand, see #signalOf. */
+  readonly signal?: AbortSignal | undefined;
   /** performance.now() deadline; Infinity outside a request. */
   readonly deadlineAt: number;
 }
@@ -118,10 +124,16 @@ interface Scope {
 interface Lease {
   readonly conn: GuardedConnection;
   readonly waitMs: number;
-  release(): Promise<void>;
+  /** Gives the connection back; a promise only when it has to be destroyed (after its cancel). */
+  release(): Promise<void> | undefined;
 }
 
 const CLOSE_TIMEOUT_MS = 5_000;
+
+/** What LimitedQuery runs before a standalone statement: its limits, local to its transaction. */
+const LIMITS_SQL =
+  "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), " +
+  "set_config('application_name', $3, true)";
 /** Bound of the ROLLBACK that ends a failed transaction; it runs after the caller was answered. */
 const ROLLBACK_TIMEOUT_MS = 1_000;
 
@@ -135,6 +147,8 @@ class GuardedDatabase implements Database {
   readonly #waits = new LatencyReservoir(1024);
   /** When each pooled client was last given back, for the idle liveness check. */
   readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
+  #guardOptions: GuardOptions | undefined;
+  #lastNamed: { readonly ctx: RequestContext; readonly name: string } | undefined;
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
@@ -170,9 +184,6 @@ class GuardedDatabase implements Database {
       statement_timeout: o.statementTimeoutMs,
       lock_timeout: o.lockTimeoutMs,
       idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs,
-      // Lets a standalone query's BEGIN, statement and COMMIT share one round trip. Queries still
-      // run one at a time per checked-out connection; see the `pipeline` option.
-      pipeline: o.pipeline,
     });
     // Without this listener an idle connection dropped by the server crashes the process.
     this.#pool.on('error', (err) => {
@@ -216,25 +227,26 @@ class GuardedDatabase implements Database {
       const { conn } = lease;
       let result: pg.QueryResult;
       if (options.outsideTransaction === true) {
-        result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
-      } else if (this.#o.pipeline) {
-        // BEGIN with this query's limits (see #beginSql), the statement and COMMIT in one round trip.
+        result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.abort);
+      } else if (isSingleStatement(sql)) {
+        // The limits and the statement in one implicit transaction, one round trip (LimitedQuery).
         const limitMs = this.#statementBudget(scope, 'query');
-        result = await conn.runWrapped(this.#beginSql(scope, {}), sql, params, limitMs, scope.signal);
+        result = await conn.runLimited(this.#limits(scope, limitMs), sql, params, limitMs, scope.abort);
       } else {
-        // Three round trips: BEGIN with the limits, the statement, COMMIT.
-        await conn.run(this.#beginSql(scope, {}), undefined, this.#statementBudget(scope, 'query'), scope.signal);
-        result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
-        await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.signal);
+        // Several statements in one string cannot be Parsed as one: BEGIN with the limits, the
+        // statements (simple protocol), COMMIT; three round trips.
+        await conn.run(this.#beginSql(scope, {}), undefined, this.#statementBudget(scope, 'query'), scope.abort);
+        result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.abort);
+        await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.abort);
       }
-      rows = result.rowCount ?? result.rows.length;
+      rows = rowCountOf(result);
       return result as QueryResult<R>;
     } catch (err) {
       failure = this.#account(err, scope, fp, params);
       throw failure;
     } finally {
       ticket.end({ rows, error: failure, ...(lease === undefined ? {} : { waitMs: lease.waitMs }) });
-      if (lease !== undefined) void this.#finish(lease, failure !== undefined);
+      if (lease !== undefined) this.#finish(lease, failure !== undefined);
     }
   }
 
@@ -247,7 +259,7 @@ class GuardedDatabase implements Database {
       try {
         lease = await this.#acquire(scope);
         const { conn } = lease;
-        await conn.run(this.#beginSql(scope, options), undefined, this.#statementBudget(scope, 'query'), scope.signal);
+        await conn.run(this.#beginSql(scope, options), undefined, this.#statementBudget(scope, 'query'), scope.abort);
         const handle: Transaction = {
           query: async <R extends Row = Row>(sql: string, params?: readonly unknown[]) => {
             if (!open) throw new Error('this transaction has already ended; run queries inside its callback');
@@ -256,8 +268,8 @@ class GuardedDatabase implements Database {
             let rows = 0;
             let error: unknown;
             try {
-              const result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.signal);
-              rows = result.rowCount ?? result.rows.length;
+              const result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.abort);
+              rows = rowCountOf(result);
               return result as QueryResult<R>;
             } catch (err) {
               error = this.#account(err, scope, fp, params);
@@ -269,9 +281,9 @@ class GuardedDatabase implements Database {
         };
         // The body may ignore the signal (a CPU loop, an unguarded await): the transaction still
         // ends at the deadline, and its connection is rolled back or destroyed behind it.
-        const result = await raceAbort(fn(handle), scope.signal);
+        const result = await raceAbort(fn(handle), signalOf(scope));
         open = false;
-        await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.signal);
+        await conn.run('COMMIT', undefined, this.#statementBudget(scope, 'query'), scope.abort);
         failed = false;
         return result;
       } catch (err) {
@@ -288,7 +300,7 @@ class GuardedDatabase implements Database {
         throw isRetryableTxError(err) ? conflict(err) : this.#account(err, scope, undefined, undefined);
       } finally {
         open = false;
-        if (lease !== undefined) void this.#finish(lease, failed);
+        if (lease !== undefined) this.#finish(lease, failed);
       }
     }
   }
@@ -320,6 +332,7 @@ class GuardedDatabase implements Database {
   async readinessCheck(signal?: AbortSignal): Promise<void> {
     const scope: Scope = {
       ctx: undefined,
+      abort: watchSignal(signal),
       signal,
       deadlineAt: performance.now() + this.#o.readinessTimeoutMs + this.#o.reserveMs,
     };
@@ -327,12 +340,12 @@ class GuardedDatabase implements Database {
     let failed = true;
     try {
       lease = await this.#acquire(scope);
-      await lease.conn.run('SELECT 1', undefined, this.#statementBudget(scope, 'query'), signal);
+      await lease.conn.run('SELECT 1', undefined, this.#statementBudget(scope, 'query'), scope.abort);
       failed = false;
     } catch (err) {
       throw this.#account(err, scope, 'SELECT ?', undefined);
     } finally {
-      if (lease !== undefined) void this.#finish(lease, failed);
+      if (lease !== undefined) this.#finish(lease, failed);
     }
   }
 
@@ -357,7 +370,7 @@ class GuardedDatabase implements Database {
 
   #scope(): Scope {
     const ctx = currentContext();
-    return { ctx, signal: ctx?.signal, deadlineAt: ctx?.deadlineAt ?? Number.POSITIVE_INFINITY };
+    return { ctx, abort: ctx, deadlineAt: ctx?.deadlineAt ?? Number.POSITIVE_INFINITY };
   }
 
   /** min(limit, remaining - reserve). */
@@ -369,7 +382,7 @@ class GuardedDatabase implements Database {
   #statementBudget(scope: Scope, phase: PgPhase): number {
     const ms = this.#budget(scope, this.#o.statementTimeoutMs);
     if (ms >= 1) return Math.floor(ms);
-    if (scope.signal?.aborted) throw scope.signal.reason;
+    if (scope.abort?.aborted) throw scope.abort.abortReason;
     throw pgTimeout(phase, 'no time was left in the request for the postgres statement', 0);
   }
 
@@ -382,7 +395,7 @@ class GuardedDatabase implements Database {
    */
   #beginSql(scope: Scope, options: TxOptions): string {
     const statementMs = this.#statementBudget(scope, 'query');
-    const lockMs = Math.max(1, Math.min(this.#o.lockTimeoutMs, Math.floor(statementMs * 0.9)));
+    const lockMs = this.#lockMs(statementMs);
     const mode = [
       options.isolation === undefined ? '' : ` ISOLATION LEVEL ${options.isolation.toUpperCase()}`,
       options.readOnly === true ? ' READ ONLY' : '',
@@ -395,8 +408,33 @@ class GuardedDatabase implements Database {
     );
   }
 
+  /**
+   * The limits of one standalone statement, set by LimitedQuery in the statement's own implicit
+   * transaction. Three settings, not the four of #beginSql: no transaction stays open between two
+   * messages here, so idle_in_transaction_session_timeout has nothing to bound.
+   */
+  #limits(scope: Scope, statementMs: number): StatementLimits {
+    return {
+      text: LIMITS_SQL,
+      values: [String(statementMs), String(this.#lockMs(statementMs)), this.#applicationName(scope)],
+    };
+  }
+
+  /** lock_timeout stays under statement_timeout, so a statement stuck behind a lock reports the lock. */
+  #lockMs(statementMs: number): number {
+    return Math.max(1, Math.min(this.#o.lockTimeoutMs, Math.floor(statementMs * 0.9)));
+  }
+
   /** `<prefix> <route> <request id>`, printable ASCII without quotes, at most 63 bytes (NAMEDATALEN). */
   #applicationName(scope: Scope): string {
+    // A request's queries share one name: computed once, at its first query.
+    if (scope.ctx !== undefined && scope.ctx === this.#lastNamed?.ctx) return this.#lastNamed.name;
+    const name = this.#buildApplicationName(scope);
+    if (scope.ctx !== undefined) this.#lastNamed = { ctx: scope.ctx, name };
+    return name;
+  }
+
+  #buildApplicationName(scope: Scope): string {
     const parts: string[] = [this.#o.applicationName];
     if (scope.ctx !== undefined) parts.push(scope.ctx.name, scope.ctx.requestId);
     return parts
@@ -410,9 +448,9 @@ class GuardedDatabase implements Database {
   async #acquire(scope: Scope): Promise<Lease> {
     const started = performance.now();
     const waitBudget = this.#budget(scope, this.#o.acquireTimeoutMs);
-    let releasePermit: () => void;
+    let releasePermit = this.#gate.tryAcquire();
     try {
-      releasePermit = await this.#gate.acquire(Math.floor(waitBudget), scope.signal);
+      releasePermit ??= await this.#gate.acquire(Math.floor(waitBudget), scope.abort);
     } catch (err) {
       const waited = performance.now() - started;
       publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs: waited, ok: false }));
@@ -442,17 +480,22 @@ class GuardedDatabase implements Database {
     return {
       conn,
       waitMs,
-      release: async () => {
-        if (released) return;
+      release: () => {
+        if (released) return undefined;
         released = true;
         this.#holders.remove(holder);
+        const done = (): void => {
+          this.#lastReleased.set(client, performance.now());
+          (releasePermit as () => void)();
+        };
+        let destroying: Promise<void> | undefined;
         try {
           if (!conn.usable || conn.inTransaction) this.#counters.discarded++;
-          await conn.release();
+          destroying = conn.release();
         } finally {
-          this.#lastReleased.set(client, performance.now());
-          releasePermit();
+          if (destroying === undefined) done();
         }
+        return destroying?.finally(done);
       },
     };
   }
@@ -472,26 +515,15 @@ class GuardedDatabase implements Database {
       const limit = this.#budget(scope, fresh ? this.#o.connectTimeoutMs : this.#o.acquireTimeoutMs);
       if (limit < 1) {
         releasePermit();
-        if (scope.signal?.aborted) throw scope.signal.reason;
+        if (scope.abort?.aborted) throw scope.abort.abortReason;
         throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
       }
-      const pending = this.#pool.connect();
       let client: pg.PoolClient;
       try {
-        client = await withinBudget(pending, limit, scope.signal);
+        client = await connectWithin(this.#pool, limit, scope.abort, releasePermit);
       } catch (err) {
-        if (err === BUDGET_SPENT || (scope.signal?.aborted && err === scope.signal.reason)) {
-          // Abandoned, not cancelled: the attempt finishes in the background, bounded by
-          // connectTimeoutMs, and its connection goes back to the pool.
-          pending
-            .then(
-              (c) => c.release(),
-              () => {},
-            )
-            .finally(releasePermit);
-          if (err !== BUDGET_SPENT) throw err;
-          throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
-        }
+        if (err === BUDGET_SPENT) throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
+        if (scope.abort?.aborted && err === scope.abort.abortReason) throw err;
         connectFailures++;
         const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
         if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
@@ -526,10 +558,10 @@ class GuardedDatabase implements Database {
     const conn = this.#guard(client);
     try {
       const limit = Math.max(1, Math.floor(this.#budget(scope, this.#o.pingTimeoutMs)));
-      await conn.run('SELECT 1', undefined, limit, scope.signal);
+      await conn.run('SELECT 1', undefined, limit, scope.abort);
       return true;
     } catch (err) {
-      if (scope.signal?.aborted && err === scope.signal.reason) {
+      if (scope.abort?.aborted && err === scope.abort.abortReason) {
         destroyClient(client, err as Error);
         throw err;
       }
@@ -544,7 +576,7 @@ class GuardedDatabase implements Database {
   }
 
   #guard(client: pg.PoolClient): GuardedConnection {
-    return new GuardedConnection(client, {
+    this.#guardOptions ??= {
       unresponsiveGraceMs: this.#o.unresponsiveGraceMs,
       cancelTimeoutMs: this.#o.cancelTimeoutMs,
       ssl: this.#o.ssl,
@@ -552,27 +584,42 @@ class GuardedDatabase implements Database {
         this.#counters.cancelsSent++;
         if (delivered) this.#counters.cancelsConfirmed++;
       },
-    });
+    };
+    return new GuardedConnection(client, this.#guardOptions);
   }
 
   /**
    * Ends a lease after the caller has its answer: a failed transaction is rolled back (bounded),
    * and a connection whose state is unknown is destroyed. Never throws.
    */
-  async #finish(lease: Lease, failed: boolean): Promise<void> {
+  #finish(lease: Lease, failed: boolean): void {
     const { conn } = lease;
+    if (failed && conn.usable && conn.inTransaction) {
+      void this.#rollbackAndRelease(lease);
+      return;
+    }
     try {
-      if (failed && conn.usable && conn.inTransaction) {
-        try {
-          await conn.run('ROLLBACK', undefined, ROLLBACK_TIMEOUT_MS, undefined);
-        } catch (err) {
-          conn.markBroken(err instanceof Error ? err : new Error('ROLLBACK failed'));
-        }
+      lease.release()?.catch((err: unknown) => this.#releaseFailed(err));
+    } catch (err) {
+      this.#releaseFailed(err);
+    }
+  }
+
+  async #rollbackAndRelease(lease: Lease): Promise<void> {
+    try {
+      try {
+        await lease.conn.run('ROLLBACK', undefined, ROLLBACK_TIMEOUT_MS, undefined);
+      } catch (err) {
+        lease.conn.markBroken(err instanceof Error ? err : new Error('ROLLBACK failed'));
       }
       await lease.release();
     } catch (err) {
-      this.#logger.error({ pool: this.#o.name, err: errorSummary(err) }, 'releasing a postgres connection failed');
+      this.#releaseFailed(err);
     }
+  }
+
+  #releaseFailed(err: unknown): void {
+    this.#logger.error({ pool: this.#o.name, err: errorSummary(err) }, 'releasing a postgres connection failed');
   }
 
   /** Turns an acquire refusal into DEPENDENCY_TIMEOUT phase 'acquire' and logs the holders. */
@@ -640,7 +687,7 @@ class GuardedDatabase implements Database {
    * else (a constraint violation, a syntax error) as pg's error with bound values scrubbed.
    */
   #account(err: unknown, scope: Scope, fp: string | undefined, params: readonly unknown[] | undefined): unknown {
-    if (scope.signal?.aborted && err === scope.signal.reason) return err;
+    if (scope.abort?.aborted && err === scope.abort.abortReason) return err;
     if (isRetryableTxError(err)) return conflict(err);
     if (!isHangproofError(err) || this.#accounted.has(err)) return err;
     this.#accounted.add(err);
@@ -674,7 +721,7 @@ class GuardedDatabase implements Database {
     const waitMs = Math.random() * this.#o.txRetryBaseMs * 2 ** (attempt - 1);
     if (this.#budget(scope, Number.POSITIVE_INFINITY) < waitMs + 1) return false;
     try {
-      await sleep(waitMs, scope.signal);
+      await sleep(waitMs, signalOf(scope));
       return true;
     } catch {
       return false;
@@ -716,29 +763,57 @@ function conflict(err: unknown): HangproofError {
 
 const BUDGET_SPENT = Symbol('budget spent');
 
-/** `work`, or rejects with BUDGET_SPENT after `ms`, or with the signal's reason. */
-function withinBudget<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => settle(() => reject(BUDGET_SPENT)), ms);
-    const onAbort = (): void => settle(() => reject(signal?.reason));
+/**
+ * A connection from pg's pool (callback form: no promise of pg-pool's own), or a rejection with
+ * BUDGET_SPENT after `ms`, or with the abort's reason, whichever comes first. An attempt its
+ * caller left is not cancelled: it finishes in the background (bounded by connectTimeoutMs), its
+ * connection goes back to the pool, and then `afterAbandoned` runs.
+ */
+function connectWithin(
+  pool: pg.Pool,
+  ms: number,
+  abort: AbortWatch | undefined,
+  afterAbandoned: () => void,
+): Promise<pg.PoolClient> {
+  return new Promise<pg.PoolClient>((resolve, reject) => {
     let done = false;
-    const settle = (fn: () => void): void => {
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      unwatch?.();
+      reject(BUDGET_SPENT);
+    }, ms);
+    const unwatch = abort?.watchAbort((reason) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      fn();
-    };
-    if (signal?.aborted) {
-      onAbort();
-      return;
-    }
-    signal?.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => settle(() => resolve(v)),
-      (e: unknown) => settle(() => reject(e)),
-    );
+      reject(reason);
+    });
+    pool.connect((err, client, release) => {
+      const failed = err !== undefined && err !== null;
+      if (done) {
+        if (!failed && client !== undefined) release();
+        afterAbandoned();
+        return;
+      }
+      done = true;
+      clearTimeout(timer);
+      unwatch?.();
+      if (failed || client === undefined) reject(failed ? err : new Error('pg-pool gave no client'));
+      else resolve(client);
+    });
   });
+}
+
+/** Rows of a result; a string of several statements gives pg's array of results. */
+function rowCountOf(result: pg.QueryResult | pg.QueryResult[]): number {
+  if (Array.isArray(result)) return result.reduce((n, r) => n + rowCountOf(r), 0);
+  return result.rowCount ?? result.rows.length;
+}
+
+/** The scope's AbortSignal: built from the request context only where a real signal is needed. */
+function signalOf(scope: Scope): AbortSignal | undefined {
+  return scope.ctx?.signal ?? scope.signal;
 }
 
 /** The pool's acquire-wait figures: zeros, not nulls, before the first acquire. */

@@ -1,7 +1,9 @@
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
+import type { AbortWatch } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import { sendCancelRequest } from './cancel-request.js';
+import { LimitedQuery, type StatementLimits } from './limited-query.js';
 import { isConnectionError, pgTimeout, pgUnavailable, sqlState } from './pg-errors.js';
 import { scrubValues } from './redact-params.js';
 
@@ -66,105 +68,88 @@ export class GuardedConnection {
 
   /**
    * Runs one statement with a client-side bound of `limitMs + unresponsiveGraceMs` and the
-   * signal's abort. Server errors other than timeouts and lost connections come back as pg's own
+   * request's abort. Server errors other than timeouts and lost connections come back as pg's own
    * error (a unique violation is the application's business), with bound values scrubbed out.
    */
   run(
     text: string,
     values: readonly unknown[] | undefined,
     limitMs: number,
-    signal: AbortSignal | undefined,
+    abort: AbortWatch | undefined,
   ): Promise<pg.QueryResult> {
-    return this.#bounded(limitMs, signal, values, () =>
-      this.client.query(values === undefined ? { text } : { text, values: values as unknown[] }),
-    );
-  }
-
-  /**
-   * Runs `begin` (BEGIN plus the transaction's limits), the statement and COMMIT written together
-   * in one write, on a client in pg's pipeline mode: one round trip instead of three. The server
-   * runs them in order, so the limits apply to the statement; when the statement fails, the
-   * transaction is aborted and the COMMIT behind it answers ROLLBACK, so the transaction ends
-   * either way and the connection comes back idle. The result settles once all three answered,
-   * within one client-side bound of `limitMs + unresponsiveGraceMs`; at that bound or at the
-   * signal's abort the statement is cancelled and the connection destroyed, which also ends the
-   * transaction on the server.
-   */
-  runWrapped(
-    begin: string,
-    text: string,
-    values: readonly unknown[] | undefined,
-    limitMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<pg.QueryResult> {
-    return this.#bounded(limitMs, signal, values, () => {
-      const stream = this.client.connection?.stream as { cork?: () => void; uncork?: () => void } | undefined;
-      // Corked, the three queries leave in one writev: one packet, one wake-up of the server.
-      stream?.cork?.();
-      const answers: Promise<pg.QueryResult>[] = [];
-      try {
-        answers.push(this.client.query(begin));
-        answers.push(this.client.query(values === undefined ? { text } : { text, values: values as unknown[] }));
-        answers.push(this.client.query('COMMIT'));
-      } finally {
-        stream?.uncork?.();
-      }
-      // allSettled: a failure of one must not leave the others' rejections unhandled, and the
-      // caller is answered only once the transaction has ended (or the bound destroys it).
-      return Promise.allSettled(answers).then(([opened, statement, ended]) => {
-        if (opened?.status === 'rejected') throw opened.reason;
-        if (statement?.status === 'rejected') throw statement.reason;
-        if (ended?.status === 'rejected') throw ended.reason;
-        return (statement as PromiseFulfilledResult<pg.QueryResult>).value;
-      });
+    const config = values === undefined ? { text } : { text, values: values as unknown[] };
+    return this.#bounded(limitMs, abort, values, (done) => {
+      this.client.query(config, done);
     });
   }
 
-  /** `submit()` raced against the client-side bound and the signal; see `run`. */
+  /**
+   * Runs the statement behind the `set_config` call that sets its limits, in one implicit
+   * transaction and one round trip (see LimitedQuery), within the same client-side bound as `run`.
+   * A statement that fails is rolled back by the server at the Sync: the connection comes back idle.
+   */
+  runLimited(
+    limits: StatementLimits,
+    text: string,
+    values: readonly unknown[] | undefined,
+    limitMs: number,
+    abort: AbortWatch | undefined,
+  ): Promise<pg.QueryResult> {
+    return this.#bounded(limitMs, abort, values, (done) => {
+      this.client.query(new LimitedQuery(limits, text, values, done));
+    });
+  }
+
+  /**
+   * `submit(done)` raced against the client-side bound and the abort; see `run`. Callback-style
+   * on purpose: one promise per statement, not three (under AsyncLocalStorage every promise also
+   * runs the context's hooks).
+   */
   #bounded(
     limitMs: number,
-    signal: AbortSignal | undefined,
+    abort: AbortWatch | undefined,
     values: readonly unknown[] | undefined,
-    submit: () => Promise<pg.QueryResult>,
+    submit: (done: (err: Error | null, result?: pg.QueryResult) => void) => void,
   ): Promise<pg.QueryResult> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (abort?.aborted) return Promise.reject(abort.abortReason);
     const started = performance.now();
     return new Promise((resolve, reject) => {
       let done = false;
-      const finish = (settle: () => void): void => {
+      const giveUp = setTimeout(() => {
+        if (done) return;
+        done = true;
+        unwatch?.();
+        const waited = performance.now() - started;
+        const err = pgTimeout(
+          'query',
+          `postgres gave no answer within ${Math.round(waited)} ms`,
+          waited,
+          new Error(`no answer from the server within the ${Math.round(limitMs)} ms limit plus grace`),
+        );
+        this.#breakWithCancel(err);
+        reject(err);
+      }, limitMs + this.#options.unresponsiveGraceMs);
+      const unwatch = abort?.watchAbort((reason) => {
         if (done) return;
         done = true;
         clearTimeout(giveUp);
-        signal?.removeEventListener('abort', onAbort);
-        settle();
+        this.#breakWithCancel(reason instanceof Error ? reason : new Error(String(reason)));
+        reject(reason);
+      });
+      const settle = (err: Error | null, result?: pg.QueryResult): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(giveUp);
+        unwatch?.();
+        if (err === null) resolve(result as pg.QueryResult);
+        else reject(this.#classify(err, values, limitMs, started));
       };
-      const onAbort = (): void =>
-        finish(() => {
-          const reason = signal?.reason as Error;
-          this.#breakWithCancel(reason);
-          reject(reason);
-        });
-      const giveUp = setTimeout(
-        () =>
-          finish(() => {
-            const waited = performance.now() - started;
-            const err = pgTimeout(
-              'query',
-              `postgres gave no answer within ${Math.round(waited)} ms`,
-              waited,
-              new Error(`no answer from the server within the ${Math.round(limitMs)} ms limit plus grace`),
-            );
-            this.#breakWithCancel(err);
-            reject(err);
-          }),
-        limitMs + this.#options.unresponsiveGraceMs,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
-      submit().then(
-        (result) => finish(() => resolve(result)),
-        (err: unknown) => finish(() => reject(this.#classify(err, values, limitMs, started))),
-      );
+      try {
+        submit(settle);
+      } catch (err) {
+        settle(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   }
 
@@ -172,11 +157,15 @@ export class GuardedConnection {
    * Gives the connection back: to the pool when its state is known and clean, otherwise destroyed
    * (`release(err)`) once the cancel sent for it was delivered or timed out.
    */
-  async release(): Promise<void> {
+  release(): Promise<void> | undefined {
     if (this.usable && !this.inTransaction) {
       this.client.release();
-      return;
+      return undefined;
     }
+    return this.#destroy();
+  }
+
+  async #destroy(): Promise<void> {
     const reason = this.#broken ?? new Error('connection left in an unknown state');
     await this.#cancelDone;
     destroyClient(this.client, reason);
@@ -225,12 +214,12 @@ export class GuardedConnection {
 
 /**
  * Destroys a checked-out client: closes its socket at once, then hands it back to the pool, which
- * forgets it. `release(err)` alone is not enough for a client in pipeline mode: its `end()` waits
- * for the queries on the wire to drain, which a hung server never lets happen. A closed socket
- * also ends the session's open transaction on the server.
+ * forgets it. `release(err)` alone would call `end()`, which sends Terminate and waits for the
+ * server to close, and a hung server never does. A closed socket also ends the session's open
+ * transaction on the server.
  */
 export function destroyClient(client: pg.PoolClient, reason: Error): void {
-  if (client.pipeline) client.connection?.stream?.destroy();
+  client.connection?.stream?.destroy();
   client.release(reason);
 }
 

@@ -31,7 +31,7 @@ export interface HolderView {
  * and, when enabled, the stack of the acquire; its release later logs that it came back.
  */
 export class HolderRegistry {
-  readonly #holders = new Map<number, Holder>();
+  readonly #holders = new Set<Holder>();
   readonly #logger: PgLogger;
   readonly #leakMs: number;
   readonly #pool: string;
@@ -50,13 +50,22 @@ export class HolderRegistry {
   }
 
   add(init: Omit<Holder, 'id' | 'leakLogged'>): Holder {
-    const holder: Holder = { ...init, id: this.#nextId++, leakLogged: false };
-    this.#holders.set(holder.id, holder);
+    const holder: Holder = {
+      id: this.#nextId++,
+      requestId: init.requestId,
+      route: init.route,
+      step: init.step,
+      since: init.since,
+      stack: init.stack,
+      pid: init.pid,
+      leakLogged: false,
+    };
+    this.#holders.add(holder);
     return holder;
   }
 
   remove(holder: Holder): void {
-    this.#holders.delete(holder.id);
+    this.#holders.delete(holder);
     if (holder.leakLogged) {
       this.#logger.info(
         { pool: this.#pool, holder: view(holder, performance.now()) },
@@ -67,7 +76,7 @@ export class HolderRegistry {
 
   list(): HolderView[] {
     const now = performance.now();
-    return [...this.#holders.values()].map((h) => view(h, now)).sort((a, b) => b.heldMs - a.heldMs);
+    return [...this.#holders].map((h) => view(h, now)).sort((a, b) => b.heldMs - a.heldMs);
   }
 
   get size(): number {
@@ -76,7 +85,7 @@ export class HolderRegistry {
 
   sweep(): void {
     const now = performance.now();
-    for (const h of this.#holders.values()) {
+    for (const h of this.#holders) {
       if (h.leakLogged || now - h.since < this.#leakMs) continue;
       h.leakLogged = true;
       this.leaksDetected++;

@@ -1,3 +1,4 @@
+import type { AbortWatch } from '../core/index.js';
 /** Why a wait at the gate ended without a permit. */
 export type GateRefusal = 'timeout' | 'queue-full' | 'aborted' | 'closed';
 
@@ -46,21 +47,26 @@ export class PoolGate {
     return this.#queue.length;
   }
 
+  /** A permit at once when one is free and nobody waits (the common case), else undefined. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.#closed || this.#held >= this.#max || this.#queue.length > 0) return undefined;
+    this.#held++;
+    return this.#releaser();
+  }
+
   /** Resolves with a permit (call the returned function once to give it back). */
-  acquire(timeoutMs: number, signal: AbortSignal | undefined): Promise<() => void> {
+  acquire(timeoutMs: number, abort: AbortWatch | undefined): Promise<() => void> {
     const started = performance.now();
     if (this.#closed) return Promise.reject(new GateRefusedError('closed', 0));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#held < this.#max && this.#queue.length === 0) {
-      this.#held++;
-      return Promise.resolve(this.#releaser());
-    }
+    if (abort?.aborted) return Promise.reject(abort.abortReason);
+    const permit = this.tryAcquire();
+    if (permit !== undefined) return Promise.resolve(permit);
     if (this.#queue.length >= this.#maxWaiting) return Promise.reject(new GateRefusedError('queue-full', 0));
     if (timeoutMs <= 0) return Promise.reject(new GateRefusedError('timeout', 0));
     return new Promise((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        unwatch?.();
         const i = this.#queue.indexOf(waiter);
         if (i >= 0) this.#queue.splice(i, 1);
       };
@@ -71,13 +77,12 @@ export class PoolGate {
         },
         fail: (reason) => {
           cleanup();
-          if (reason === 'aborted' && signal !== undefined) reject(signal.reason);
+          if (reason === 'aborted' && abort !== undefined) reject(abort.abortReason);
           else reject(new GateRefusedError(reason, performance.now() - started));
         },
       };
-      const onAbort = (): void => waiter.fail('aborted');
       const timer = setTimeout(() => waiter.fail('timeout'), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const unwatch = abort?.watchAbort(() => waiter.fail('aborted'));
       this.#queue.push(waiter);
     });
   }

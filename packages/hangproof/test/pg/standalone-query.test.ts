@@ -7,43 +7,30 @@ import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
 import { adminClient, captureLogger, inRequest, queryAbandonedAfter, timed, waitFor } from './helpers.js';
 
-// A standalone query() sends BEGIN with its limits, the statement and COMMIT in one round trip
-// (`pipeline: true`, the default). These tests prove that it does, and that the guarantees of the
-// three-round-trip form hold: errors roll back, aborts cancel, timeouts end the transaction, and
-// no session is left idle in a transaction. Each behaviour is checked in both modes.
+// A standalone query() sends its limits (set_config(..., true)) and the statement in one
+// extended-protocol batch closed by one Sync: one implicit transaction, one round trip. These
+// tests prove that it is one round trip, and that the guarantees of a transaction hold: errors
+// roll back, aborts cancel, timeouts end the transaction, limits do not outlive the statement, and
+// no session is left idle in a transaction. A string of several statements (which cannot be
+// Parsed as one) takes BEGIN, the statements, COMMIT instead, with the same guarantees.
 
 let testDb: TestDatabase;
 let admin: pg.Client;
+let db: Database;
 const log = captureLogger();
-const MODES = [true, false] as const;
-const dbs = new Map<boolean, Database>();
 
 before(async () => {
   testDb = await createTestDatabase();
   admin = await adminClient(testDb.url);
   await admin.query('CREATE TABLE accounts (id integer PRIMARY KEY, owner text NOT NULL, balance integer NOT NULL)');
-  for (const pipeline of MODES) {
-    dbs.set(
-      pipeline,
-      createDatabase({
-        connectionString: testDb.url,
-        max: 3,
-        pipeline,
-        statementTimeoutMs: 60_000,
-        logger: log.logger,
-      }),
-    );
-  }
+  db = createDatabase({ connectionString: testDb.url, max: 3, statementTimeoutMs: 60_000, logger: log.logger });
 });
 
 after(async () => {
-  for (const db of dbs.values()) await db.close();
+  await db.close();
   await admin.end();
   await testDb.drop();
 });
-
-const dbOf = (pipeline: boolean): Database => dbs.get(pipeline) as Database;
-const mode = (pipeline: boolean): string => (pipeline ? 'pipelined' : 'unpipelined');
 
 /** Sessions of this test database left inside a transaction (idle, failed or running). */
 async function sessionsInTransaction(): Promise<number> {
@@ -103,114 +90,172 @@ async function slowLinkProxy(target: URL, delayMs: number): Promise<{ url: strin
   };
 }
 
-test('over a link with 100 ms of latency, a pipelined standalone query costs one round trip and the unpipelined one three', async (t) => {
+test('over a link with 100 ms of latency, a standalone query costs one round trip and a multi-statement string three', async (t) => {
   const proxy = await slowLinkProxy(new URL(testDb.url), 100);
-  const measured: Record<string, number> = {};
+  let single = 0;
+  let multi = 0;
+  const slow = createDatabase({ connectionString: proxy.url, max: 1, logger: log.logger });
   try {
-    for (const pipeline of MODES) {
-      const db = createDatabase({ connectionString: proxy.url, max: 1, pipeline, logger: log.logger });
-      try {
-        await db.query('SELECT 1'); // opens the connection (its handshake takes round trips of its own)
-        const outcome = await timed(() =>
-          inRequest(5000, 'GET /one', () => db.query<{ n: number }>('SELECT $1::int AS n', [7])),
-        );
-        assert.equal(outcome.error, undefined);
-        assert.equal(outcome.value?.rows[0]?.n, 7);
-        measured[mode(pipeline)] = outcome.ms;
-      } finally {
-        await db.close();
-      }
-    }
+    await slow.query('SELECT 1'); // opens the connection (its handshake takes round trips of its own)
+    const one = await timed(() =>
+      inRequest(5000, 'GET /one', () => slow.query<{ n: number }>('SELECT $1::int AS n', [7])),
+    );
+    assert.equal(one.error, undefined);
+    assert.equal(one.value?.rows[0]?.n, 7);
+    single = one.ms;
+    const three = await timed(() => inRequest(5000, 'GET /three', () => slow.query('SELECT 1; SELECT 8 AS n')));
+    assert.equal(three.error, undefined);
+    multi = three.ms;
   } finally {
+    await slow.close();
     await proxy.close();
   }
-  t.diagnostic(
-    `pipelined ${Math.round(measured.pipelined ?? 0)} ms, unpipelined ${Math.round(measured.unpipelined ?? 0)} ms`,
-  );
-  assert.ok((measured.pipelined ?? 0) < 200, `pipelined took ${measured.pipelined} ms: more than one round trip`);
-  assert.ok((measured.unpipelined ?? 0) >= 300, `unpipelined took ${measured.unpipelined} ms: fewer than three`);
+  t.diagnostic(`one statement ${Math.round(single)} ms, several ${Math.round(multi)} ms`);
+  assert.ok(single < 200, `a standalone query took ${Math.round(single)} ms: more than one round trip`);
+  assert.ok(multi >= 300, `a multi-statement string took ${Math.round(multi)} ms: fewer than three round trips`);
 });
 
-for (const pipeline of MODES) {
-  test(`${mode(pipeline)}: a write is committed before the caller is answered`, async () => {
-    const db = dbOf(pipeline);
-    const id = pipeline ? 1 : 2;
-    await inRequest(5000, 'POST /accounts', () =>
-      db.query('INSERT INTO accounts (id, owner, balance) VALUES ($1, $2, $3)', [id, 'ada', 100]),
-    );
-    const { rows } = await admin.query('SELECT owner FROM accounts WHERE id = $1', [id]);
-    assert.equal(rows[0]?.owner, 'ada', 'another session sees the row as soon as query() resolved');
-    assert.equal(await sessionsInTransaction(), 0);
-  });
-
-  test(`${mode(pipeline)}: a statement that fails part-way writes nothing, and its connection is reused idle`, async () => {
-    const db = dbOf(pipeline);
-    const id = pipeline ? 10 : 20;
-    const before = db.stats();
-    // The first row is inserted, then the duplicate key fails the statement: the transaction must
-    // roll the first row back.
-    const outcome = await timed(() =>
-      inRequest(5000, 'POST /accounts', () =>
-        db.query('INSERT INTO accounts (id, owner, balance) VALUES ($1, $2, 1), ($1, $2, 2)', [id, 'bob']),
+test('the limits end with the statement: the next statement on the connection runs with the session defaults', async () => {
+  const one = createDatabase({ connectionString: testDb.url, max: 1, statementTimeoutMs: 4_000, logger: log.logger });
+  try {
+    const inside = await inRequest(2000, 'GET /limits', () =>
+      one.query<{ st: string; app: string }>(
+        "SELECT current_setting('statement_timeout') AS st, current_setting('application_name') AS app",
       ),
     );
-    assert.equal((outcome.error as { code?: string }).code, '23505', 'the unique violation reaches the caller');
-    const { rows } = await admin.query('SELECT count(*)::int AS n FROM accounts WHERE id = $1', [id]);
-    assert.equal(rows[0]?.n, 0, 'nothing of the failed statement was committed');
-    assert.equal(await sessionsInTransaction(), 0, 'no session is left in a transaction');
-    await waitFor(async () => db.stats().inUse === 0, 2000);
-    assert.equal(db.stats().discarded, before.discarded, 'the connection went back to the pool, not destroyed');
-    const again = await inRequest(5000, 'GET /n', () => db.query<{ n: number }>('SELECT 2 AS n'));
-    assert.equal(again.rows[0]?.n, 2, 'the next query on the pool works');
-  });
-
-  test(`${mode(pipeline)}: a statement the server times out answers DEPENDENCY_TIMEOUT and leaves no transaction open`, async () => {
-    const short = createDatabase({
-      connectionString: testDb.url,
-      max: 1,
-      pipeline,
-      statementTimeoutMs: 200,
-      logger: log.logger,
-    });
-    try {
-      const outcome = await timed(() => inRequest(5000, 'GET /slow', () => short.query('SELECT pg_sleep(5)')));
-      const err = outcome.error as HangproofError;
-      assert.equal(err.code, 'DEPENDENCY_TIMEOUT');
-      assert.equal(err.details.phase, 'query');
-      assert.ok(outcome.ms < 200 + 250 + 250, `answered after ${Math.round(outcome.ms)} ms`);
-      assert.equal(await sessionsInTransaction(), 0);
-      const { rows } = await short.query<{ n: number }>('SELECT 3 AS n');
-      assert.equal(rows[0]?.n, 3, 'the same connection serves the next query');
-      assert.equal(short.stats().discarded, 0, 'a server-side timeout ends the transaction cleanly');
-    } finally {
-      await short.close();
-    }
-  });
-
-  test(`${mode(pipeline)}: an aborted request cancels its statement on the server within 100 ms and leaves no transaction open`, async (t) => {
-    const db = dbOf(pipeline);
-    const before = db.stats();
-    const { outcome, abortedAt } = await queryAbandonedAfter(300, () => db.query('SELECT pg_sleep(30), $1::int', [1]));
-    assert.equal((outcome.error as { code?: string }).code, 'CLIENT_CLOSED_REQUEST');
-    const answeredMs = performance.now() - abortedAt;
-    assert.ok(answeredMs < 50, `the caller was answered ${Math.round(answeredMs)} ms after the abort`);
-    const goneMs = await waitFor(async () => (await sleepingBackends()) === 0, 1000);
-    assert.ok(goneMs >= 0, 'the backend still runs the query 1 s after the abort');
-    const sinceAbort = performance.now() - abortedAt;
-    t.diagnostic(`abort -> statement gone from the server in ${Math.round(sinceAbort)} ms`);
-    assert.ok(sinceAbort < 100 + 50, `statement stopped ${Math.round(sinceAbort)} ms after the abort (polling 10 ms)`);
-    assert.ok(
-      (await waitFor(async () => (await sessionsInTransaction()) === 0, 1000)) >= 0,
-      'a transaction stayed open',
+    assert.match(inside.rows[0]?.app ?? '', /^hangproof GET \/limits /, 'the request names the session meanwhile');
+    assert.match(inside.rows[0]?.st ?? '', /^19\d\dms$/, 'the limit is what is left of the 2 s budget');
+    const after = await one.query<{ st: string; app: string }>(
+      "SELECT current_setting('statement_timeout') AS st, current_setting('application_name') AS app",
+      [],
+      { outsideTransaction: true },
     );
-    await waitFor(async () => db.stats().inUse === 0, 2000);
-    const now = db.stats();
-    assert.equal(now.cancelsSent, before.cancelsSent + 1);
-    assert.equal(now.discarded, before.discarded + 1, 'the cancelled connection is destroyed, never reused');
-  });
-}
+    assert.equal(after.rows[0]?.st, '4s', 'the session default is back');
+    assert.equal(after.rows[0]?.app, 'hangproof');
+    assert.equal(await sessionsInTransaction(), 0);
+  } finally {
+    await one.close();
+  }
+});
 
-test('pipelined: when the server stops answering, the client-side bound destroys the connection and the pool recovers', async () => {
+test("the server enforces the request's remaining budget, not only the session default", async () => {
+  // Session default 60 s; a 600 ms request with 300 ms kept in reserve gives the statement 300 ms.
+  // The server's own timeout (DEPENDENCY_TIMEOUT) must fire well before the deadline would.
+  const reserved = createDatabase({
+    connectionString: testDb.url,
+    max: 1,
+    statementTimeoutMs: 60_000,
+    reserveMs: 300,
+    logger: log.logger,
+  });
+  try {
+    const outcome = await timed(() =>
+      inRequest(600, 'GET /budget', () => reserved.query('SELECT pg_sleep(5), $1::int', [1])),
+    );
+    const err = outcome.error as HangproofError;
+    assert.equal(err.code, 'DEPENDENCY_TIMEOUT', `got ${err.code}: the server did not apply the budget-derived limit`);
+    assert.equal(err.details.phase, 'query');
+    assert.ok(outcome.ms < 550, `answered after ${Math.round(outcome.ms)} ms`);
+    assert.equal(reserved.stats().discarded, 0, 'a server-side timeout leaves the connection usable');
+  } finally {
+    await reserved.close();
+  }
+});
+
+test('a statement with a trailing semicolon and a string of several statements both work', async () => {
+  const { rows } = await db.query<{ n: number }>('SELECT $1::int AS n;', [5]);
+  assert.equal(rows[0]?.n, 5);
+  const several = (await db.query("SELECT 1 AS a; SELECT 'x;y' AS b")) as unknown as { rows: unknown[] }[];
+  assert.deepEqual(
+    several.map((r) => r.rows),
+    [[{ a: 1 }], [{ b: 'x;y' }]],
+  );
+  assert.equal(await sessionsInTransaction(), 0);
+});
+
+test('a string of several statements is bounded too: the server times it out and no transaction stays open', async () => {
+  const short = createDatabase({ connectionString: testDb.url, max: 1, statementTimeoutMs: 200, logger: log.logger });
+  try {
+    const outcome = await timed(() => inRequest(5000, 'GET /slow', () => short.query('SELECT 1; SELECT pg_sleep(5)')));
+    assert.equal((outcome.error as HangproofError).code, 'DEPENDENCY_TIMEOUT');
+    assert.ok(outcome.ms < 200 + 250 + 250, `answered after ${Math.round(outcome.ms)} ms`);
+    assert.equal(await sessionsInTransaction(), 0);
+  } finally {
+    await short.close();
+  }
+});
+
+test(`a write is committed before the caller is answered`, async () => {
+  const id = 1;
+  await inRequest(5000, 'POST /accounts', () =>
+    db.query('INSERT INTO accounts (id, owner, balance) VALUES ($1, $2, $3)', [id, 'ada', 100]),
+  );
+  const { rows } = await admin.query('SELECT owner FROM accounts WHERE id = $1', [id]);
+  assert.equal(rows[0]?.owner, 'ada', 'another session sees the row as soon as query() resolved');
+  assert.equal(await sessionsInTransaction(), 0);
+});
+
+test(`a statement that fails part-way writes nothing, and its connection is reused idle`, async () => {
+  const id = 10;
+  const before = db.stats();
+  // The first row is inserted, then the duplicate key fails the statement: the transaction must
+  // roll the first row back.
+  const outcome = await timed(() =>
+    inRequest(5000, 'POST /accounts', () =>
+      db.query('INSERT INTO accounts (id, owner, balance) VALUES ($1, $2, 1), ($1, $2, 2)', [id, 'bob']),
+    ),
+  );
+  assert.equal((outcome.error as { code?: string }).code, '23505', 'the unique violation reaches the caller');
+  const { rows } = await admin.query('SELECT count(*)::int AS n FROM accounts WHERE id = $1', [id]);
+  assert.equal(rows[0]?.n, 0, 'nothing of the failed statement was committed');
+  assert.equal(await sessionsInTransaction(), 0, 'no session is left in a transaction');
+  await waitFor(async () => db.stats().inUse === 0, 2000);
+  assert.equal(db.stats().discarded, before.discarded, 'the connection went back to the pool, not destroyed');
+  const again = await inRequest(5000, 'GET /n', () => db.query<{ n: number }>('SELECT 2 AS n'));
+  assert.equal(again.rows[0]?.n, 2, 'the next query on the pool works');
+});
+
+test(`a statement the server times out answers DEPENDENCY_TIMEOUT and leaves no transaction open`, async () => {
+  const short = createDatabase({
+    connectionString: testDb.url,
+    max: 1,
+    statementTimeoutMs: 200,
+    logger: log.logger,
+  });
+  try {
+    const outcome = await timed(() => inRequest(5000, 'GET /slow', () => short.query('SELECT pg_sleep(5)')));
+    const err = outcome.error as HangproofError;
+    assert.equal(err.code, 'DEPENDENCY_TIMEOUT');
+    assert.equal(err.details.phase, 'query');
+    assert.ok(outcome.ms < 200 + 250 + 250, `answered after ${Math.round(outcome.ms)} ms`);
+    assert.equal(await sessionsInTransaction(), 0);
+    const { rows } = await short.query<{ n: number }>('SELECT 3 AS n');
+    assert.equal(rows[0]?.n, 3, 'the same connection serves the next query');
+    assert.equal(short.stats().discarded, 0, 'a server-side timeout ends the transaction cleanly');
+  } finally {
+    await short.close();
+  }
+});
+
+test(`an aborted request cancels its statement on the server within 100 ms and leaves no transaction open`, async (t) => {
+  const before = db.stats();
+  const { outcome, abortedAt } = await queryAbandonedAfter(300, () => db.query('SELECT pg_sleep(30), $1::int', [1]));
+  assert.equal((outcome.error as { code?: string }).code, 'CLIENT_CLOSED_REQUEST');
+  const answeredMs = performance.now() - abortedAt;
+  assert.ok(answeredMs < 50, `the caller was answered ${Math.round(answeredMs)} ms after the abort`);
+  const goneMs = await waitFor(async () => (await sleepingBackends()) === 0, 1000);
+  assert.ok(goneMs >= 0, 'the backend still runs the query 1 s after the abort');
+  const sinceAbort = performance.now() - abortedAt;
+  t.diagnostic(`abort -> statement gone from the server in ${Math.round(sinceAbort)} ms`);
+  assert.ok(sinceAbort < 100 + 50, `statement stopped ${Math.round(sinceAbort)} ms after the abort (polling 10 ms)`);
+  assert.ok((await waitFor(async () => (await sessionsInTransaction()) === 0, 1000)) >= 0, 'a transaction stayed open');
+  await waitFor(async () => db.stats().inUse === 0, 2000);
+  const now = db.stats();
+  assert.equal(now.cancelsSent, before.cancelsSent + 1);
+  assert.equal(now.discarded, before.discarded + 1, 'the cancelled connection is destroyed, never reused');
+});
+
+test('when the server stops answering, the client-side bound destroys the connection and the pool recovers', async () => {
   // The proxy forwards nothing once frozen: the server neither answers nor sees the cancel's
   // effect on this socket. Only the client-side bound can end the query.
   let frozen = false;
@@ -262,8 +307,7 @@ test('pipelined: when the server stops answering, the client-side bound destroys
   }
 });
 
-test('pipelined: the route and request id are in application_name while the statement runs', async () => {
-  const db = dbOf(true);
+test('the route and request id are in application_name while the statement runs', async () => {
   let requestId = '';
   const running = inRequest(5000, 'GET /named', (ctx) => {
     requestId = ctx.requestId;
@@ -280,11 +324,4 @@ test('pipelined: the route and request id are in application_name while the stat
   }, 1000);
   await running;
   assert.equal(seen, `hangproof GET /named ${requestId}`.slice(0, 63));
-});
-
-test('the pipeline option is validated when the database is created', () => {
-  assert.throws(
-    () => createDatabase({ connectionString: testDb.url, pipeline: 'yes' as unknown as boolean }),
-    (e: unknown) => e instanceof TypeError && /pipeline/.test(e.message),
-  );
 });
