@@ -104,7 +104,8 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     inFlight.add(ctx);
     reply.header('x-request-id', ctx.requestId);
     ctx.onAbort(() => answerAbort(reply, state));
-    reply.raw.once('close', () => finish(request, reply, state));
+    // `on`, not `once`: a response closes once, and once() wraps every listener in a closure.
+    reply.raw.on('close', () => finish(request, reply, state));
     if (readiness.shuttingDown) {
       reply.header('connection', 'close');
       reply.send(new HangproofError('SHUTTING_DOWN', { retryAfterSec: 1 }));

@@ -159,7 +159,8 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       const tp = request.headers.traceparent;
       if (typeof tp === 'string') tracer.noteParent(ctx, tp);
     }
-    const url = request.routeOptions.url;
+    // The edge's context carries the route's URL; routeOptions would build a new object per request.
+    const url = ctx === null ? request.routeOptions.url : ctx.name;
     if (url !== undefined && exempt.has(url)) return done();
     const pressure = monitor.pressure;
     if (pressure !== undefined) return done(shed(pressure));

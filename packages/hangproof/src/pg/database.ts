@@ -130,6 +130,14 @@ interface Lease {
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
+/** application_name is printable ASCII without quotes (it is also spliced into #beginSql). */
+const SAFE_NAME_PART = /^[\x20-\x26\x28-\x5b\x5d-\x7e]*$/;
+const MAX_NAME_PREFIXES = 1_000;
+
+function sanitizeNamePart(part: string): string {
+  return part.replace(/[^\x20-\x7e]|['\\]/g, '_');
+}
+
 /** What LimitedQuery runs before a standalone statement: its limits, local to its transaction. */
 const LIMITS_SQL =
   "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), " +
@@ -148,7 +156,7 @@ class GuardedDatabase implements Database {
   /** When each pooled client was last given back, for the idle liveness check. */
   readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
   #guardOptions: GuardOptions | undefined;
-  #lastNamed: { readonly ctx: RequestContext; readonly name: string } | undefined;
+  readonly #namePrefixes = new Map<string, string>();
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
@@ -427,21 +435,21 @@ class GuardedDatabase implements Database {
 
   /** `<prefix> <route> <request id>`, printable ASCII without quotes, at most 63 bytes (NAMEDATALEN). */
   #applicationName(scope: Scope): string {
-    // A request's queries share one name: computed once, at its first query.
-    if (scope.ctx !== undefined && scope.ctx === this.#lastNamed?.ctx) return this.#lastNamed.name;
-    const name = this.#buildApplicationName(scope);
-    if (scope.ctx !== undefined) this.#lastNamed = { ctx: scope.ctx, name };
-    return name;
+    const ctx = scope.ctx;
+    if (ctx === undefined) return this.#namePrefix('');
+    const prefix = this.#namePrefix(ctx.name);
+    const id = SAFE_NAME_PART.test(ctx.requestId) ? ctx.requestId : sanitizeNamePart(ctx.requestId);
+    return (prefix === '' ? id : `${prefix} ${id}`).slice(0, 63);
   }
 
-  #buildApplicationName(scope: Scope): string {
-    const parts: string[] = [this.#o.applicationName];
-    if (scope.ctx !== undefined) parts.push(scope.ctx.name, scope.ctx.requestId);
-    return parts
-      .filter((p) => p !== '')
-      .join(' ')
-      .replace(/[^\x20-\x7e]|['\\]/g, '_')
-      .slice(0, 63);
+  /** `<applicationName> <route>`, sanitized once per route (routes are few; ids are per request). */
+  #namePrefix(route: string): string {
+    let prefix = this.#namePrefixes.get(route);
+    if (prefix === undefined) {
+      prefix = sanitizeNamePart([this.#o.applicationName, route].filter((p) => p !== '').join(' '));
+      if (this.#namePrefixes.size < MAX_NAME_PREFIXES) this.#namePrefixes.set(route, prefix);
+    }
+    return prefix;
   }
 
   /** Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). */

@@ -77,9 +77,10 @@ export class GuardedConnection {
     limitMs: number,
     abort: AbortWatch | undefined,
   ): Promise<pg.QueryResult> {
-    const config = values === undefined ? { text } : { text, values: values as unknown[] };
+    // (text, values, callback): pg copies a config object with getOwnPropertyDescriptors.
     return this.#bounded(limitMs, abort, values, (done) => {
-      this.client.query(config, done);
+      if (values === undefined) this.client.query(text, done);
+      else this.client.query(text, values as unknown[], done);
     });
   }
 

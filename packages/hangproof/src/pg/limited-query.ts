@@ -17,8 +17,12 @@ interface QueryInternals {
   handleCommandComplete(msg: ProtocolMessage, connection: Connection): void;
 }
 
+// Constructed from (text, values, callback), not a config object: pg copies a config object with
+// getOwnPropertyDescriptors, which cost more than the rest of the query's setup together.
 const QueryBase = pg.Query as unknown as new (
-  config: pg.QueryConfig & { callback: Callback },
+  text: string,
+  values: unknown[] | undefined,
+  callback: Callback,
 ) => pg.Query & QueryInternals;
 type Callback = (err: Error | null, result?: pg.QueryResult) => void;
 
@@ -48,7 +52,7 @@ export class LimitedQuery extends QueryBase {
   #inLimits = true;
 
   constructor(limits: StatementLimits, text: string, values: readonly unknown[] | undefined, callback: Callback) {
-    super({ text, ...(values === undefined ? {} : { values: values as unknown[] }), callback });
+    super(text, values as unknown[] | undefined, callback);
     this.#limits = limits;
   }
 
