@@ -11,14 +11,24 @@ import {
   sleep,
   watchSignal,
 } from '../core/index.js';
-import { HangproofError, isHangproofError } from '../errors.js';
+import { type HangproofError, isHangproofError } from '../errors.js';
+import type {
+  Database,
+  DatabaseStats,
+  QueryOptions,
+  QueryResult,
+  Row,
+  Transaction,
+  TxOptions,
+} from './database-api.js';
 import { type DatabaseOptions, type ResolvedDatabaseOptions, resolveDatabaseOptions } from './database-options.js';
 import { fingerprint } from './fingerprint.js';
 import { destroyClient, GuardedConnection, type GuardOptions } from './guarded-connection.js';
-import { HolderRegistry, type HolderView } from './holder-registry.js';
-import { isSingleStatement, type StatementLimits } from './limited-query.js';
+import { HolderRegistry } from './holder-registry.js';
+import { isSingleStatement } from './limited-query.js';
 import { defaultPgLogger, type PgLogger } from './logger.js';
 import {
+  conflict,
   isConnectionError,
   isRetryableTxError,
   type PgPhase,
@@ -26,84 +36,12 @@ import {
   POOL_WAIT_TIMEOUT_MESSAGE,
   pgTimeout,
   pgUnavailable,
-  sqlState,
 } from './pg-errors.js';
+import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
 import { GateRefusedError, PoolGate } from './pool-gate.js';
 import { QueryAccounting } from './query-accounting.js';
-import { redactParams } from './redact-params.js';
-
-/** A query result row: column name to value. */
-export type Row = Record<string, unknown>;
-
-/** What a query returns: pg's result (rows, rowCount, fields...). */
-export type QueryResult<R extends Row = Row> = pg.QueryResult<R>;
-
-export interface QueryOptions {
-  /**
-   * Runs the statement on its own, not wrapped in a transaction. Needed for statements that
-   * cannot run inside one (`VACUUM`, `CREATE INDEX CONCURRENTLY`). Only the client-side bound and
-   * cancel apply then, plus the session defaults sent at connect (ignored behind PgBouncer).
-   * @default false
-   */
-  readonly outsideTransaction?: boolean;
-}
-
-export interface TxOptions {
-  /** Run again on 40001/40P01 (serialization failure, deadlock), within the budget. @default false */
-  readonly retryable?: boolean;
-  /** Isolation level of the transaction. @default the server's (read committed) */
-  readonly isolation?: 'read committed' | 'repeatable read' | 'serializable';
-  /** `BEGIN READ ONLY`. @default false */
-  readonly readOnly?: boolean;
-}
-
-/** The handle a transaction body gets: queries on the transaction's connection. */
-export interface Transaction {
-  query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
-}
-
-/** Pool numbers for `/readyz`, status pages and tests. */
-export interface DatabaseStats {
-  readonly pool: string;
-  readonly max: number;
-  /** Open connections. */
-  readonly total: number;
-  readonly idle: number;
-  /** Connections checked out or being cleaned up (rollback, cancel, destroy). */
-  readonly inUse: number;
-  /** Callers waiting for a connection. */
-  readonly waiting: number;
-  /** Acquire waits (ms) over the last 1024 acquires. */
-  readonly acquireWaitMs: { p50: number; p95: number; p99: number; max: number; samples: number };
-  readonly timeouts: Readonly<Record<PgPhase, number>>;
-  readonly unavailable: number;
-  readonly cancelsSent: number;
-  readonly cancelsConfirmed: number;
-  /** Connections destroyed because their state was unknown after a timeout, cancel or error. */
-  readonly discarded: number;
-  readonly queries: number;
-  readonly slowQueries: number;
-  readonly nPlusOneDetected: number;
-  readonly leaksDetected: number;
-  readonly retriedTransactions: number;
-  /** Who holds each checked-out connection, longest first. */
-  readonly holders: readonly HolderView[];
-}
-
-/** The Postgres guard. Create one per database with `createDatabase`. */
-export interface Database {
-  /** Runs one statement under the request's budget; see docs/reference/pg.md. */
-  query<R extends Row = Row>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>>;
-  /** Runs `fn` in a transaction that always ends in COMMIT or ROLLBACK (or a destroyed connection). */
-  tx<T>(fn: (t: Transaction) => Promise<T>, options?: TxOptions): Promise<T>;
-  stats(): DatabaseStats;
-  /** `SELECT 1` within `readinessTimeoutMs`; rejects with DEPENDENCY_TIMEOUT/UNAVAILABLE. Fits `addReadinessCheck`. */
-  readinessCheck(signal?: AbortSignal): Promise<void>;
-  /** Refuses new work, then closes the pool (waits at most 5 s for checked-out connections). */
-  close(): Promise<void>;
-  /** The underlying pg Pool, for tools that need it (migrations). Its queries are not guarded. */
-  readonly dangerouslyRawPool: pg.Pool;
-}
+import { errorSummary, redactParams } from './redact-params.js';
+import { TransactionLimits } from './transaction-limits.js';
 
 /** Creates the guarded pool. Validates options at once (TypeError/RangeError naming the value). */
 export function createDatabase(options: DatabaseOptions): Database {
@@ -130,18 +68,6 @@ interface Lease {
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
-/** application_name is printable ASCII without quotes (it is also spliced into #beginSql). */
-const SAFE_NAME_PART = /^[\x20-\x26\x28-\x5b\x5d-\x7e]*$/;
-const MAX_NAME_PREFIXES = 1_000;
-
-function sanitizeNamePart(part: string): string {
-  return part.replace(/[^\x20-\x7e]|['\\]/g, '_');
-}
-
-/** What LimitedQuery runs before a standalone statement: its limits, local to its transaction. */
-const LIMITS_SQL =
-  "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true), " +
-  "set_config('application_name', $3, true)";
 /** Bound of the ROLLBACK that ends a failed transaction; it runs after the caller was answered. */
 const ROLLBACK_TIMEOUT_MS = 1_000;
 
@@ -156,7 +82,7 @@ class GuardedDatabase implements Database {
   /** When each pooled client was last given back, for the idle liveness check. */
   readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
   #guardOptions: GuardOptions | undefined;
-  readonly #namePrefixes = new Map<string, string>();
+  readonly #limits: TransactionLimits;
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
@@ -172,6 +98,7 @@ class GuardedDatabase implements Database {
   constructor(o: ResolvedDatabaseOptions) {
     this.#o = o;
     this.#logger = o.logger ?? defaultPgLogger();
+    this.#limits = new TransactionLimits(o);
     const url = new URL(o.connectionString);
     this.#host = `${url.hostname}:${url.port || '5432'}`;
     this.#pool = new pg.Pool({
@@ -239,7 +166,7 @@ class GuardedDatabase implements Database {
       } else if (isSingleStatement(sql)) {
         // The limits and the statement in one implicit transaction, one round trip (LimitedQuery).
         const limitMs = this.#statementBudget(scope, 'query');
-        result = await conn.runLimited(this.#limits(scope, limitMs), sql, params, limitMs, scope.abort);
+        result = await conn.runLimited(this.#limits.statement(scope.ctx, limitMs), sql, params, limitMs, scope.abort);
       } else {
         // Several statements in one string cannot be Parsed as one: BEGIN with the limits, the
         // statements (simple protocol), COMMIT; three round trips.
@@ -394,62 +321,9 @@ class GuardedDatabase implements Database {
     throw pgTimeout(phase, 'no time was left in the request for the postgres statement', 0);
   }
 
-  /**
-   * `BEGIN` plus this transaction's limits, in one simple-protocol round trip. set_config(..., true)
-   * is SET LOCAL: it ends with the transaction, so nothing leaks into the session, which is what
-   * makes it safe behind PgBouncer in transaction mode (a session SET would stick to a server
-   * connection another client gets next). lock_timeout stays under statement_timeout so a query
-   * stuck behind a lock reports the lock rather than a generic timeout.
-   */
+  /** `BEGIN` plus the transaction's limits; the statement limit is what is left of the budget. */
   #beginSql(scope: Scope, options: TxOptions): string {
-    const statementMs = this.#statementBudget(scope, 'query');
-    const lockMs = this.#lockMs(statementMs);
-    const mode = [
-      options.isolation === undefined ? '' : ` ISOLATION LEVEL ${options.isolation.toUpperCase()}`,
-      options.readOnly === true ? ' READ ONLY' : '',
-    ].join('');
-    return (
-      `BEGIN${mode}; SELECT set_config('statement_timeout', '${statementMs}', true), ` +
-      `set_config('lock_timeout', '${lockMs}', true), ` +
-      `set_config('idle_in_transaction_session_timeout', '${this.#o.idleInTransactionTimeoutMs}', true), ` +
-      `set_config('application_name', '${this.#applicationName(scope)}', true)`
-    );
-  }
-
-  /**
-   * The limits of one standalone statement, set by LimitedQuery in the statement's own implicit
-   * transaction. Three settings, not the four of #beginSql: no transaction stays open between two
-   * messages here, so idle_in_transaction_session_timeout has nothing to bound.
-   */
-  #limits(scope: Scope, statementMs: number): StatementLimits {
-    return {
-      text: LIMITS_SQL,
-      values: [String(statementMs), String(this.#lockMs(statementMs)), this.#applicationName(scope)],
-    };
-  }
-
-  /** lock_timeout stays under statement_timeout, so a statement stuck behind a lock reports the lock. */
-  #lockMs(statementMs: number): number {
-    return Math.max(1, Math.min(this.#o.lockTimeoutMs, Math.floor(statementMs * 0.9)));
-  }
-
-  /** `<prefix> <route> <request id>`, printable ASCII without quotes, at most 63 bytes (NAMEDATALEN). */
-  #applicationName(scope: Scope): string {
-    const ctx = scope.ctx;
-    if (ctx === undefined) return this.#namePrefix('');
-    const prefix = this.#namePrefix(ctx.name);
-    const id = SAFE_NAME_PART.test(ctx.requestId) ? ctx.requestId : sanitizeNamePart(ctx.requestId);
-    return (prefix === '' ? id : `${prefix} ${id}`).slice(0, 63);
-  }
-
-  /** `<applicationName> <route>`, sanitized once per route (routes are few; ids are per request). */
-  #namePrefix(route: string): string {
-    let prefix = this.#namePrefixes.get(route);
-    if (prefix === undefined) {
-      prefix = sanitizeNamePart([this.#o.applicationName, route].filter((p) => p !== '').join(' '));
-      if (this.#namePrefixes.size < MAX_NAME_PREFIXES) this.#namePrefixes.set(route, prefix);
-    }
-    return prefix;
+    return this.#limits.begin(scope.ctx, this.#statementBudget(scope, 'query'), options);
   }
 
   /** Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). */
@@ -735,82 +609,6 @@ class GuardedDatabase implements Database {
       return false;
     }
   }
-}
-
-/** What logs show of an error: its code and message, with bound values scrubbed. Never the object. */
-function errorSummary(err: unknown, params?: readonly unknown[]): Record<string, unknown> | undefined {
-  if (typeof err !== 'object' || err === null) return err === undefined ? undefined : { message: String(err) };
-  const e = err as { code?: unknown; message?: unknown; cause?: unknown };
-  const message = typeof e.message === 'string' ? e.message : undefined;
-  const scrub = (text: string): string =>
-    params === undefined ? text : params.reduce<string>((t, p) => scrubParam(t, p), text);
-  return {
-    code: e.code,
-    sqlState: sqlState(err),
-    message: message === undefined ? undefined : scrub(message),
-    cause:
-      e.cause instanceof Error
-        ? { message: scrub(e.cause.message), code: (e.cause as { code?: unknown }).code }
-        : undefined,
-  };
-}
-
-function scrubParam(text: string, p: unknown): string {
-  const v = typeof p === 'string' ? p : typeof p === 'object' && p !== null ? JSON.stringify(p) : String(p);
-  return v.length >= 3 ? text.split(v).join('[redacted]') : text;
-}
-
-function conflict(err: unknown): HangproofError {
-  if (isHangproofError(err) && err.code === 'CONFLICT') return err;
-  return new HangproofError('CONFLICT', {
-    message: 'the transaction conflicted with a concurrent one; retry the request',
-    details: { dependency: 'postgres', sqlState: sqlState(err) ?? null },
-    cause: err,
-  });
-}
-
-const BUDGET_SPENT = Symbol('budget spent');
-
-/**
- * A connection from pg's pool (callback form: no promise of pg-pool's own), or a rejection with
- * BUDGET_SPENT after `ms`, or with the abort's reason, whichever comes first. An attempt its
- * caller left is not cancelled: it finishes in the background (bounded by connectTimeoutMs), its
- * connection goes back to the pool, and then `afterAbandoned` runs.
- */
-function connectWithin(
-  pool: pg.Pool,
-  ms: number,
-  abort: AbortWatch | undefined,
-  afterAbandoned: () => void,
-): Promise<pg.PoolClient> {
-  return new Promise<pg.PoolClient>((resolve, reject) => {
-    let done = false;
-    const timer = setTimeout(() => {
-      if (done) return;
-      done = true;
-      unwatch?.();
-      reject(BUDGET_SPENT);
-    }, ms);
-    const unwatch = abort?.watchAbort((reason) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      reject(reason);
-    });
-    pool.connect((err, client, release) => {
-      const failed = err !== undefined && err !== null;
-      if (done) {
-        if (!failed && client !== undefined) release();
-        afterAbandoned();
-        return;
-      }
-      done = true;
-      clearTimeout(timer);
-      unwatch?.();
-      if (failed || client === undefined) reject(failed ? err : new Error('pg-pool gave no client'));
-      else resolve(client);
-    });
-  });
 }
 
 /** Rows of a result; a string of several statements gives pg's array of results. */

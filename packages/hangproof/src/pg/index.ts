@@ -1,14 +1,14 @@
 /** hangproof/pg: the Postgres guard. Every wait bounded by the request's budget, cancelled on the server. */
-export {
-  createDatabase,
-  type Database,
-  type DatabaseStats,
-  type QueryOptions,
-  type QueryResult,
-  type Row,
-  type Transaction,
-  type TxOptions,
-} from './database.js';
+export { createDatabase } from './database.js';
+export type {
+  Database,
+  DatabaseStats,
+  QueryOptions,
+  QueryResult,
+  Row,
+  Transaction,
+  TxOptions,
+} from './database-api.js';
 export {
   DATABASE_DEFAULTS,
   type DatabaseOptions,

@@ -1,4 +1,4 @@
-import { HangproofError } from '../errors.js';
+import { HangproofError, isHangproofError } from '../errors.js';
 
 /** Where a Postgres failure happened, as clients see it in `details.phase`. */
 export type PgPhase = 'connect' | 'acquire' | 'query' | 'lock' | 'transaction';
@@ -73,4 +73,14 @@ export function isRetryableTxError(err: unknown): boolean {
   // Also when already wrapped as CONFLICT by the query that saw it.
   const state = sqlState(err) ?? sqlState((err as { cause?: unknown } | null)?.cause);
   return state === '40001' || state === '40P01';
+}
+
+/** A serialization failure or deadlock (40001/40P01) as CONFLICT: the client may retry. */
+export function conflict(err: unknown): HangproofError {
+  if (isHangproofError(err) && err.code === 'CONFLICT') return err;
+  return new HangproofError('CONFLICT', {
+    message: 'the transaction conflicted with a concurrent one; retry the request',
+    details: { dependency: 'postgres', sqlState: sqlState(err) ?? null },
+    cause: err,
+  });
 }

@@ -1,4 +1,5 @@
 import type { ParamRedactor } from './database-options.js';
+import { sqlState } from './pg-errors.js';
 
 /**
  * The default rule for bind parameters in logs: each value becomes its type and size
@@ -35,4 +36,27 @@ export function scrubValues(text: string, params: readonly unknown[] | undefined
     }
   }
   return out;
+}
+
+/** What logs show of an error: its code and message, with bound values scrubbed. Never the object. */
+export function errorSummary(err: unknown, params?: readonly unknown[]): Record<string, unknown> | undefined {
+  if (typeof err !== 'object' || err === null) return err === undefined ? undefined : { message: String(err) };
+  const e = err as { code?: unknown; message?: unknown; cause?: unknown };
+  const message = typeof e.message === 'string' ? e.message : undefined;
+  const scrub = (text: string): string =>
+    params === undefined ? text : params.reduce<string>((t, p) => scrubParam(t, p), text);
+  return {
+    code: e.code,
+    sqlState: sqlState(err),
+    message: message === undefined ? undefined : scrub(message),
+    cause:
+      e.cause instanceof Error
+        ? { message: scrub(e.cause.message), code: (e.cause as { code?: unknown }).code }
+        : undefined,
+  };
+}
+
+function scrubParam(text: string, p: unknown): string {
+  const v = typeof p === 'string' ? p : typeof p === 'object' && p !== null ? JSON.stringify(p) : String(p);
+  return v.length >= 3 ? text.split(v).join('[redacted]') : text;
 }

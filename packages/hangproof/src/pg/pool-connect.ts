@@ -1,0 +1,47 @@
+import type pg from 'pg';
+import type { AbortWatch } from '../core/index.js';
+
+/** Rejection of connectWithin when its time ran out (the caller turns it into a phase timeout). */
+export const BUDGET_SPENT = Symbol('budget spent');
+
+/**
+ * A connection from pg's pool (callback form: no promise of pg-pool's own), or a rejection with
+ * BUDGET_SPENT after `ms`, or with the abort's reason, whichever comes first. An attempt its
+ * caller left is not cancelled: it finishes in the background (bounded by connectTimeoutMs), its
+ * connection goes back to the pool, and then `afterAbandoned` runs.
+ */
+export function connectWithin(
+  pool: pg.Pool,
+  ms: number,
+  abort: AbortWatch | undefined,
+  afterAbandoned: () => void,
+): Promise<pg.PoolClient> {
+  return new Promise<pg.PoolClient>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      unwatch?.();
+      reject(BUDGET_SPENT);
+    }, ms);
+    const unwatch = abort?.watchAbort((reason) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(reason);
+    });
+    pool.connect((err, client, release) => {
+      const failed = err !== undefined && err !== null;
+      if (done) {
+        if (!failed && client !== undefined) release();
+        afterAbandoned();
+        return;
+      }
+      done = true;
+      clearTimeout(timer);
+      unwatch?.();
+      if (failed || client === undefined) reject(failed ? err : new Error('pg-pool gave no client'));
+      else resolve(client);
+    });
+  });
+}
