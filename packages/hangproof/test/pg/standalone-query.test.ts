@@ -51,25 +51,28 @@ async function sleepingBackends(): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
+interface Proxy {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
 /**
- * A real TCP proxy in front of Postgres that holds every chunk the client sends for `delayMs`
- * before passing it on: a link with that much one-way latency. Counting round trips becomes
- * measuring time.
+ * A real TCP proxy in front of Postgres; `relay` decides, chunk by chunk and per direction, when
+ * (or whether) `send` passes it on. No Nagle delay on either side, like Postgres and pg themselves.
  */
-async function slowLinkProxy(target: URL, delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+async function proxyTo(
+  target: URL,
+  relay: (direction: 'to-server' | 'to-client', send: () => void) => void,
+): Promise<Proxy> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = new Socket();
-    sockets.add(client);
-    sockets.add(upstream);
-    // Like Postgres and pg themselves, no Nagle delay: only the injected latency counts.
+    sockets.add(client).add(upstream);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     upstream.connect(Number(target.port), target.hostname);
-    client.on('data', (chunk) => {
-      setTimeout(() => upstream.write(chunk), delayMs);
-    });
-    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('data', (chunk) => relay('to-server', () => upstream.write(chunk)));
+    upstream.on('data', (chunk) => relay('to-client', () => client.write(chunk)));
     const closeBoth = (): void => {
       client.destroy();
       upstream.destroy();
@@ -78,9 +81,8 @@ async function slowLinkProxy(target: URL, delayMs: number): Promise<{ url: strin
     upstream.on('close', closeBoth).on('error', closeBoth);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as { port: number };
   const url = new URL(target.href);
-  url.port = String(address.port);
+  url.port = String((server.address() as { port: number }).port);
   return {
     url: url.href,
     close: async () => {
@@ -89,6 +91,13 @@ async function slowLinkProxy(target: URL, delayMs: number): Promise<{ url: strin
     },
   };
 }
+
+/** A link with `delayMs` of one-way latency: counting round trips becomes measuring time. */
+const slowLinkProxy = (target: URL, delayMs: number): Promise<Proxy> =>
+  proxyTo(target, (direction, send) => {
+    if (direction === 'to-server') setTimeout(send, delayMs);
+    else send();
+  });
 
 test('over a link with 100 ms of latency, a standalone query costs one round trip and a multi-statement string three', async (t) => {
   const proxy = await slowLinkProxy(new URL(testDb.url), 100);
@@ -259,30 +268,11 @@ test('when the server stops answering, the client-side bound destroys the connec
   // The proxy forwards nothing once frozen: the server neither answers nor sees the cancel's
   // effect on this socket. Only the client-side bound can end the query.
   let frozen = false;
-  const target = new URL(testDb.url);
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = new Socket();
-    sockets.add(client).add(upstream);
-    upstream.connect(Number(target.port), target.hostname);
-    client.on('data', (chunk) => {
-      if (!frozen) upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      if (!frozen) client.write(chunk);
-    });
-    const closeBoth = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', closeBoth).on('error', closeBoth);
-    upstream.on('close', closeBoth).on('error', closeBoth);
+  const proxy = await proxyTo(new URL(testDb.url), (_direction, send) => {
+    if (!frozen) send();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(testDb.url);
-  url.port = String((server.address() as { port: number }).port);
   const db = createDatabase({
-    connectionString: url.href,
+    connectionString: proxy.url,
     max: 1,
     statementTimeoutMs: 300,
     unresponsiveGraceMs: 100,
@@ -302,8 +292,7 @@ test('when the server stops answering, the client-side bound destroys the connec
     assert.equal(rows[0]?.n, 4, 'a new connection serves the next query');
   } finally {
     await db.close();
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await proxy.close();
   }
 });
 
