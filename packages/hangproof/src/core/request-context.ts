@@ -125,6 +125,8 @@ export class RequestContext implements AbortWatch {
   /**
    * Calls `fn` once when the context aborts; returns the function that stops watching. The
    * cheap form of a signal listener for code that watches many short operations (each query).
+   * Like a listener on an aborted signal, a watcher added after the abort is never called: check
+   * `aborted` first.
    */
   watchAbort(fn: (reason: unknown) => void): () => void {
     if (this.#watchers === undefined) this.#watchers = new Set();

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   currentContext,
+  HangproofError,
   operationBudgetMs,
   RequestContext,
   runWithBudget,
   runWithContext,
   sleep,
   step,
+  watchSignal,
 } from 'hangproof';
 import pg from 'pg';
 
@@ -59,4 +61,38 @@ test('the harness database is a real Postgres', async () => {
   const { rows } = await c.query('SHOW server_version_num');
   await c.end();
   assert.ok(Number(rows[0].server_version_num) >= 180000);
+});
+
+test('watchAbort calls each watcher once with the reason, and not after it stopped watching', () => {
+  const ctx = new RequestContext({ requestId: 'watch-1', budgetMs: 10_000 });
+  const seen: unknown[] = [];
+  ctx.watchAbort((reason) => seen.push(reason));
+  const stop = ctx.watchAbort(() => seen.push('stopped watcher'));
+  stop();
+  const reason = new HangproofError('CLIENT_CLOSED_REQUEST');
+  ctx.abort(reason);
+  ctx.abort(new HangproofError('REQUEST_TIMEOUT'));
+  assert.deepEqual([...seen], [reason]);
+  // Like an AbortSignal listener: a watcher added after the abort is not called; check `aborted`.
+  ctx.watchAbort(() => seen.push('late'));
+  assert.equal(ctx.aborted, true);
+  assert.equal(ctx.abortReason, reason);
+  assert.deepEqual(seen, [reason]);
+  ctx.end();
+});
+
+test('watchSignal adapts an AbortSignal to the same contract', () => {
+  const controller = new AbortController();
+  const watch = watchSignal(controller.signal);
+  assert.ok(watch !== undefined);
+  const seen: unknown[] = [];
+  watch.watchAbort((reason) => seen.push(reason));
+  const stop = watch.watchAbort(() => seen.push('stopped watcher'));
+  stop();
+  assert.equal(watch.aborted, false);
+  controller.abort('gone');
+  assert.deepEqual(seen, ['gone']);
+  assert.equal(watch.aborted, true);
+  assert.equal(watch.abortReason, 'gone');
+  assert.equal(watchSignal(undefined), undefined);
 });
