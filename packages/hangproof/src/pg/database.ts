@@ -53,7 +53,7 @@ interface Scope {
   readonly ctx: RequestContext | undefined;
   /** What aborts the operation: the request context itself, or an explicit signal. */
   readonly abort: AbortWatch | undefined;
-  /** An explicit signal (readiness checks); a request's is built on demand, see #signalOf. */
+  /** An explicit signal (readiness checks); a request's is built on demand, see signalOf. */
   readonly signal?: AbortSignal | undefined;
   /** performance.now() deadline; Infinity outside a request. */
   readonly deadlineAt: number;
