@@ -1,9 +1,9 @@
 // Benchmark server for the db suite: one indexed Postgres query per request. BENCH_SCENARIO picks
-// what wraps the same route: `bare` (Fastify + pg Pool), `hangproof` (edge plugin with its log
-// line, hangproof/pg guard, observe plugin with histograms and /metrics), `pg-only` (bare with the
-// hangproof/pg guard alone), `pg-ctx` (the guard inside a request context, no plugin), `edge-only`,
-// `als-only` or `otel` (bare, run with --import ./otel-preload.mjs). DATABASE_URL points at the
-// seeded database.
+// what wraps the same route: `bare` (Fastify + pg Pool), `bare-logged` (the same with Fastify's
+// request logging), `hangproof` (edge plugin with its log line, hangproof/pg guard, observe plugin
+// with histograms and /metrics), `pg-only` (bare with the hangproof/pg guard alone), `pg-ctx` (the
+// guard inside a request context, no plugin), `edge-only`, `als-only` or `otel` (bare, run with
+// --import ./otel-preload.mjs). DATABASE_URL points at the seeded database.
 import Fastify from 'fastify';
 import { pino } from 'pino';
 import { serveBenchProtocol } from './protocol.mjs';
@@ -20,7 +20,16 @@ const requestLogger = (bufferedLogger) =>
   process.env.BENCH_LOG === 'line' ? pino({ level: 'info' }, devNull()) : bufferedLogger({ dest: '/dev/null' });
 
 let app;
-if (scenario === 'bare' || scenario === 'otel') {
+if (scenario === 'bare-logged') {
+  // The bare route with Fastify's default request logging (an "incoming request" and a "request
+  // completed" line), through the same batching logger hangproof's scenarios use.
+  const { default: pg } = await import('pg');
+  const { bufferedLogger } = await import('hangproof/fastify');
+  const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
+  pool.on('error', () => {});
+  app = Fastify({ loggerInstance: bufferedLogger({ dest: '/dev/null' }) });
+  app.get('/bots/:userId', async (req) => (await pool.query(SQL, [Number(req.params.userId)])).rows);
+} else if (scenario === 'bare' || scenario === 'otel') {
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
   pool.on('error', () => {});
