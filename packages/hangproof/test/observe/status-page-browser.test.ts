@@ -1,22 +1,21 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { HangproofError, sleep, step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { heartbeats } from 'hangproof/observe';
 import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { chromium } from 'playwright-core';
+import { screenshotPath } from '../support/screenshots.js';
 import { ADMIN_TOKEN, startService } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const IMAGES = fileURLToPath(new URL('../../../../docs/images/', import.meta.url));
 
 let testDb: TestDatabase;
 before(async () => {
@@ -178,8 +177,7 @@ test('the status page shows live numbers after login, and keeps the last data un
   // Open the first slow request's waterfall for the picture.
   await page.click('#slow-requests details summary');
   await page.waitForSelector('#slow-requests details[open] .bar');
-  await mkdir(IMAGES, { recursive: true });
-  await page.screenshot({ path: join(IMAGES, 'status-page.png'), fullPage: true });
+  await page.screenshot({ path: screenshotPath('status-page.png'), fullPage: true });
 
   // The service stops: the page warns and keeps the last data.
   await app.close();
@@ -187,6 +185,6 @@ test('the status page shows live numbers after login, and keeps the last data un
   await page.waitForSelector('#stale-banner:not([hidden])', { timeout: 15_000 });
   assert.match(await text('#stale-banner'), /not answering/);
   assert.ok((await page.$$('#endpoints-table tbody tr:not(.empty)')).length >= 4, 'the last data is still shown');
-  await page.screenshot({ path: join(IMAGES, 'status-page-stale.png') });
+  await page.screenshot({ path: screenshotPath('status-page-stale.png') });
   assert.deepEqual(pageErrors, []);
 });

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { HangproofError } from 'hangproof';
 import {
   type ExportedWindows,
@@ -17,10 +16,10 @@ import {
 import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { chromium } from 'playwright-core';
+import { screenshotPath } from '../support/screenshots.js';
 import { ADMIN_TOKEN, admin, startService } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const IMAGES = fileURLToPath(new URL('../../../../docs/images/', import.meta.url));
 
 let testDb: TestDatabase;
 before(async () => {
@@ -266,8 +265,7 @@ test('the status page shows a Cluster section with merged numbers when status.js
   const own = (await cells('#endpoints-table tbody tr')).find((r) => (r[0] ?? '').includes('/api/bots/:id'));
   assert.equal(own?.[2], '61');
 
-  await mkdir(IMAGES, { recursive: true });
-  await page.screenshot({ path: join(IMAGES, 'status-page-cluster.png') });
+  await page.screenshot({ path: screenshotPath('status-page-cluster.png') });
 
   // The window picker applies to the merged table too.
   await page.click('#window-picker button[data-window="60m"]');
