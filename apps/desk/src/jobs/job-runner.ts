@@ -86,6 +86,7 @@ export function maintenanceSeconds(schedules: Readonly<Record<string, JobSchedul
 export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
   const instance = o.instance ?? `${hostname()}:${process.pid}`;
   const schedules = { ...JOB_SCHEDULES, ...o.schedules } as Record<JobName, JobSchedule>;
+  let stopped = false;
   const boss = new PgBoss({
     connectionString: o.databaseUrl,
     max: 3,
@@ -94,11 +95,13 @@ export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
     supervise: true,
     maintenanceIntervalSeconds: maintenanceSeconds(schedules),
   });
-  boss.on('error', (err: Error) => o.logger.warn({ err: { message: err.message } }, 'pg-boss error'));
+  // Once stopping, pg-boss's connections may see the server go first: that is no news.
+  boss.on('error', (err: Error) =>
+    o.logger[stopped ? 'debug' : 'warn']({ err: { message: err.message } }, 'pg-boss error'),
+  );
   await boss.start();
 
   const timers: NodeJS.Timeout[] = [];
-  let stopped = false;
 
   async function run(job: JobName): Promise<void> {
     const { budgetMs, everyMs } = schedules[job];

@@ -83,6 +83,7 @@ class GuardedDatabase implements Database {
   readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
   #guardOptions: GuardOptions | undefined;
   readonly #limits: TransactionLimits;
+  #closed = false;
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
@@ -122,7 +123,13 @@ class GuardedDatabase implements Database {
     });
     // Without this listener an idle connection dropped by the server crashes the process.
     this.#pool.on('error', (err) => {
-      this.#logger.warn({ pool: o.name, host: this.#host, err: errorSummary(err) }, 'idle postgres connection failed');
+      // After close(), pg-pool has already let go of its connections while their Terminate is
+      // still on the wire; a server shutting down right behind it is no news.
+      const level = this.#closed ? 'debug' : 'warn';
+      this.#logger[level](
+        { pool: o.name, host: this.#host, err: errorSummary(err) },
+        'idle postgres connection failed',
+      );
     });
     // pg-pool listens for errors only while a client is idle; a checked-out client whose socket
     // dies would otherwise emit 'error' with no listener. The query in flight fails on its own.
@@ -285,6 +292,7 @@ class GuardedDatabase implements Database {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#gate.close();
     this.#holders.close();
     let timer: NodeJS.Timeout | undefined;
