@@ -1,49 +1,11 @@
 /** Test helpers: run the `hangproof` CLI against the desk as a user does, and keep the desk's log lines. */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { type Logger, pino } from 'pino';
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-const cliMain = fileURLToPath(new URL('../../../packages/hangproof/src/cli/main.ts', import.meta.url));
-
-export interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly durationMs: number;
-}
-
 /**
- * Runs `hangproof <args>` from the repository root (node + tsx, source condition, so paths like
- * `examples/chaos/...` resolve) and waits at most `timeoutMs`: a run that outlives it is killed
- * and comes back with code null, so a hang fails the test instead of stalling the file.
+ * Runs `hangproof <args>` from the repository root as a user does, bounded by `timeoutMs` (a hang
+ * comes back with code null). The library's own CLI tests use the same runner.
  */
-export function runHangproof(
-  args: readonly string[],
-  options: { readonly env?: NodeJS.ProcessEnv; readonly timeoutMs: number },
-): Promise<CliRun> {
-  const started = performance.now();
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', cliMain, ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, durationMs: performance.now() - started });
-    });
-  });
-}
+export { type CliRun, runCli as runHangproof } from '../../../packages/hangproof/test/cli/run-cli.js';
 
 /**
  * A pino logger (level info) whose JSON lines are kept in memory, what `hangproof report` reads

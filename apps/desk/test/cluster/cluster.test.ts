@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { HangproofError, RequestContext, runWithContext } from 'hangproof';
 import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
 import { type ClusterSnapshot, type InstanceExport, mergeExports } from '../../src/cluster/cluster-view.js';
 import { type Cluster, findBinary, startCluster } from '../../src/cluster/start-cluster.js';
+import { runHangproof } from '../hangproof-cli.js';
 import { ADMIN_TOKEN, DEMO_TOKEN, eventually } from '../test-desk.js';
 
 const missing = ['nginx', 'pgbouncer'].filter((b) => findBinary(b) === undefined);
 const skip = missing.length > 0 ? `needs ${missing.join(' and ')} (Debian: apt-get install nginx pgbouncer)` : false;
-const REPO = fileURLToPath(new URL('../../../..', import.meta.url));
 
 interface Outcome {
   status: number | 'reset' | 'timeout';
@@ -97,14 +95,9 @@ describe('a desk cluster behind nginx and PgBouncer', { skip, concurrency: false
     await database?.drop();
   });
 
-  test('the generated nginx and PgBouncer files and the running service pass hangproof doctor', () => {
-    const run = spawnSync(
-      process.execPath,
+  test('the generated nginx and PgBouncer files and the running service pass hangproof doctor', async () => {
+    const run = await runHangproof(
       [
-        '--conditions=source',
-        '--import',
-        'tsx',
-        'packages/hangproof/src/cli/main.ts',
         'doctor',
         '--nginx',
         cluster.nginxConfPath,
@@ -115,9 +108,9 @@ describe('a desk cluster behind nginx and PgBouncer', { skip, concurrency: false
         '--admin-token',
         ADMIN_TOKEN,
       ],
-      { cwd: REPO, encoding: 'utf8', timeout: 30_000 },
+      { timeoutMs: 30_000 },
     );
-    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
   });
 
   test('a request against a locked table ends by its deadline and its statement is gone within 1 s', async () => {
