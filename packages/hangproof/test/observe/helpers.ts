@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { HangproofError } from 'hangproof';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { type ObserveOptions, observe } from 'hangproof/observe';
+import { createDatabase, type Database } from 'hangproof/pg';
 import { type Logger, pino } from 'pino';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -42,4 +44,25 @@ export function busyLoop(ms: number): number {
   let spins = 0;
   while (performance.now() < until) spins++;
   return spins;
+}
+
+/** A guarded pool named `main` on `url` with a `bots` table of 200 rows, for the status-page tests. */
+export async function botsDatabase(url: string): Promise<Database> {
+  const db = createDatabase({ connectionString: url, name: 'main', max: 4 });
+  await db.query('CREATE TABLE bots (id int PRIMARY KEY, name text NOT NULL)');
+  await db.query("INSERT INTO bots SELECT g, 'bot-' || g FROM generate_series(1, 200) g");
+  return db;
+}
+
+/** `GET /api/bots` (a list query) and `GET /api/bots/:id` (one row, NOT_FOUND past 200) on `db`. */
+export function botRoutes(app: FastifyInstance, db: Database): void {
+  app.get('/api/bots', async () => {
+    const r = await db.query('SELECT id, name FROM bots WHERE id <= $1 ORDER BY id', [50]);
+    return { count: r.rows.length };
+  });
+  app.get('/api/bots/:id', async (req) => {
+    const r = await db.query('SELECT id, name FROM bots WHERE id = $1', [Number((req.params as { id: string }).id)]);
+    if (r.rows.length === 0) throw new HangproofError('NOT_FOUND');
+    return r.rows[0];
+  });
 }

@@ -6,14 +6,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { HangproofError, sleep, step } from 'hangproof';
+import { sleep, step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { heartbeats } from 'hangproof/observe';
-import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { chromium } from 'playwright-core';
 import { screenshotPath } from '../support/screenshots.js';
-import { ADMIN_TOKEN, startService } from './helpers.js';
+import { ADMIN_TOKEN, botRoutes, botsDatabase, startService } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -36,10 +35,8 @@ test('the status page shows live numbers after login, and keeps the last data un
   await new Promise<void>((resolve) => market.listen(0, '127.0.0.1', resolve));
   t.after(() => market.close());
 
-  const db = createDatabase({ connectionString: testDb.url, name: 'main', max: 4 });
+  const db = await botsDatabase(testDb.url);
   t.after(() => db.close());
-  await db.query('CREATE TABLE bots (id int PRIMARY KEY, name text NOT NULL)');
-  await db.query("INSERT INTO bots SELECT g, 'bot-' || g FROM generate_series(1, 200) g");
   const deps = createDependencies();
   const marketDep = deps.http('market', { baseUrl: `http://127.0.0.1:${(market.address() as AddressInfo).port}` });
   t.after(() => deps.close());
@@ -60,17 +57,7 @@ test('the status page shows live numbers after login, and keeps the last data un
       },
     },
     (app) => {
-      app.get('/api/bots', async () => {
-        const r = await db.query('SELECT id, name FROM bots WHERE id <= $1 ORDER BY id', [50]);
-        return { count: r.rows.length };
-      });
-      app.get('/api/bots/:id', async (req) => {
-        const r = await db.query('SELECT id, name FROM bots WHERE id = $1', [
-          Number((req.params as { id: string }).id),
-        ]);
-        if (r.rows.length === 0) throw new HangproofError('NOT_FOUND');
-        return r.rows[0];
-      });
+      botRoutes(app, db);
       app.get('/api/prices', async () => (await marketDep.get('/prices')).json());
       app.get('/api/report', async () => {
         await step('aggregate', () => db.query('SELECT pg_sleep(0.35)'));

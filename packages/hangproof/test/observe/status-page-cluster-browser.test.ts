@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { HangproofError } from 'hangproof';
 import {
   type ExportedWindows,
   mergeEncoded,
@@ -13,11 +12,10 @@ import {
   type WindowName,
   type WindowSummary,
 } from 'hangproof/observe';
-import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { chromium } from 'playwright-core';
 import { screenshotPath } from '../support/screenshots.js';
-import { ADMIN_TOKEN, admin, startService } from './helpers.js';
+import { ADMIN_TOKEN, admin, botRoutes, botsDatabase, startService } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -96,10 +94,8 @@ test('the status page shows a Cluster section with merged numbers when status.js
   skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
   timeout: 120_000,
 }, async (t) => {
-  const db = createDatabase({ connectionString: testDb.url, name: 'main', max: 4 });
+  const db = await botsDatabase(testDb.url);
   t.after(() => db.close());
-  await db.query('CREATE TABLE bots (id int PRIMARY KEY, name text NOT NULL)');
-  await db.query("INSERT INTO bots SELECT g, 'bot-' || g FROM generate_series(1, 200) g");
 
   // desk-2 is a slower neighbour (40-120 ms per request), desk-3 did not answer the last fan-out.
   const peer = peerWindows(
@@ -164,17 +160,7 @@ test('the status page shows a Cluster section with merged numbers when status.js
       },
     },
     (app) => {
-      app.get('/api/bots', async () => {
-        const r = await db.query('SELECT id, name FROM bots WHERE id <= $1 ORDER BY id', [50]);
-        return { count: r.rows.length };
-      });
-      app.get('/api/bots/:id', async (req) => {
-        const r = await db.query('SELECT id, name FROM bots WHERE id = $1', [
-          Number((req.params as { id: string }).id),
-        ]);
-        if (r.rows.length === 0) throw new HangproofError('NOT_FOUND');
-        return r.rows[0];
-      });
+      botRoutes(app, db);
     },
   );
   appRef.current = app;
