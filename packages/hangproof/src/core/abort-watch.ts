@@ -33,3 +33,33 @@ export function watchSignal(signal: AbortSignal | undefined): AbortWatch | undef
     },
   };
 }
+
+/**
+ * Arbitrates one wait with three possible ends: the work's own, a timeout after `ms`, or the
+ * abort. Returns `claim`, which the work calls when it ends: true when it came first (go on),
+ * false when the timeout or the abort already did. `onTimeout` and `onAbort` run only when they
+ * come first. Whichever wins clears the others' timer and watcher, so nothing outlives the wait.
+ */
+export function firstOutcome(
+  ms: number,
+  abort: AbortWatch | undefined,
+  onTimeout: () => void,
+  onAbort: (reason: unknown) => void,
+): () => boolean {
+  let done = false;
+  const claim = (): boolean => {
+    if (done) return false;
+    done = true;
+    clearTimeout(timer);
+    unwatch?.();
+    return true;
+  };
+  // Neither callback can run before both constants below are set: timers and watchers fire later.
+  const timer = setTimeout(() => {
+    if (claim()) onTimeout();
+  }, ms);
+  const unwatch = abort?.watchAbort((reason) => {
+    if (claim()) onAbort(reason);
+  });
+  return claim;
+}

@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
-import type { AbortWatch } from '../core/index.js';
+import { type AbortWatch, firstOutcome } from '../core/abort-watch.js';
 import { isHangproofError } from '../errors.js';
 import { sendCancelRequest } from './cancel-request.js';
 import { LimitedQuery, type StatementLimits } from './limited-query.js';
@@ -116,33 +116,27 @@ export class GuardedConnection {
     if (abort?.aborted) return Promise.reject(abort.abortReason);
     const started = performance.now();
     return new Promise((resolve, reject) => {
-      let done = false;
-      const giveUp = setTimeout(() => {
-        if (done) return;
-        done = true;
-        unwatch?.();
-        const waited = performance.now() - started;
-        const err = pgTimeout(
-          'query',
-          `postgres gave no answer within ${Math.round(waited)} ms`,
-          waited,
-          new Error(`no answer from the server within the ${Math.round(limitMs)} ms limit plus grace`),
-        );
-        this.#breakWithCancel(err);
-        reject(err);
-      }, limitMs + this.#options.unresponsiveGraceMs);
-      const unwatch = abort?.watchAbort((reason) => {
-        if (done) return;
-        done = true;
-        clearTimeout(giveUp);
-        this.#breakWithCancel(reason instanceof Error ? reason : new Error(String(reason)));
-        reject(reason);
-      });
+      const claim = firstOutcome(
+        limitMs + this.#options.unresponsiveGraceMs,
+        abort,
+        () => {
+          const waited = performance.now() - started;
+          const err = pgTimeout(
+            'query',
+            `postgres gave no answer within ${Math.round(waited)} ms`,
+            waited,
+            new Error(`no answer from the server within the ${Math.round(limitMs)} ms limit plus grace`),
+          );
+          this.#breakWithCancel(err);
+          reject(err);
+        },
+        (reason) => {
+          this.#breakWithCancel(reason instanceof Error ? reason : new Error(String(reason)));
+          reject(reason);
+        },
+      );
       const settle = (err: Error | null, result?: pg.QueryResult): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(giveUp);
-        unwatch?.();
+        if (!claim()) return;
         if (err === null) resolve(result as pg.QueryResult);
         else reject(this.#classify(err, values, limitMs, started));
       };

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { AbortWatch } from '../core/index.js';
+import { type AbortWatch, firstOutcome } from '../core/abort-watch.js';
 
 /** Rejection of connectWithin when its time ran out (the caller turns it into a phase timeout). */
 export const BUDGET_SPENT = Symbol('budget spent');
@@ -17,29 +17,14 @@ export function connectWithin(
   afterAbandoned: () => void,
 ): Promise<pg.PoolClient> {
   return new Promise<pg.PoolClient>((resolve, reject) => {
-    let done = false;
-    const timer = setTimeout(() => {
-      if (done) return;
-      done = true;
-      unwatch?.();
-      reject(BUDGET_SPENT);
-    }, ms);
-    const unwatch = abort?.watchAbort((reason) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      reject(reason);
-    });
+    const claim = firstOutcome(ms, abort, () => reject(BUDGET_SPENT), reject);
     pool.connect((err, client, release) => {
       const failed = err !== undefined && err !== null;
-      if (done) {
+      if (!claim()) {
         if (!failed && client !== undefined) release();
         afterAbandoned();
         return;
       }
-      done = true;
-      clearTimeout(timer);
-      unwatch?.();
       if (failed || client === undefined) reject(failed ? err : new Error('pg-pool gave no client'));
       else resolve(client);
     });

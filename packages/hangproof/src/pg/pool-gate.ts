@@ -1,6 +1,6 @@
-import type { AbortWatch } from '../core/index.js';
+import { type AbortWatch, firstOutcome } from '../core/abort-watch.js';
 /** Why a wait at the gate ended without a permit. */
-export type GateRefusal = 'timeout' | 'queue-full' | 'aborted' | 'closed';
+export type GateRefusal = 'timeout' | 'queue-full' | 'closed';
 
 export class GateRefusedError extends Error {
   readonly reason: GateRefusal;
@@ -64,25 +64,35 @@ export class PoolGate {
     if (this.#queue.length >= this.#maxWaiting) return Promise.reject(new GateRefusedError('queue-full', 0));
     if (timeoutMs <= 0) return Promise.reject(new GateRefusedError('timeout', 0));
     return new Promise((resolve, reject) => {
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        unwatch?.();
+      const leave = (): void => {
         const i = this.#queue.indexOf(waiter);
         if (i >= 0) this.#queue.splice(i, 1);
       };
+      const claim = firstOutcome(
+        timeoutMs,
+        abort,
+        () => {
+          leave();
+          reject(new GateRefusedError('timeout', performance.now() - started));
+        },
+        (reason) => {
+          leave();
+          reject(reason);
+        },
+      );
+      // A waiter still in the queue has not been claimed: a timeout or abort takes it out at once.
       const waiter: Waiter = {
         grant: () => {
-          cleanup();
+          claim();
+          leave();
           resolve(this.#releaser());
         },
         fail: (reason) => {
-          cleanup();
-          if (reason === 'aborted' && abort !== undefined) reject(abort.abortReason);
-          else reject(new GateRefusedError(reason, performance.now() - started));
+          if (!claim()) return;
+          leave();
+          reject(new GateRefusedError(reason, performance.now() - started));
         },
       };
-      const timer = setTimeout(() => waiter.fail('timeout'), timeoutMs);
-      const unwatch = abort?.watchAbort(() => waiter.fail('aborted'));
       this.#queue.push(waiter);
     });
   }
