@@ -335,11 +335,18 @@ describe('process and database faults', () => {
     const state = async (): Promise<string> => (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.[0] ?? '?';
     const fault = pauseFault(ctx({ pid }));
     await fault.prepare();
+    // The kernel applies a signal when the target is next scheduled: poll the state, bounded.
+    const stateWithin = async (ms: number, accept: (s: string) => boolean): Promise<string> => {
+      let seen = await state();
+      for (const until = performance.now() + ms; !accept(seen) && performance.now() < until; seen = await state()) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return seen;
+    };
     await fault.inject();
-    assert.equal(await state(), 'T', 'stopped');
+    assert.equal(await stateWithin(1_000, (s) => s === 'T'), 'T', 'stopped');
     await fault.dispose();
-    await new Promise((r) => setTimeout(r, 50));
-    assert.notEqual(await state(), 'T', 'continued by dispose even without remove');
+    assert.notEqual(await stateWithin(1_000, (s) => s !== 'T'), 'T', 'continued by dispose even without remove');
   });
 
   test('a held table lock makes a lock_timeout query fail, and is gone after remove', async () => {
