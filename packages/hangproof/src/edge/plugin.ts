@@ -114,6 +114,14 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     runWithContext(ctx, done);
   });
 
+  // A plain app.close() drains too, not only the signal handler: without this, a response that
+  // completes after close() began leaves its keep-alive socket open, and close() then waits for
+  // keepAliveTimeout (72 s by default) before it returns.
+  app.addHook('preClose', (done) => {
+    readiness.markShuttingDown();
+    done();
+  });
+
   app.addHook('onSend', (request, reply, payload, done) => {
     const state = stateOf(request);
     if (state !== undefined) {

@@ -52,6 +52,31 @@ function withTimeout(promise, ms) {
   ]).finally(() => clearTimeout(timer));
 }
 
+// Call frames of Node's own modules carry no url; their script's does.
+const urlOf = (frame) => frame.url || scriptUrls.get(frame.location.scriptId) || '';
+
+// The expression must run in a frame of application code: a frame inside Node's own modules (the
+// loop may be paused in the lazy getter of performance, say) runs without the ordinary globals, so
+// evaluating there throws a ReferenceError. Frames are tried application code first, at most 4,
+// within 2 s in all (the main thread stays paused meanwhile).
+async function readInFlight(callFrames) {
+  const until = performance.now() + 2000;
+  const isInternal = (f) => urlOf(f).startsWith('node:');
+  const ordered = callFrames.filter((f) => !isInternal(f)).concat(callFrames.filter(isInternal)).slice(0, 4);
+  for (const frame of ordered) {
+    try {
+      const r = await withTimeout(post('Debugger.evaluateOnCallFrame', {
+        callFrameId: frame.callFrameId,
+        expression: snapshotExpression,
+        returnByValue: true,
+        silent: true,
+      }), Math.max(1, until - performance.now()));
+      if (r && r.result && typeof r.result.value === 'string') return JSON.parse(r.result.value);
+    } catch {}
+  }
+  return undefined;
+}
+
 // One capture at a time: overlapping enable/pause/disable sequences would undo each other.
 let capturing = false;
 
@@ -72,23 +97,11 @@ async function capture(beatAtDetection, stallStartedAt) {
     }
     const frames = params.callFrames.slice(0, 40).map((f) => ({
       functionName: f.functionName || '(anonymous)',
-      url: f.url || scriptUrls.get(f.location.scriptId) || '',
+      url: urlOf(f),
       line: f.location.lineNumber + 1,
       column: f.location.columnNumber + 1,
     }));
-    let inFlight;
-    const top = params.callFrames[0];
-    if (top !== undefined) {
-      try {
-        const r = await withTimeout(post('Debugger.evaluateOnCallFrame', {
-          callFrameId: top.callFrameId,
-          expression: snapshotExpression,
-          returnByValue: true,
-          silent: true,
-        }), 2000);
-        if (r && r.result && typeof r.result.value === 'string') inFlight = JSON.parse(r.result.value);
-      } catch {}
-    }
+    const inFlight = await readInFlight(params.callFrames);
     await post('Debugger.resume');
     resumed = true;
     return { frames, inFlight, pausedAfterMs, note: undefined };

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { json } from '../support/start-app.ts';
+import { json, startApp } from '../support/start-app.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/shutdown-server.ts', import.meta.url));
 
@@ -79,4 +79,25 @@ test('requests that outlive the drain bound are aborted and the process still ex
   const res = await inFlight;
   assert.equal(res.status, 503);
   assert.equal(res.body.error.code, 'SHUTTING_DOWN');
+});
+
+test('app.close() with a request in flight returns once it is answered, not after the keep-alive timeout', async (t) => {
+  const { app, url } = await startApp({ deadlineMs: 5000 }, (app) => {
+    app.get('/slow', async () => {
+      await sleep(400);
+      return { done: true };
+    });
+  });
+  t.after(() => app.close());
+  const inFlight = fetch(`${url}/slow`);
+  await sleep(100);
+  const t0 = performance.now();
+  const closed = app.close();
+  const res = await inFlight;
+  assert.equal(res.status, 200, 'the request in flight is served');
+  assert.equal(res.headers.get('connection'), 'close');
+  await Promise.race([closed, sleep(3000)]);
+  const ms = performance.now() - t0;
+  // The request had ~300 ms left; the keep-alive timeout is 72 s.
+  assert.ok(ms < 1500, `close() took ${Math.round(ms)} ms`);
 });

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { inspect } from 'node:util';
 import { sleep, step } from 'hangproof';
 import { admin, busyLoop, memoryLogger, startService } from './helpers.js';
+
+/** Formats a deep object over and over for `ms`: a loop blocked inside Node's own JavaScript. */
+function inspectRepeatedly(ms: number): number {
+  const deep = { level: { of: { nesting: Array.from({ length: 50 }, (_, i) => ({ i, tags: ['a', 'b'] })) } } };
+  const until = performance.now() + ms;
+  let chars = 0;
+  while (performance.now() < until) chars += inspect(deep, { depth: 6 }).length;
+  return chars;
+}
 
 /** A named function, so the captured stack can be checked for it. */
 function crunchPricesSynchronously(ms: number): number {
@@ -78,6 +88,32 @@ test('a request that blocks the loop for ~500 ms is reported with its stack, its
   assert.equal(stall?.inFlightDuringStall, true);
   assert.ok(stall?.stack?.some((f) => f.functionName === 'crunchPricesSynchronously'));
   await waiting;
+});
+
+test("a stall inside Node's own code (util.inspect) still lists the requests in flight from the paused thread", async (t) => {
+  const { logger, lines } = memoryLogger();
+  const { app, url } = await startService({ logger, stallThresholdMs: 100 }, (app) => {
+    app.get('/inspect', async () => {
+      // Nearly all of this time is spent in node:internal/util/inspect, so the pause lands there.
+      await step('render-debug-dump', async () => inspectRepeatedly(500));
+      return 'done';
+    });
+  });
+  t.after(() => app.close());
+  await sleep(300);
+  assert.equal((await fetch(`${url}/inspect`, { headers: { 'x-request-id': 'inspect-1' } })).status, 200);
+  let line: Record<string, unknown> | undefined;
+  for (let i = 0; i < 40 && line === undefined; i++) {
+    line = lines.find((l) => l.event === 'event_loop_stall' && (l.stall_ms as number) >= 400);
+    if (line === undefined) await sleep(50);
+  }
+  assert.ok(line, 'a stall was logged');
+  const stack = line.stack as string[];
+  assert.ok(Array.isArray(stack), `a stack was captured (${String(line.stack_note)})`);
+  assert.match(stack[0] ?? '', /node:/, `the loop was paused in Node's code: ${stack.slice(0, 3).join(' < ')}`);
+  assert.equal(line.in_flight_during_stall, true, 'the requests in flight were read from the paused thread');
+  const inFlight = line.in_flight as { requestId: string; stepInFlight: string | null }[];
+  assert.equal(inFlight.find((r) => r.requestId === 'inspect-1')?.stepInFlight, 'render-debug-dump');
 });
 
 test('with stack capture off, a stall is still reported with the requests in flight', async (t) => {
