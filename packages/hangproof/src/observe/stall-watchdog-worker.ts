@@ -20,21 +20,28 @@ const { workerData, parentPort } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
 const beats = new Int32Array(workerData.buffer);
 const { thresholdMs, pollMs, captureStacks, snapshotExpression, longStallLogMs } = workerData;
+// A session to the main thread is connected only while a capture runs: a process that exits with
+// a session connected prints "Waiting for the debugger to disconnect..." and waits for it.
+let inspector;
 let session;
 if (captureStacks) {
   try {
-    const inspector = require('node:inspector');
-    session = new inspector.Session();
-    session.connectToMainThread();
+    inspector = require('node:inspector');
+    const probe = new inspector.Session();
+    probe.connectToMainThread();
+    probe.disconnect();
   } catch (err) {
-    session = undefined;
+    inspector = undefined;
     parentPort.postMessage({ kind: 'warning', message: 'stack capture unavailable: ' + (err && err.message) });
   }
 }
 
 // Debugger.enable reports every loaded script; call frames name scripts only by id.
 const scriptUrls = new Map();
-if (session !== undefined) {
+
+function openSession() {
+  session = new inspector.Session();
+  session.connectToMainThread();
   session.on('Debugger.scriptParsed', (m) => scriptUrls.set(m.params.scriptId, m.params.url));
 }
 
@@ -83,6 +90,12 @@ let capturing = false;
 async function capture(beatAtDetection, stallStartedAt) {
   if (capturing) return { frames: undefined, inFlight: undefined, pausedAfterMs: undefined, note: 'a previous capture was still running' };
   capturing = true;
+  try {
+    openSession();
+  } catch (err) {
+    capturing = false;
+    return { frames: undefined, inFlight: undefined, pausedAfterMs: undefined, note: 'stack capture failed: ' + (err && err.message) };
+  }
   const paused = new Promise((resolve) => session.once('Debugger.paused', (m) => resolve(m.params)));
   let resumed = false;
   try {
@@ -109,7 +122,9 @@ async function capture(beatAtDetection, stallStartedAt) {
     return { frames: undefined, inFlight: undefined, note: 'stack capture failed: ' + (err && err.message) };
   } finally {
     if (!resumed) post('Debugger.resume').catch(() => {});
+    const current = session;
     post('Debugger.disable').catch(() => {}).finally(() => {
+      try { current.disconnect(); } catch {}
       scriptUrls.clear();
       capturing = false;
     });
@@ -147,7 +162,7 @@ setInterval(() => {
     stall = {
       startedAt: lastChangeAt,
       startedAtEpoch: Date.now() - blockedMs,
-      captured: session === undefined
+      captured: inspector === undefined
         ? Promise.resolve({ frames: undefined, inFlight: undefined, note: captureStacks ? 'inspector unavailable' : 'stack capture disabled' })
         : capture(beat, lastChangeAt),
       longLogged: false,

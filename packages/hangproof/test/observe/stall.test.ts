@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { sleep, step } from 'hangproof';
 import { admin, busyLoop, memoryLogger, startService } from './helpers.js';
@@ -133,4 +136,35 @@ test('with stack capture off, a stall is still reported with the requests in fli
   assert.equal(line.stack, undefined);
   assert.equal(line.stack_note, 'stack capture disabled');
   assert.ok((line.in_flight as { requestId: string }[]).some((r) => r.requestId === 'crunch-2'));
+});
+
+test('a process that exits with the watchdog running exits cleanly, without "Waiting for the debugger to disconnect"', async () => {
+  const script = `
+    import Fastify from 'fastify';
+    import { hangproof } from 'hangproof/fastify';
+    import { observe } from 'hangproof/observe';
+    import { pino } from 'pino';
+    const app = Fastify();
+    await app.register(hangproof, { logger: pino({ level: 'silent' }) });
+    await app.register(observe, { logger: pino({ level: 'silent' }), defaultMetrics: false });
+    await app.ready();
+    setTimeout(() => process.exit(0), 300);
+  `;
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (c) => {
+    stderr += c;
+  });
+  const exited = await Promise.race([once(child, 'exit'), sleep(15_000).then(() => 'timeout')]);
+  if (exited === 'timeout') child.kill('SIGKILL');
+  assert.notEqual(exited, 'timeout', 'the process exited');
+  assert.doesNotMatch(stderr, /Waiting for the debugger/);
+  assert.deepEqual(exited, [0, null]);
 });
