@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { createTestDatabase } from 'hangproof/testing';
@@ -181,6 +184,43 @@ describe('hangproof doctor', () => {
       runCli(['doctor', '--nginx', 'package.json']),
     ]);
     for (const r of runs) assert.equal(r.code, 2, r.stderr);
+  });
+
+  test('--nginx follows include directives the way a Debian nginx.conf uses them', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'hangproof-nginx-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await mkdir(join(dir, 'conf.d'));
+    await mkdir(join(dir, 'sites-enabled'));
+    await writeFile(
+      join(dir, 'nginx.conf'),
+      'events {}\nhttp {\n  keepalive_timeout 65s;\n  include conf.d/*.conf;\n  include sites-enabled/*;\n  include /nonexistent-dir/*.conf;\n}\n',
+    );
+    await writeFile(join(dir, 'conf.d', 'timeouts.conf'), '# raised after an incident\nproxy_read_timeout 300s;\n');
+    await writeFile(join(dir, 'conf.d', 'notes.txt'), 'proxy_read_timeout 1s;\n');
+    await writeFile(
+      join(dir, 'sites-enabled', 'api'),
+      'server {\n  listen 8080;\n  location /api/ {\n    proxy_connect_timeout 2s;\n    proxy_pass http://127.0.0.1:3000;\n  }\n}\n',
+    );
+    const run = await runCli(['doctor', '--nginx', join(dir, 'nginx.conf'), '--json']);
+    assert.equal(run.code, 1, run.stderr);
+    const layer = (id: string) => run.json().ladder.find((l: { id: string }) => l.id === id);
+    assert.equal(layer('nginx.proxy_read_timeout').valueMs, 300_000, 'set in conf.d/timeouts.conf');
+    assert.equal(layer('nginx.proxy_read_timeout').source, 'timeouts.conf:2');
+    assert.equal(layer('nginx.proxy_connect_timeout').source, 'api:4');
+    assert.equal(layer('nginx.keepalive_timeout').source, 'nginx.conf:3');
+    assert.ok(hasFinding(run, 'TIMEOUT_EXCESSIVE', 'nginx.proxy_read_timeout'));
+
+    // A plain include that does not exist and an include cycle are errors, as for nginx.
+    await writeFile(join(dir, 'missing.conf'), 'http { include conf.d/absent.conf; }\n');
+    await writeFile(join(dir, 'loop.conf'), 'http { include loop.conf; }\n');
+    const [missing, loop] = await Promise.all([
+      runCli(['doctor', '--nginx', join(dir, 'missing.conf')]),
+      runCli(['doctor', '--nginx', join(dir, 'loop.conf')]),
+    ]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read .*absent\.conf: ENOENT/);
+    assert.equal(loop.code, 2);
+    assert.match(loop.stderr, /loop\.conf includes itself/);
   });
 
   test('--help shows examples and exit codes', async () => {

@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { type AuditResult, auditLadder } from '../doctor/audit-ladder.js';
-import { nginxTimeouts, parseNginx } from '../doctor/nginx-config.js';
+import { nginxTimeouts } from '../doctor/nginx-config.js';
+import { loadNginxConfig, NginxLoadError } from '../doctor/nginx-includes.js';
 import { parsePgBouncerIni } from '../doctor/pgbouncer-ini.js';
 import { readPostgresLayers } from '../doctor/postgres-settings.js';
 import { mergeLayers, normaliseLayers, type TimeoutLayers } from '../doctor/timeout-layers.js';
@@ -82,8 +83,10 @@ export async function collectDoctorReport(o: DoctorOptions): Promise<DoctorRepor
   let nginx: ReturnType<typeof nginxTimeouts> | undefined;
   if (o.nginx !== undefined) {
     const label = basename(o.nginx);
-    const text = await readText(o.nginx);
-    nginx = wrap(() => nginxTimeouts(parseNginx(text), label), label);
+    const tree = await loadNginxConfig(o.nginx).catch((err: unknown) => {
+      throw err instanceof NginxLoadError ? new CliError('BAD_CONFIG', err.message) : err;
+    });
+    nginx = wrap(() => nginxTimeouts(tree, label), label);
     sources.push(label);
   }
   let pgbouncer: ReturnType<typeof parsePgBouncerIni> | undefined;

@@ -2,8 +2,9 @@
  * Reads the timeout directives of an nginx configuration. A hand-written parser of the directive
  * syntax (words, quoted strings, `;`, `{ }`, `#` comments) is enough here: the timeouts are simple
  * directives, and the npm nginx parsers either pull in native builds, are unmaintained, or keep no
- * block structure. `include` and variables are not followed; a directive nginx would reject is
- * reported as a parse error rather than guessed.
+ * block structure. This parser reads one file; `loadNginxConfig` (nginx-includes.ts) follows its
+ * `include` directives. Variables are not expanded; a directive nginx would reject is reported as
+ * a parse error rather than guessed.
  */
 import { parseDurationMs } from '../output/duration.js';
 
@@ -12,6 +13,8 @@ export interface NginxDirective {
   readonly args: readonly string[];
   readonly line: number;
   readonly block: readonly NginxDirective[] | undefined;
+  /** The file the directive came from, when it differs from the one given to nginxTimeouts. */
+  readonly file?: string | undefined;
 }
 
 /** Tokenises and parses nginx syntax into a tree of directives. Throws SyntaxError with a line number. */
@@ -141,16 +144,17 @@ export function nginxTimeouts(tree: readonly NginxDirective[], fileLabel: string
   const serverLevel: Record<Inherited, NginxSetting>[] = [];
   let upstreamKeepalive: NginxSetting | undefined;
 
+  const whereOf = (d: NginxDirective): string => `${d.file ?? fileLabel}:${d.line}`;
   const read = (d: NginxDirective): number => {
     const ms = parseDurationMs(d.args[0] ?? '', 's');
-    if (ms === undefined) throw new SyntaxError(`${d.name} has no valid time on line ${d.line}: ${d.args.join(' ')}`);
+    if (ms === undefined) throw new SyntaxError(`${d.name} has no valid time at ${whereOf(d)}: ${d.args.join(' ')}`);
     return ms;
   };
   const walk = (dirs: readonly NginxDirective[], inherited: Record<Inherited, NginxSetting>, scope: string): void => {
     const here = { ...inherited };
     for (const d of dirs) {
       if ((INHERITED as readonly string[]).includes(d.name) && d.block === undefined) {
-        here[d.name as Inherited] = { valueMs: read(d), where: `${fileLabel}:${d.line}` };
+        here[d.name as Inherited] = { valueMs: read(d), where: whereOf(d) };
       }
     }
     let proxies = false;
@@ -163,7 +167,7 @@ export function nginxTimeouts(tree: readonly NginxDirective[], fileLabel: string
           const s =
             kt === undefined
               ? { valueMs: NGINX_DEFAULTS_MS.upstream_keepalive_timeout, where: 'nginx default' }
-              : { valueMs: read(kt), where: `${fileLabel}:${kt.line}` };
+              : { valueMs: read(kt), where: whereOf(kt) };
           if (upstreamKeepalive === undefined || s.valueMs > upstreamKeepalive.valueMs)
             upstreamKeepalive = { ...s, scope: `upstream ${d.args[0] ?? ''}` };
         }
@@ -179,7 +183,7 @@ export function nginxTimeouts(tree: readonly NginxDirective[], fileLabel: string
     const here = { ...inherited };
     for (const d of dirs)
       if ((INHERITED as readonly string[]).includes(d.name) && d.block === undefined)
-        here[d.name as Inherited] = { valueMs: read(d), where: `${fileLabel}:${d.line}` };
+        here[d.name as Inherited] = { valueMs: read(d), where: whereOf(d) };
     return here;
   };
   walk(tree, defaults, '');
