@@ -31,6 +31,9 @@ export interface ManagedProcess {
   kill(): Promise<number | string>;
 }
 
+/** Longest wait for a child's last output after it exited, in ms. */
+const OUTPUT_DRAIN_MS = 1000;
+
 /** Starts a child process whose exit is always awaited with a bound. Its output goes to onLine. */
 export function startProcess(o: ManagedProcessOptions): ManagedProcess {
   const child = spawn(o.command, o.args, {
@@ -42,10 +45,25 @@ export function startProcess(o: ManagedProcessOptions): ManagedProcess {
     detached: true,
   });
   let exited = false;
+  let outputClosed = false;
+  child.once('close', () => {
+    outputClosed = true;
+  });
   const exit = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => {
-      exited = true;
-      resolve(code ?? signal ?? 'unknown');
+      const settle = (): void => {
+        exited = true;
+        resolve(code ?? signal ?? 'unknown');
+      };
+      // What it wrote just before exiting (a crash's stack, say) may still be in the pipes: let it
+      // reach onLine first. Bounded, because a grandchild that kept the pipes open (an nginx
+      // worker) would hold 'close' back.
+      if (outputClosed) return settle();
+      const late = setTimeout(settle, OUTPUT_DRAIN_MS);
+      child.once('close', () => {
+        clearTimeout(late);
+        settle();
+      });
     });
     child.once('error', (err) => {
       exited = true;
@@ -70,6 +88,10 @@ export function startProcess(o: ManagedProcessOptions): ManagedProcess {
         onLine(buffered);
         buffered = '';
       }
+    });
+    stream?.on('end', () => {
+      if (buffered !== '') onLine(buffered);
+      buffered = '';
     });
   }
   const signal = (sig: NodeJS.Signals): void => {
