@@ -143,3 +143,24 @@ test('a run left active by a killed instance is expired and the loop resumes on 
     await survivor.stop();
   }
 });
+
+test('instances that start together on a fresh database all start: concurrent queue creation deadlocks are retried', async () => {
+  const schedules = Object.fromEntries(JOB_NAMES.map((j) => [j, { everyMs: 600_000, budgetMs: 5_000 }]));
+  // Each round drops pg-boss's schema, so three runners create every queue at the same moment, as
+  // instances of a new cluster do. Without the retry most rounds lose one runner to 40P01.
+  for (let round = 1; round <= 3; round++) {
+    await db.query('DROP SCHEMA IF EXISTS pgboss CASCADE');
+    const started = await Promise.allSettled(
+      ['x', 'y', 'z'].map((instance) =>
+        startJobRunner({ databaseUrl: database.url, db, deps, logger, schedules, instance: `${instance}${round}` }),
+      ),
+    );
+    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
+    const failed = started.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+    assert.deepEqual(
+      failed.map((f) => (f.reason as Error).message),
+      [],
+      `round ${round}: every runner started`,
+    );
+  }
+});

@@ -147,7 +147,7 @@ export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
       retentionMinutes: 10,
     } as const;
     // createQueue leaves an existing queue as it was: update it so a warm start gets today's limits.
-    await boss.createQueue(job, queue);
+    await retryOnDeadlock(() => boss.createQueue(job, queue));
     await boss.updateQueue(job, queue);
     await boss.work(job, { pollingIntervalSeconds: Math.max(0.5, Math.min(2, everyMs / 2000)) }, async () => run(job));
     const intervalSec = Math.max(1, Math.round(everyMs / 1000));
@@ -176,4 +176,27 @@ export async function startJobRunner(o: JobRunnerOptions): Promise<JobRunner> {
       ]);
     },
   };
+}
+
+/** Attempts of a queue creation that Postgres chose as a deadlock victim. */
+const DEADLOCK_ATTEMPTS = 5;
+
+/**
+ * Runs `create` again when Postgres aborts it as a deadlock victim (40P01), with full-jitter
+ * backoff (50 ms doubling), at most 5 attempts. Why: instances that start together on a fresh
+ * database create the same pg-boss queues at once, and pg-boss's `create_queue` (insert the queue
+ * row, then create its partition with a foreign key to the queue table) deadlocks when two run
+ * concurrently. It is idempotent (the insert is ON CONFLICT DO NOTHING), so running it again is
+ * safe, and each deadlock is detected within the server's `deadlock_timeout` (1 s by default).
+ */
+export async function retryOnDeadlock(create: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await create();
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '40P01' || attempt >= DEADLOCK_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
+    }
+  }
 }
