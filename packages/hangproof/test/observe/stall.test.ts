@@ -104,11 +104,25 @@ test("a stall inside Node's own code (util.inspect) still lists the requests in 
   });
   t.after(() => app.close());
   await sleep(300);
-  assert.equal((await fetch(`${url}/inspect`, { headers: { 'x-request-id': 'inspect-1' } })).status, 200);
+  // The pause lands in Node's code nearly always; when it lands in the loop's own line instead,
+  // the case is not exercised, so the request is repeated (at most 3 times).
   let line: Record<string, unknown> | undefined;
-  for (let i = 0; i < 40 && line === undefined; i++) {
-    line = lines.find((l) => l.event === 'event_loop_stall' && (l.stall_ms as number) >= 400);
-    if (line === undefined) await sleep(50);
+  let requestId = '';
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    requestId = `inspect-${attempt}`;
+    assert.equal((await fetch(`${url}/inspect`, { headers: { 'x-request-id': requestId } })).status, 200);
+    line = undefined;
+    for (let i = 0; i < 40 && line === undefined; i++) {
+      line = lines.find(
+        (l) =>
+          l.event === 'event_loop_stall' &&
+          (l.stall_ms as number) >= 400 &&
+          (l.in_flight as { requestId: string }[]).some((r) => r.requestId === requestId),
+      );
+      if (line === undefined) await sleep(50);
+    }
+    assert.ok(line, 'a stall was logged');
+    if (/node:/.test((line.stack as string[] | undefined)?.[0] ?? '')) break;
   }
   assert.ok(line, 'a stall was logged');
   const stack = line.stack as string[];
@@ -116,7 +130,7 @@ test("a stall inside Node's own code (util.inspect) still lists the requests in 
   assert.match(stack[0] ?? '', /node:/, `the loop was paused in Node's code: ${stack.slice(0, 3).join(' < ')}`);
   assert.equal(line.in_flight_during_stall, true, 'the requests in flight were read from the paused thread');
   const inFlight = line.in_flight as { requestId: string; stepInFlight: string | null }[];
-  assert.equal(inFlight.find((r) => r.requestId === 'inspect-1')?.stepInFlight, 'render-debug-dump');
+  assert.equal(inFlight.find((r) => r.requestId === requestId)?.stepInFlight, 'render-debug-dump');
 });
 
 test('with stack capture off, a stall is still reported with the requests in flight', async (t) => {
