@@ -367,11 +367,13 @@ describe('process and database faults', () => {
 
   test('pg-sleep sessions run during the hold and are cancelled on remove', async () => {
     const fault = pgSleepFault({ kind: 'pg-sleep', sessions: 3 }, ctx());
+    // Only this fault's sessions: test files running alongside run pg_sleep on the same server.
     const count = async (): Promise<number> => {
       const c = new pg.Client({ connectionString: fx.database.url });
       await c.connect();
       const { rows } = await c.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'",
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%' AND pid = ANY($1::int[])",
+        [(fault.detail() as { pids: number[] }).pids],
       );
       await c.end();
       return rows[0].n;
@@ -380,7 +382,7 @@ describe('process and database faults', () => {
       await fault.prepare();
       await fault.inject();
       await new Promise((r) => setTimeout(r, 200));
-      assert.ok((await count()) >= 3, 'three sleeping sessions');
+      assert.equal(await count(), 3, 'three sleeping sessions');
       const started = performance.now();
       await fault.remove();
       assert.ok(performance.now() - started < 2000, 'cancelled, not waited out');
