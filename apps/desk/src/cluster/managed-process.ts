@@ -45,25 +45,20 @@ export function startProcess(o: ManagedProcessOptions): ManagedProcess {
     detached: true,
   });
   let exited = false;
-  let outputClosed = false;
-  child.once('close', () => {
-    outputClosed = true;
-  });
   const exit = new Promise<number | string>((resolve) => {
+    let late: NodeJS.Timeout | undefined;
+    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (exited) return;
+      exited = true;
+      clearTimeout(late);
+      resolve(code ?? signal ?? 'unknown');
+    };
+    // 'close' follows 'exit' once the pipes are drained, so what it wrote just before exiting (a
+    // crash's stack, say) reaches onLine first. Bounded, because a grandchild that kept the pipes
+    // open (an nginx worker) would hold 'close' back.
+    child.once('close', settle);
     child.once('exit', (code, signal) => {
-      const settle = (): void => {
-        exited = true;
-        resolve(code ?? signal ?? 'unknown');
-      };
-      // What it wrote just before exiting (a crash's stack, say) may still be in the pipes: let it
-      // reach onLine first. Bounded, because a grandchild that kept the pipes open (an nginx
-      // worker) would hold 'close' back.
-      if (outputClosed) return settle();
-      const late = setTimeout(settle, OUTPUT_DRAIN_MS);
-      child.once('close', () => {
-        clearTimeout(late);
-        settle();
-      });
+      late = setTimeout(() => settle(code, signal), OUTPUT_DRAIN_MS);
     });
     child.once('error', (err) => {
       exited = true;
