@@ -413,7 +413,7 @@ class GuardedDatabase implements Database {
         client = await connectWithin(this.#pool, limit, scope.abort, releasePermit);
       } catch (err) {
         if (err === BUDGET_SPENT) throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
-        if (scope.abort?.aborted && err === scope.abort.abortReason) throw err;
+        if (isOwnAbort(scope, err)) throw err;
         connectFailures++;
         const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
         if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
@@ -451,7 +451,7 @@ class GuardedDatabase implements Database {
       await conn.run('SELECT 1', undefined, limit, scope.abort);
       return true;
     } catch (err) {
-      if (scope.abort?.aborted && err === scope.abort.abortReason) {
+      if (isOwnAbort(scope, err)) {
         destroyClient(client, err as Error);
         throw err;
       }
@@ -577,7 +577,7 @@ class GuardedDatabase implements Database {
    * else (a constraint violation, a syntax error) as pg's error with bound values scrubbed.
    */
   #account(err: unknown, scope: Scope, fp: string | undefined, params: readonly unknown[] | undefined): unknown {
-    if (scope.abort?.aborted && err === scope.abort.abortReason) return err;
+    if (isOwnAbort(scope, err)) return err;
     if (isRetryableTxError(err)) return conflict(err);
     if (!isHangproofError(err) || this.#accounted.has(err)) return err;
     this.#accounted.add(err);
@@ -623,6 +623,11 @@ class GuardedDatabase implements Database {
 function rowCountOf(result: pg.QueryResult | pg.QueryResult[]): number {
   if (Array.isArray(result)) return result.reduce((n, r) => n + rowCountOf(r), 0);
   return result.rowCount ?? result.rows.length;
+}
+
+/** True when `err` is the scope's own abort reason (the request ended), not a database failure. */
+function isOwnAbort(scope: Scope, err: unknown): boolean {
+  return scope.abort?.aborted === true && err === scope.abort.abortReason;
 }
 
 /** The scope's AbortSignal: built from the request context only where a real signal is needed. */
