@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { isHangproofError, runWithBudget } from 'hangproof';
+import { isHangproofError, runWithBudget, sleep } from 'hangproof';
 import type { Dependencies } from 'hangproof/deps';
 import type { Database } from 'hangproof/pg';
 import PgBoss from 'pg-boss';
@@ -196,7 +196,7 @@ export async function retryOnDeadlock(create: () => Promise<unknown>): Promise<v
       return;
     } catch (err) {
       if ((err as { code?: unknown }).code !== '40P01' || attempt >= DEADLOCK_ATTEMPTS) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
+      await sleep(Math.random() * 50 * 2 ** attempt);
     }
   }
 }
