@@ -31,6 +31,8 @@ export const MAX_SPANS_PER_REQUEST = 256;
 /** Shared by every context that never aborted mid-step, so a context allocates no array for it. */
 const NO_STEPS: readonly string[] = Object.freeze([]);
 
+const noop = (): void => {};
+
 /**
  * Everything hangproof knows about one request or job while it runs: its identity, its deadline,
  * the signal that aborts at that deadline (or when the client leaves), and the spans so far.
@@ -65,7 +67,6 @@ export class RequestContext implements AbortWatch {
   // more than the rest of the context together, and many requests never need it.
   #controller: AbortController | undefined;
   #reason: HangproofError | undefined;
-  #abortCallbacks: ((reason: HangproofError) => void)[] | undefined;
   #watchers: Set<(reason: unknown) => void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ended = false;
@@ -114,21 +115,14 @@ export class RequestContext implements AbortWatch {
   }
 
   /**
-   * Calls `fn` synchronously when the context aborts, after the signal's listeners. Cheaper than
-   * a signal listener; meant for the framework adapter that owns the request.
-   */
-  onAbort(fn: (reason: HangproofError) => void): void {
-    if (this.#abortCallbacks === undefined) this.#abortCallbacks = [fn];
-    else this.#abortCallbacks.push(fn);
-  }
-
-  /**
-   * Calls `fn` once when the context aborts; returns the function that stops watching. The
-   * cheap form of a signal listener for code that watches many short operations (each query).
-   * Like a listener on an aborted signal, a watcher added after the abort is never called: check
-   * `aborted` first.
+   * Calls `fn` once, synchronously, when the context aborts (after the signal's listeners);
+   * returns the function that stops watching. The cheap form of a signal listener for code that
+   * watches many short operations (each query) and for the framework adapter that owns the
+   * request. Like a listener on an aborted signal, a watcher added after the abort or the end is
+   * never called: check `aborted` first.
    */
   watchAbort(fn: (reason: unknown) => void): () => void {
+    if (this.#ended) return noop;
     if (this.#watchers === undefined) this.#watchers = new Set();
     const watchers = this.#watchers;
     watchers.add(fn);
@@ -157,12 +151,10 @@ export class RequestContext implements AbortWatch {
     this.#clearTimer();
     if (this.#inFlight.length > 0) this.stepsInFlightAtAbort = [...this.#inFlight];
     this.#controller?.abort(reason);
-    if (this.#watchers !== undefined) {
-      const watchers = [...this.#watchers];
-      this.#watchers.clear();
-      for (const fn of watchers) fn(reason);
-    }
-    if (this.#abortCallbacks !== undefined) for (const fn of this.#abortCallbacks) fn(reason);
+    const watchers = this.#watchers;
+    this.#watchers = undefined;
+    // Iterated live, as an AbortSignal dispatches: a watcher stopped by an earlier one is skipped.
+    if (watchers !== undefined) for (const fn of watchers) fn(reason);
   }
 
   addSpan(span: Span): void {
@@ -188,6 +180,10 @@ export class RequestContext implements AbortWatch {
   end(): void {
     this.#ended = true;
     this.#clearTimer();
+    // An ended context can no longer abort. Its watchers close over the request's reply and
+    // socket; dropping them lets those go with the request even while the context itself is
+    // still referenced (observe keeps the last ended contexts for stall reports).
+    this.#watchers = undefined;
   }
 
   private expire(): void {

@@ -103,7 +103,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     (request as WithState)[kState] = state;
     inFlight.add(ctx);
     reply.header('x-request-id', ctx.requestId);
-    ctx.onAbort(() => answerAbort(reply, state));
+    ctx.watchAbort(() => answerAbort(reply, state));
     // `on`, not `once`: a response closes once, and once() wraps every listener in a closure.
     reply.raw.on('close', () => finish(request, reply, state));
     if (readiness.shuttingDown) {

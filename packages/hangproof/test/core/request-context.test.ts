@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   currentContext,
   HangproofError,
@@ -79,6 +82,52 @@ test('watchAbort calls each watcher once with the reason, and not after it stopp
   assert.equal(ctx.abortReason, reason);
   assert.deepEqual(seen, [reason]);
   ctx.end();
+});
+
+test('an ended context calls no watcher, whether added before or after end()', () => {
+  const ctx = new RequestContext({ requestId: 'watch-2', budgetMs: 10_000 });
+  const seen: string[] = [];
+  ctx.watchAbort(() => seen.push('before end'));
+  ctx.end();
+  const stop = ctx.watchAbort(() => seen.push('after end'));
+  stop();
+  ctx.abort(new HangproofError('REQUEST_TIMEOUT'));
+  assert.deepEqual(seen, []);
+  assert.equal(ctx.aborted, false);
+});
+
+test('end() lets go of the watchers, so a context kept after its request does not keep the reply alive', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const ctx = new RequestContext({ requestId: 'watch-4', budgetMs: 10_000 });
+  const held = ((): WeakRef<object> => {
+    const reply = { body: 'x'.repeat(1024) };
+    ctx.watchAbort(() => reply.body.length);
+    return new WeakRef(reply);
+  })();
+  ctx.end();
+  await setImmediatePromise();
+  gc();
+  assert.equal(
+    held.deref(),
+    undefined,
+    'the watcher (and the reply it closes over) is still held by the ended context',
+  );
+  assert.equal(ctx.ended, true);
+});
+
+test('a watcher stopped by an earlier watcher during the abort is not called', () => {
+  const ctx = new RequestContext({ requestId: 'watch-3', budgetMs: 10_000 });
+  const seen: string[] = [];
+  let stopSecond = (): void => {};
+  ctx.watchAbort(() => {
+    seen.push('first');
+    stopSecond();
+  });
+  stopSecond = ctx.watchAbort(() => seen.push('second'));
+  ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
+  ctx.end();
+  assert.deepEqual(seen, ['first']);
 });
 
 test('watchSignal adapts an AbortSignal to the same contract', () => {
