@@ -405,7 +405,12 @@
     const o = d.overload;
     const shed = Object.entries(o.shed);
     kv('overload-table', [
-      ['in flight / limit', o.maxInFlight > 0 ? `${int(o.inFlight)} / ${o.maxInFlight}` : 'no limit'],
+      [
+        'in flight / limit',
+        o.maxInFlight > 0
+          ? `${int(o.inFlight)} / ${o.limit ?? o.maxInFlight}${o.adaptive ? ` (adaptive, ceiling ${o.maxInFlight})` : ''}`
+          : 'no limit',
+      ],
       [`queued / max (wait ≤ ${o.queueWaitMs} ms)`, o.maxInFlight > 0 ? `${int(o.queued)} / ${o.maxQueued}` : '–'],
       ['shed (503 OVERLOADED)', shed.length === 0 ? '0' : shed.map(([r, n]) => `${r} ${n}`).join(', ')],
     ]);

@@ -15,15 +15,17 @@ interface Waiter {
 }
 
 /**
- * A fixed limit on work in flight with a short, bounded queue in front of it: a caller either gets
- * a slot now, waits at most `queueWaitMs` among at most `maxQueued` others, or is refused at once.
- * Nothing ever waits until a gateway gives up. A released slot passes straight to the oldest
- * waiter (FIFO), so a waiter cannot be overtaken by a newcomer.
+ * A limit on work in flight with a short, bounded queue in front of it: a caller either gets a slot
+ * now, waits at most `queueWaitMs` among at most `maxQueued` others, or is refused at once. Nothing
+ * ever waits until a gateway gives up. A released slot passes straight to the oldest waiter
+ * (FIFO), so a waiter cannot be overtaken by a newcomer. The limit is `maxInFlight` unless an
+ * adaptive limit moves it (setLimit) below that ceiling.
  */
 export class ConcurrencyLimiter {
   readonly maxInFlight: number;
   readonly maxQueued: number;
   readonly queueWaitMs: number;
+  #limit: number;
   #inFlight = 0;
   readonly #queue: Waiter[] = [];
 
@@ -32,8 +34,26 @@ export class ConcurrencyLimiter {
       throw new RangeError(`maxInFlight must be a positive integer, received ${o.maxInFlight}`);
     }
     this.maxInFlight = o.maxInFlight;
+    this.#limit = o.maxInFlight;
     this.maxQueued = o.maxQueued;
     this.queueWaitMs = o.queueWaitMs;
+  }
+
+  /** Slots right now: maxInFlight, or less while an adaptive limit holds it lower. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /**
+   * Moves the limit (clamped to 1..maxInFlight). Raising it lets waiters in at once; lowering it
+   * takes effect as requests in flight finish.
+   */
+  setLimit(limit: number): void {
+    this.#limit = Math.max(1, Math.min(this.maxInFlight, Math.floor(limit)));
+    while (this.#inFlight < this.#limit && this.#queue.length > 0) {
+      this.#inFlight++;
+      this.#grant(this.#queue.shift() as Waiter);
+    }
   }
 
   get inFlight(): number {
@@ -46,7 +66,7 @@ export class ConcurrencyLimiter {
 
   /** Takes a slot if one is free now. */
   tryAcquire(): boolean {
-    if (this.#inFlight < this.maxInFlight) {
+    if (this.#inFlight < this.#limit) {
       this.#inFlight++;
       return true;
     }
@@ -77,14 +97,18 @@ export class ConcurrencyLimiter {
 
   /** Gives a slot back; the oldest waiter, if any, takes it over. */
   release(): void {
-    const next = this.#queue.shift();
+    const next = this.#inFlight > this.#limit ? undefined : this.#queue.shift();
     if (next === undefined) {
       if (this.#inFlight > 0) this.#inFlight--;
       return;
     }
-    clearTimeout(next.timer);
-    next.signal?.removeEventListener('abort', next.onAbort);
-    next.resolve(true);
+    this.#grant(next);
+  }
+
+  #grant(waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    waiter.resolve(true);
   }
 
   #drop(waiter: Waiter): void {

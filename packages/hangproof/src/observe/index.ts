@@ -4,6 +4,7 @@ export { BoundedRing } from './bounded-ring.js';
 export { ConcurrencyLimiter, type ConcurrencyLimiterOptions } from './concurrency-limiter.js';
 export { EventLoopMonitor, type LoopSample, type PressureReason } from './event-loop-monitor.js';
 export type { StatusWarning } from './extra-status.js';
+export { GRADIENT_LIMIT_DEFAULTS, GradientLimit, type GradientLimitOptions } from './gradient-limit.js';
 export {
   type HeartbeatReport,
   type HeartbeatStatus,

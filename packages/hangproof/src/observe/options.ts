@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { type GradientLimitOptions, resolveGradientLimitOptions } from './gradient-limit.js';
 
 /** Anything with a `stats()` snapshot, such as a hangproof Postgres pool. Numeric fields become gauges. */
 export interface PoolStatsSource {
@@ -85,6 +86,13 @@ export interface ObserveOptions {
   readonly maxQueued?: number;
   /** Longest wait for a slot, in ms; keep it far below the deadline. @default 100 */
   readonly queueWaitMs?: number;
+  /**
+   * Let the limit follow the service's latency instead of staying at `maxInFlight`, which becomes
+   * its ceiling: it shrinks while requests queue inside the service (latency rises) and creeps
+   * back up while latency holds (see GradientLimit). `true` uses the defaults. Suits routes of
+   * similar cost; a mix of fast and slow routes makes latency a poor signal. @default false
+   */
+  readonly adaptiveLimit?: boolean | GradientLimitOptions;
   /** Seconds sent in `Retry-After` with 503 OVERLOADED. @default 2 */
   readonly retryAfterSec?: number;
   /**
@@ -135,6 +143,7 @@ export const OBSERVE_DEFAULTS = Object.freeze({
   maxInFlight: 200,
   maxQueued: 50,
   queueWaitMs: 100,
+  adaptiveLimit: false as boolean | GradientLimitOptions,
   retryAfterSec: 2,
   maxEventLoopDelayMs: 1000,
   maxHeapUsedBytes: 0,
@@ -191,6 +200,14 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
   check('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
   check('sessionMaxAgeSec', o.sessionMaxAgeSec, positiveInt, 'a positive integer');
   check('extraStatusTimeoutMs', o.extraStatusTimeoutMs, positiveInt, 'a positive integer');
+  if (o.adaptiveLimit !== false) {
+    if (o.adaptiveLimit !== true && (typeof o.adaptiveLimit !== 'object' || o.adaptiveLimit === null)) {
+      throw new TypeError(`adaptiveLimit must be a boolean or an options object, received ${String(o.adaptiveLimit)}`);
+    }
+    if (o.maxInFlight === 0)
+      throw new RangeError('adaptiveLimit needs maxInFlight > 0: it is the ceiling of the limit');
+    resolveGradientLimitOptions(o.adaptiveLimit === true ? {} : o.adaptiveLimit, o.maxInFlight);
+  }
   if (o.stallThresholdMs > 0 && o.stallThresholdMs < 20) {
     throw new RangeError(`stallThresholdMs must be 0 or >= 20, received ${o.stallThresholdMs}`);
   }

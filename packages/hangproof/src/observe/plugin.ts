@@ -8,6 +8,7 @@ import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import { EventLoopMonitor, type PressureReason } from './event-loop-monitor.js';
 import { ExtraStatus } from './extra-status.js';
+import { GradientLimit } from './gradient-limit.js';
 import { heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import { Measurements } from './measurements.js';
@@ -51,6 +52,12 @@ declare module 'fastify' {
 
 /** At most one "shedding" warning per interval, however many requests are refused. */
 const SHED_LOG_INTERVAL_MS = 10_000;
+
+/** When a request got its slot, and how many requests held one then: an adaptive limit's sample. */
+interface Admission {
+  readonly at: number;
+  readonly inFlight: number;
+}
 /** Longest wait for the span exporter to flush at close, in ms. */
 const TRACER_SHUTDOWN_MS = 5_000;
 
@@ -123,9 +130,24 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       : undefined;
 
   // Overload guard: requests holding a slot, released when the edge reports the request's end.
-  const holders = new Set<RequestContext>();
+  // With an adaptive limit each one also remembers when it got its slot and how many held one.
+  const adaptive =
+    limiter !== undefined && opts.adaptiveLimit !== false
+      ? new GradientLimit(opts.maxInFlight, opts.adaptiveLimit === true ? {} : opts.adaptiveLimit)
+      : undefined;
+  if (adaptive !== undefined) limiter?.setLimit(adaptive.limit);
+  const holders = new Map<RequestContext, Admission | undefined>();
+  const admit = (ctx: RequestContext): void => {
+    holders.set(ctx, adaptive === undefined ? undefined : { at: performance.now(), inFlight: limiter?.inFlight ?? 0 });
+  };
   const onEndRelease = (m: unknown): void => {
-    if (holders.delete((m as RequestEndEvent).ctx)) limiter?.release();
+    const { ctx } = m as RequestEndEvent;
+    const admission = holders.get(ctx);
+    if (!holders.delete(ctx)) return;
+    limiter?.release();
+    if (admission === undefined || adaptive === undefined) return;
+    const now = performance.now();
+    if (adaptive.addSample(now - admission.at, admission.inFlight, now)) limiter?.setLimit(adaptive.limit);
   };
   if (limiter !== undefined) channels.requestEnd.subscribe(onEndRelease);
 
@@ -166,7 +188,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     if (pressure !== undefined) return done(shed(pressure));
     if (limiter === undefined || ctx === null) return done();
     if (limiter.tryAcquire()) {
-      holders.add(ctx);
+      admit(ctx);
       return done();
     }
     if (!limiter.canWait()) return done(shed('concurrency'));
@@ -177,7 +199,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
         return;
       }
       if (!granted) return done(shed('queue_timeout'));
-      holders.add(ctx);
+      admit(ctx);
       done();
     });
   });

@@ -218,6 +218,14 @@ export function createRegistry(p: RegistryParts): Registry {
     ),
   );
   add(
+    new CollectedMetric(
+      'hangproof_concurrency_limit',
+      'Concurrency slots in force: maxInFlight, or the adaptive limit.',
+      'gauge',
+      () => (p.limiter === undefined ? [] : [{ labels: {}, value: p.limiter.limit }]),
+    ),
+  );
+  add(
     new CollectedMetric('hangproof_requests_queued', 'Requests waiting for a concurrency slot.', 'gauge', () =>
       p.limiter === undefined ? [] : [{ labels: {}, value: p.limiter.queued }],
     ),

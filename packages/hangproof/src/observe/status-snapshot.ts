@@ -118,6 +118,9 @@ export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()
     },
     overload: {
       maxInFlight: o.maxInFlight,
+      // The limit in force: maxInFlight, or where the adaptive limit holds it now.
+      limit: p.limiter?.limit ?? null,
+      adaptive: o.adaptiveLimit !== false,
       maxQueued: o.maxQueued,
       queueWaitMs: o.queueWaitMs,
       inFlight: p.limiter?.inFlight ?? null,

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sleep } from 'hangproof';
+import { createDatabase } from 'hangproof/pg';
+import { createTestDatabase } from 'hangproof/testing';
+import { pino } from 'pino';
 import { admin, busyLoop, startService } from './helpers.js';
 
 interface ErrorJson {
@@ -121,4 +124,57 @@ test('requests are shed while the event loop lags past maxEventLoopDelayMs, and 
   // A few quiet samples later the pressure is gone.
   await sleep(700);
   assert.equal((await fetch(`${url}/work`)).status, 200);
+});
+
+test('with adaptiveLimit the limit shrinks once requests queue for the database, and the excess gets 503 at once', async (t) => {
+  const testDb = await createTestDatabase();
+  const db = createDatabase({ connectionString: testDb.url, max: 2, logger: pino({ level: 'silent' }) });
+  const { app, url } = await startService(
+    {
+      maxInFlight: 100,
+      maxQueued: 0,
+      adaptiveLimit: { initialLimit: 30, minLimit: 2, windowMs: 50, minWindowSamples: 5 },
+    },
+    (app) => {
+      app.get('/work', async () => {
+        await db.query('SELECT pg_sleep(0.02)');
+        return 'done';
+      });
+    },
+    5_000,
+  );
+  t.after(async () => {
+    await app.close();
+    await db.close();
+    await testDb.drop();
+  });
+  const overload = async (): Promise<{ adaptive: boolean; limit: number }> =>
+    (
+      (await (await fetch(`${url}/status.json`, { headers: admin })).json()) as {
+        overload: { adaptive: boolean; limit: number };
+      }
+    ).overload;
+
+  // One request at a time for a dozen windows: each takes about 20 ms, which becomes the baseline.
+  for (let i = 0; i < 60; i++) assert.equal((await fetch(`${url}/work`)).status, 200);
+  assert.deepEqual(await overload(), { ...(await overload()), adaptive: true, limit: 30 });
+
+  // Bursts of 30 at once on 2 connections: they queue for the pool and latency climbs to ~300 ms.
+  const statuses: number[] = [];
+  for (let round = 0; round < 10; round++) {
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetch(`${url}/work`)));
+    for (const res of answers) {
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+  }
+  const { limit } = await overload();
+  assert.ok(limit <= 20, `the limit shrank from 30 (now ${limit})`);
+  assert.ok(statuses.includes(503), 'requests beyond the shrunken limit were refused');
+  assert.ok(
+    statuses.every((s) => s === 200 || s === 503),
+    `only 200 and 503: ${[...new Set(statuses)].join(', ')}`,
+  );
+  const metrics = await (await fetch(`${url}/metrics`, { headers: admin })).text();
+  assert.match(metrics, new RegExp(`hangproof_concurrency_limit ${limit}\\b`));
 });

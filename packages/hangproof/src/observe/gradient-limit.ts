@@ -1,0 +1,138 @@
+/** Settings of the adaptive concurrency limit. Defaults live in GRADIENT_LIMIT_DEFAULTS. */
+export interface GradientLimitOptions {
+  /** The limit before the first measurement. @default 20 */
+  readonly initialLimit?: number;
+  /** The limit never goes below this. @default 10 */
+  readonly minLimit?: number;
+  /**
+   * How much slower than the long-term latency a window may be before the limit shrinks: 1.5
+   * accepts 50 % more. @default 1.5
+   */
+  readonly tolerance?: number;
+  /** Share of each new estimate taken into the limit, 0..1: higher moves faster. @default 0.2 */
+  readonly smoothing?: number;
+  /** A window of latency samples lasts at least this long, in ms. @default 100 */
+  readonly windowMs?: number;
+  /** A window needs at least this many samples to count. @default 10 */
+  readonly minWindowSamples?: number;
+  /** Windows the long-term latency is averaged over (exponentially). @default 600 */
+  readonly longWindows?: number;
+}
+
+export const GRADIENT_LIMIT_DEFAULTS = Object.freeze({
+  initialLimit: 20,
+  minLimit: 10,
+  tolerance: 1.5,
+  smoothing: 0.2,
+  windowMs: 100,
+  minWindowSamples: 10,
+  longWindows: 600,
+});
+
+type Resolved = Required<GradientLimitOptions>;
+
+/** Windows averaged plainly before the long-term latency becomes an exponential average. */
+const WARMUP_WINDOWS = 10;
+
+/**
+ * A concurrency limit that follows the latency the service shows, after the gradient algorithm of
+ * Netflix's concurrency-limits (Gradient2). Samples are grouped in short windows; each window's
+ * mean latency (short) is compared with a slow moving average of all windows (long):
+ *
+ *     gradient = clamp(tolerance × long / short, 0.5, 1)
+ *     estimate = limit × gradient + headroom        (headroom = √limit: lets the limit probe upward)
+ *     limit    = limit × (1 − smoothing) + estimate × smoothing, within [minLimit, maxLimit]
+ *
+ * While latency holds, the limit creeps up by the headroom; once requests start to queue inside
+ * the service (in the pool, on the event loop), latency rises and the limit shrinks toward the
+ * concurrency the service can actually serve, so the excess is refused at once with 503 instead
+ * of waiting its way into 504s. A window in which the service used less than half of the limit
+ * says nothing about its capacity and leaves the limit alone.
+ *
+ * Hand-written: no maintained Node library implements an adaptive limit, and the algorithm is
+ * a few lines of arithmetic over the samples the observe plugin already has.
+ */
+export class GradientLimit {
+  readonly maxLimit: number;
+  readonly #o: Resolved;
+  #limit: number;
+  #longMs = 0;
+  #windows = 0;
+  #windowStart = Number.NaN;
+  #windowSum = 0;
+  #windowCount = 0;
+  #windowMaxInFlight = 0;
+
+  constructor(maxLimit: number, options: GradientLimitOptions = {}) {
+    this.#o = resolveGradientLimitOptions(options, maxLimit);
+    this.maxLimit = maxLimit;
+    this.#limit = Math.min(maxLimit, Math.max(this.#o.minLimit, this.#o.initialLimit));
+  }
+
+  /** The current limit, a whole number of requests. */
+  get limit(): number {
+    return Math.floor(this.#limit);
+  }
+
+  /** Long-term latency the windows are compared with, in ms (0 before the first window). */
+  get longLatencyMs(): number {
+    return this.#longMs;
+  }
+
+  /**
+   * One finished request: its latency since admission and the requests in flight when it was
+   * admitted. Returns true when the (whole-number) limit changed.
+   */
+  addSample(latencyMs: number, inFlight: number, nowMs: number): boolean {
+    if (Number.isNaN(this.#windowStart)) this.#windowStart = nowMs;
+    this.#windowSum += latencyMs;
+    this.#windowCount++;
+    if (inFlight > this.#windowMaxInFlight) this.#windowMaxInFlight = inFlight;
+    if (nowMs - this.#windowStart < this.#o.windowMs || this.#windowCount < this.#o.minWindowSamples) return false;
+    const shortMs = this.#windowSum / this.#windowCount;
+    const used = this.#windowMaxInFlight;
+    this.#windowStart = nowMs;
+    this.#windowSum = 0;
+    this.#windowCount = 0;
+    this.#windowMaxInFlight = 0;
+    const before = this.limit;
+    this.#update(Math.max(shortMs, 0.001), used);
+    return this.limit !== before;
+  }
+
+  #update(shortMs: number, used: number): void {
+    const o = this.#o;
+    this.#windows++;
+    const weight = this.#windows <= WARMUP_WINDOWS ? 1 / this.#windows : 2 / (o.longWindows + 1);
+    this.#longMs += (shortMs - this.#longMs) * weight;
+    // After a slow period the long average lags far above today's latency: let it recover
+    // faster, or the limit would keep growing past what the service can take.
+    if (this.#longMs / shortMs > 2) this.#longMs *= 0.95;
+    if (used < this.#limit / 2) return;
+    const gradient = Math.max(0.5, Math.min(1, (o.tolerance * this.#longMs) / shortMs));
+    const estimate = this.#limit * gradient + Math.sqrt(this.#limit);
+    const next = this.#limit * (1 - o.smoothing) + estimate * o.smoothing;
+    this.#limit = Math.max(o.minLimit, Math.min(this.maxLimit, next));
+  }
+}
+
+/** Applies the defaults and validates; throws RangeError naming the option and value. */
+export function resolveGradientLimitOptions(input: GradientLimitOptions, maxLimit: number): Resolved {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const o: Resolved = { ...GRADIENT_LIMIT_DEFAULTS, ...defined };
+  const positiveInt = (v: number): boolean => Number.isInteger(v) && v > 0;
+  for (const key of ['initialLimit', 'minLimit', 'minWindowSamples', 'longWindows'] as const) {
+    if (!positiveInt(o[key]))
+      throw new RangeError(`adaptiveLimit.${key} must be a positive integer, received ${o[key]}`);
+  }
+  if (o.minLimit > maxLimit) {
+    throw new RangeError(`adaptiveLimit.minLimit must not exceed maxInFlight (${maxLimit}), received ${o.minLimit}`);
+  }
+  if (!(o.tolerance >= 1)) throw new RangeError(`adaptiveLimit.tolerance must be >= 1, received ${o.tolerance}`);
+  if (!(o.smoothing > 0 && o.smoothing <= 1)) {
+    throw new RangeError(`adaptiveLimit.smoothing must be in (0, 1], received ${o.smoothing}`);
+  }
+  if (!(o.windowMs > 0))
+    throw new RangeError(`adaptiveLimit.windowMs must be a positive number, received ${o.windowMs}`);
+  return o;
+}
