@@ -12,6 +12,7 @@ import { dbSuite } from './suites/db.ts';
 import { depsSuite } from './suites/deps.ts';
 import { deskSuite } from './suites/desk.ts';
 import { edgeSuite } from './suites/edge.ts';
+import { overloadSuite } from './suites/overload.ts';
 
 export interface SuiteSettings {
   readonly durationSec: number;
@@ -27,6 +28,7 @@ const SUITES: Record<string, Suite> = {
   db: dbSuite,
   desk: deskSuite,
   cluster: clusterSuite,
+  overload: overloadSuite,
 };
 
 const settings: SuiteSettings = {

@@ -1,13 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startEmbeddedPostgres } from 'hangproof/testing';
 import pg from 'pg';
 import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
+import { pinPostgres } from '../lib/pin-postgres.ts';
 import { environmentLine } from '../lib/report.ts';
-import { hasTaskset, LOAD_CORE } from '../lib/server-process.ts';
+import { LOAD_CORE } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
@@ -104,23 +104,6 @@ function spread(xs: readonly number[]): string {
   const m = median(xs);
   if (xs.length < 2 || m === 0) return '—';
   return `±${((Math.max(...xs.map((x) => Math.abs(x - m))) / m) * 100).toFixed(0)}%`;
-}
-
-/**
- * Keeps Postgres off the server's core: the postmaster and its children are moved to the load
- * generator's core, and backends forked later inherit that. The server process then has its core
- * to itself and its CPU per request is not disturbed by the database.
- */
-async function pinPostgres(dataDir: string): Promise<boolean> {
-  if (!hasTaskset) return false;
-  const pid = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]?.trim();
-  if (pid === undefined || pid === '') return false;
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', pid], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  for (const p of [pid, ...children]) execFileSync('taskset', ['-a', '-p', '-c', LOAD_CORE, p], { stdio: 'ignore' });
-  return true;
 }
 
 async function seed(url: string): Promise<void> {

@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedPostgres } from 'hangproof/testing';
+import { pinPostgres } from '../lib/pin-postgres.ts';
+import { environmentLine } from '../lib/report.ts';
+import { LOAD_CORE, pinned, startServerProcess } from '../lib/server-process.ts';
+import type { SuiteSettings } from '../run.ts';
+
+const SERVER = fileURLToPath(new URL('../servers/overload.mjs', import.meta.url));
+// The built CLI next to the library's entry point (dist/index.js), as `npx hangproof` runs it.
+const CLI = join(dirname(createRequire(import.meta.url).resolve('hangproof')), 'cli/main.js');
+const DEFAULT_RATE = 1000;
+const WARMUP_S = 4;
+const SLOW_MS = 20;
+const CLI_TIMEOUT_MS = 60_000;
+
+/** The part of `hangproof load --json` this suite reads. */
+interface LoadSummary {
+  readonly throughputRps: number;
+  readonly durationMs: number;
+  readonly okLatencyMs: { readonly p50: number; readonly p99: number } | null;
+  readonly statuses: Readonly<Record<string, number>>;
+}
+
+interface Row {
+  readonly scenario: string;
+  readonly label: string;
+  readonly okPerSec: number;
+  readonly shedPerSec: number;
+  readonly timeoutsPerSec: number;
+  readonly okP50: number;
+  readonly okP99: number;
+  readonly limitAtEnd: number | null;
+}
+
+const SCENARIOS = [
+  { name: 'fixed', label: 'fixed limit: maxInFlight 200 (the default)' },
+  { name: 'adaptive', label: 'adaptive limit: adaptiveLimit on, ceiling 200' },
+] as const;
+
+/** Runs the hangproof CLI's open-loop generator on the load core; returns its JSON summary. */
+async function openLoop(url: string, rate: number, duration: string, preflight = true): Promise<LoadSummary> {
+  const args = [CLI, 'load', url, '--rate', String(rate), '--duration', duration, '--timeout-ms', '5000', '--json'];
+  if (!preflight) args.push('--no-preflight');
+  const [cmd, cmdArgs] = pinned(LOAD_CORE, process.execPath, args);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let data = '';
+    child.stdout.on('data', (c) => {
+      data += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      // Exit 1 only reports that errors occurred (the 503s are expected here); the summary counts.
+      if (code === 0 || code === 1) resolve(data);
+      else reject(new Error(`hangproof load exited with ${code}`));
+    });
+  });
+  return JSON.parse(out) as LoadSummary;
+}
+
+async function postJson(url: string, method: 'GET' | 'POST'): Promise<Record<string, unknown>> {
+  const res = await fetch(url, { method, signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`${method} ${url} answered ${res.status}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/**
+ * Overload suite: a route that holds one of 10 pooled connections for 2 ms (`pg_sleep`), under
+ * an open-loop 1000 rps. After a 4 s warm-up its queries slow to 20 ms, so the route can serve
+ * about 500 rps: the rest must be refused. Measured for BENCH_DURATION_S after the slowdown, with
+ * the default fixed limit (200 in flight) and with the adaptive limit. What counts is the latency
+ * of the requests that are served, and how many are served.
+ */
+export async function overloadSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
+  const rate = s.fixedRate ?? DEFAULT_RATE;
+  const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-bench-pg-'));
+  const pg = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off', max_connections: 100 } });
+  try {
+    const isPinned = await pinPostgres(dataDir);
+    process.stderr.write(`overload: Postgres pinned to core ${isPinned ? LOAD_CORE : 'none'}\n`);
+    const rows: Row[] = [];
+    for (const sc of SCENARIOS) {
+      process.stderr.write(`overload: ${sc.name}...\n`);
+      const server = await startServerProcess(SERVER, {
+        BENCH_SCENARIO: sc.name,
+        DATABASE_URL: pg.url,
+        SLOW_MS: String(SLOW_MS),
+      });
+      try {
+        const base = server.url.replace(/\/work$/, '');
+        await openLoop(server.url, rate, `${WARMUP_S}s`);
+        await postJson(`${base}/slow`, 'POST');
+        const r = await openLoop(server.url, rate, `${s.durationSec}s`, false);
+        const limit = await postJson(`${base}/limit`, 'GET');
+        const sec = r.durationMs / 1000;
+        rows.push({
+          scenario: sc.name,
+          label: sc.label,
+          okPerSec: (r.statuses['200'] ?? 0) / sec,
+          shedPerSec: (r.statuses['503'] ?? 0) / sec,
+          timeoutsPerSec: (r.statuses['504'] ?? 0) / sec,
+          okP50: r.okLatencyMs?.p50 ?? Number.NaN,
+          okP99: r.okLatencyMs?.p99 ?? Number.NaN,
+          limitAtEnd: typeof limit.limit === 'number' ? limit.limit : null,
+        });
+      } finally {
+        await server.stop();
+      }
+    }
+    return { markdown: render(rows, s, rate), raw: rows };
+  } finally {
+    await pg.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function render(rows: readonly Row[], s: SuiteSettings, rate: number): string {
+  const lines = [
+    `Measured ${environmentLine()}; open loop ${rate} rps; ${WARMUP_S} s at 2 ms per query, then ${s.durationSec} s measured after the queries slow to ${SLOW_MS} ms (capacity about ${(10 * 1000) / SLOW_MS} rps).`,
+    '',
+    '| scenario | served (rps) | 503 OVERLOADED (rps) | 504 (rps) | served p50 / p99 (ms) | limit at the end |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.label} | ${Math.round(r.okPerSec)} | ${Math.round(r.shedPerSec)} | ${Math.round(r.timeoutsPerSec)} | ${r.okP50} / ${r.okP99} | ${r.limitAtEnd ?? '—'} |`,
+    );
+  }
+  const fixed = rows.find((r) => r.scenario === 'fixed');
+  const adaptive = rows.find((r) => r.scenario === 'adaptive');
+  if (fixed !== undefined && adaptive !== undefined) {
+    lines.push(
+      '',
+      `- Adaptive against fixed: served p99 **${(adaptive.okP99 / fixed.okP99).toFixed(2)}×**, served p50 ${(adaptive.okP50 / fixed.okP50).toFixed(2)}×, served throughput ${(adaptive.okPerSec / fixed.okPerSec).toFixed(2)}×.`,
+    );
+  }
+  return lines.join('\n');
+}
