@@ -58,6 +58,7 @@ interface Admission {
   readonly at: number;
   readonly inFlight: number;
 }
+
 /** Longest wait for the span exporter to flush at close, in ms. */
 const TRACER_SHUTDOWN_MS = 5_000;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConcurrencyLimiter, GradientLimit } from 'hangproof/observe';
+import { ConcurrencyLimiter, GradientLimit, resolveObserveOptions } from 'hangproof/observe';
 
 /** Feeds `windows` windows of 10 samples, 10 ms apart, each from `latencyOf(limit)`. */
 function run(
