@@ -31,20 +31,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   if (o.rate !== undefined) args.push('-R', String(o.rate));
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
   args.push(o.url);
-  const [cmd, cmdArgs] = pinned(LOAD_CORE, process.execPath, args);
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let data = '';
-    child.stdout.on('data', (c) => {
-      data += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), (o.durationSec + 30) * 1000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(data);
-      else reject(new Error(`autocannon exited with ${code}`));
-    });
-  });
+  const out = await pinnedStdout(args, (o.durationSec + 30) * 1000, (code) => code === 0, 'autocannon');
   const r = JSON.parse(out.trim().split('\n').at(-1) as string);
   return {
     requests: r.requests.total,
@@ -57,4 +44,30 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
   };
+}
+
+/**
+ * Runs `node <args>` on the load core and resolves with its standard output once it exits with a
+ * code `accept` takes; kills it after `timeoutMs`.
+ */
+export function pinnedStdout(
+  args: readonly string[],
+  timeoutMs: number,
+  accept: (code: number | null) => boolean,
+  name: string,
+): Promise<string> {
+  const [cmd, cmdArgs] = pinned(LOAD_CORE, process.execPath, [...args]);
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let data = '';
+    child.stdout.on('data', (c) => {
+      data += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (accept(code)) resolve(data);
+      else reject(new Error(`${name} exited with ${code}`));
+    });
+  });
 }

@@ -1,13 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from 'hangproof/testing';
+import { pinnedStdout } from '../lib/load.ts';
 import { pinPostgres } from '../lib/pin-postgres.ts';
 import { environmentLine } from '../lib/report.ts';
-import { LOAD_CORE, pinned, startServerProcess } from '../lib/server-process.ts';
+import { LOAD_CORE, startServerProcess } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/overload.mjs', import.meta.url));
@@ -46,21 +46,8 @@ const SCENARIOS = [
 async function openLoop(url: string, rate: number, duration: string, preflight = true): Promise<LoadSummary> {
   const args = [CLI, 'load', url, '--rate', String(rate), '--duration', duration, '--timeout-ms', '5000', '--json'];
   if (!preflight) args.push('--no-preflight');
-  const [cmd, cmdArgs] = pinned(LOAD_CORE, process.execPath, args);
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let data = '';
-    child.stdout.on('data', (c) => {
-      data += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      // Exit 1 only reports that errors occurred (the 503s are expected here); the summary counts.
-      if (code === 0 || code === 1) resolve(data);
-      else reject(new Error(`hangproof load exited with ${code}`));
-    });
-  });
+  // Exit 1 only reports that errors occurred (the 503s are expected here); the summary counts.
+  const out = await pinnedStdout(args, CLI_TIMEOUT_MS, (code) => code === 0 || code === 1, 'hangproof load');
   return JSON.parse(out) as LoadSummary;
 }
 

@@ -69,6 +69,18 @@ test('bad settings are refused with the option named', () => {
   assert.throws(
     () => new GradientLimit(20, { initialLimit: 2.5 }),
     /adaptiveLimit\.initialLimit must be a positive integer/,
+  ); // The plugin's options are checked at registration, before any request.
+  assert.throws(
+    () => resolveObserveOptions({ adaptiveLimit: true, maxInFlight: 0 }),
+    /adaptiveLimit needs maxInFlight > 0/,
+  );
+  assert.throws(
+    () => resolveObserveOptions({ adaptiveLimit: { minLimit: 500 } }),
+    /must not exceed maxInFlight \(200\)/,
+  );
+  assert.throws(
+    () => resolveObserveOptions({ adaptiveLimit: 'yes' as unknown as boolean }),
+    /adaptiveLimit must be a boolean or an options object/,
   );
 });
 
