@@ -17,6 +17,11 @@ export interface GradientLimitOptions {
   readonly minWindowSamples?: number;
   /** Windows the long-term latency is averaged over (exponentially). @default 600 */
   readonly longWindows?: number;
+  /**
+   * While the limit is held down, how often it drops to `minLimit` for one window to measure the
+   * latency without queueing (±25 % jitter), in ms; 0 never probes. @default 10000
+   */
+  readonly probeIntervalMs?: number;
 }
 
 export const GRADIENT_LIMIT_DEFAULTS = Object.freeze({
@@ -27,6 +32,7 @@ export const GRADIENT_LIMIT_DEFAULTS = Object.freeze({
   windowMs: 100,
   minWindowSamples: 10,
   longWindows: 600,
+  probeIntervalMs: 10_000,
 });
 
 type Resolved = Required<GradientLimitOptions>;
@@ -49,6 +55,12 @@ const WARMUP_WINDOWS = 10;
  * of waiting its way into 504s. A window in which the service used less than half of the limit
  * says nothing about its capacity and leaves the limit alone.
  *
+ * Under overload that lasts, the long average would absorb the queueing it is meant to detect and
+ * let the limit creep back up (Gradient2's known drift). So while the limit is held down, it
+ * drops to `minLimit` for one window every `probeIntervalMs` and takes that window's latency,
+ * measured with little or no queue, as the new baseline (as TCP BBR re-measures its minimum RTT).
+ * The probe also lets the baseline follow a dependency that became slower for good.
+ *
  * Hand-written: no maintained Node library implements an adaptive limit, and the algorithm is
  * a few lines of arithmetic over the samples the observe plugin already has.
  */
@@ -62,6 +74,10 @@ export class GradientLimit {
   #windowSum = 0;
   #windowCount = 0;
   #windowMaxInFlight = 0;
+  /** The last window found latency above tolerance: the limit is being held down. */
+  #congested = false;
+  #probing = false;
+  #nextProbeAt = Number.NaN;
 
   constructor(maxLimit: number, options: GradientLimitOptions = {}) {
     this.#o = resolveGradientLimitOptions(options, maxLimit);
@@ -69,9 +85,14 @@ export class GradientLimit {
     this.#limit = Math.min(maxLimit, Math.max(this.#o.minLimit, this.#o.initialLimit));
   }
 
-  /** The current limit, a whole number of requests. */
+  /** The current limit, a whole number of requests (`minLimit` during a probe window). */
   get limit(): number {
-    return Math.floor(this.#limit);
+    return this.#probing ? this.#o.minLimit : Math.floor(this.#limit);
+  }
+
+  /** True during a probe window. */
+  get probing(): boolean {
+    return this.#probing;
   }
 
   /** Long-term latency the windows are compared with, in ms (0 before the first window). */
@@ -84,20 +105,36 @@ export class GradientLimit {
    * admitted. Returns true when the (whole-number) limit changed.
    */
   addSample(latencyMs: number, inFlight: number, nowMs: number): boolean {
-    if (Number.isNaN(this.#windowStart)) this.#windowStart = nowMs;
+    // A probe measures requests admitted within its limit; those let in before it queued behind more.
+    if (this.#probing && inFlight > this.#o.minLimit) return false;
+    if (Number.isNaN(this.#windowStart)) {
+      this.#windowStart = nowMs;
+      this.#scheduleProbe(nowMs);
+    }
     this.#windowSum += latencyMs;
     this.#windowCount++;
     if (inFlight > this.#windowMaxInFlight) this.#windowMaxInFlight = inFlight;
     if (nowMs - this.#windowStart < this.#o.windowMs || this.#windowCount < this.#o.minWindowSamples) return false;
-    const shortMs = this.#windowSum / this.#windowCount;
+    const shortMs = Math.max(this.#windowSum / this.#windowCount, 0.001);
     const used = this.#windowMaxInFlight;
     this.#windowStart = nowMs;
     this.#windowSum = 0;
     this.#windowCount = 0;
     this.#windowMaxInFlight = 0;
     const before = this.limit;
-    this.#update(Math.max(shortMs, 0.001), used);
+    if (this.#probing) {
+      this.#probing = false;
+      this.#longMs = shortMs;
+      this.#scheduleProbe(nowMs);
+    } else {
+      this.#update(shortMs, used);
+      if (this.#congested && this.#o.probeIntervalMs > 0 && nowMs >= this.#nextProbeAt) this.#probing = true;
+    }
     return this.limit !== before;
+  }
+
+  #scheduleProbe(nowMs: number): void {
+    this.#nextProbeAt = nowMs + this.#o.probeIntervalMs * (0.75 + Math.random() / 2);
   }
 
   #update(shortMs: number, used: number): void {
@@ -110,6 +147,7 @@ export class GradientLimit {
     if (this.#longMs / shortMs > 2) this.#longMs *= 0.95;
     if (used < this.#limit / 2) return;
     const gradient = Math.max(0.5, Math.min(1, (o.tolerance * this.#longMs) / shortMs));
+    this.#congested = gradient < 1;
     const estimate = this.#limit * gradient + Math.sqrt(this.#limit);
     const next = this.#limit * (1 - o.smoothing) + estimate * o.smoothing;
     this.#limit = Math.max(o.minLimit, Math.min(this.maxLimit, next));
@@ -134,5 +172,8 @@ export function resolveGradientLimitOptions(input: GradientLimitOptions, maxLimi
   }
   if (!(o.windowMs > 0))
     throw new RangeError(`adaptiveLimit.windowMs must be a positive number, received ${o.windowMs}`);
+  if (!(o.probeIntervalMs >= 0)) {
+    throw new RangeError(`adaptiveLimit.probeIntervalMs must be >= 0, received ${o.probeIntervalMs}`);
+  }
   return o;
 }

@@ -35,6 +35,45 @@ test('once latency rises with concurrency, the limit shrinks toward what the ser
   assert.ok(g.limit >= CAPACITY, `limit ${g.limit} fell below the capacity`);
 });
 
+test('under overload that lasts, probe windows keep the baseline honest and the limit down', () => {
+  const simulate = (probeIntervalMs: number): number => {
+    const g = new GradientLimit(200, { initialLimit: 20, minLimit: 2, probeIntervalMs });
+    const clock = { t: 0 };
+    run(g, 50, clock, () => ({ latencyMs: SERVICE_MS, inFlight: 2 }));
+    // Ten simulated minutes of demand far above capacity (100 ms windows).
+    run(g, 6_000, clock, queued);
+    return g.limit;
+  };
+  const withoutProbes = simulate(0);
+  const withProbes = simulate(10_000);
+  assert.ok(withoutProbes > 10 * CAPACITY, `without probes the long average drifts (limit ${withoutProbes})`);
+  assert.ok(withProbes <= 3 * CAPACITY, `with probes the limit stays near capacity (limit ${withProbes})`);
+});
+
+test('a probe drops the limit to minLimit for one window, then restores it', () => {
+  const g = new GradientLimit(200, { initialLimit: 40, minLimit: 4, probeIntervalMs: 1_000 });
+  const clock = { t: 0 };
+  run(g, 20, clock, () => ({ latencyMs: SERVICE_MS, inFlight: 2 }));
+  const seen = new Set<number>();
+  let probed = false;
+  for (let w = 0; w < 40 && !probed; w++) {
+    run(g, 1, clock, queued);
+    if (g.probing) {
+      probed = true;
+      assert.equal(g.limit, 4);
+      // Requests let in before the probe do not count toward its window.
+      for (let i = 0; i < 50; i++) g.addSample(10_000, 30, (clock.t += 10));
+      assert.equal(g.probing, true);
+      run(g, 1, clock, () => ({ latencyMs: SERVICE_MS, inFlight: 4 }));
+    }
+    seen.add(g.limit);
+  }
+  assert.ok(probed, 'a probe started within 4 s of congestion');
+  assert.equal(g.probing, false);
+  assert.equal(g.longLatencyMs, SERVICE_MS, 'the probe window became the baseline');
+  assert.ok(g.limit > 4, `the limit came back after the probe (${g.limit})`);
+});
+
 test('while latency holds, a fully used limit grows up to maxInFlight and no further', () => {
   const g = new GradientLimit(60, { initialLimit: 20 });
   const clock = { t: 0 };
@@ -44,12 +83,17 @@ test('while latency holds, a fully used limit grows up to maxInFlight and no fur
   assert.equal(g.limit, 60);
 });
 
-test('the limit never drops below minLimit, however slow the service gets', () => {
+test('the limit never drops below minLimit, however much requests queue', () => {
   const g = new GradientLimit(200, { initialLimit: 50, minLimit: 12 });
   const clock = { t: 0 };
   run(g, 20, clock, () => ({ latencyMs: SERVICE_MS, inFlight: 2 }));
-  run(g, 200, clock, (limit) => ({ latencyMs: 100 * SERVICE_MS, inFlight: limit }));
-  assert.equal(g.limit, 12);
+  // A service that serves one request at a time: every request beyond the first queues.
+  let lowest = g.limit;
+  for (let w = 0; w < 300; w++) {
+    run(g, 1, clock, (limit) => ({ latencyMs: SERVICE_MS * limit, inFlight: limit }));
+    lowest = Math.min(lowest, g.limit);
+  }
+  assert.equal(lowest, 12);
 });
 
 test('a window needs windowMs and minWindowSamples before the limit moves', () => {
@@ -66,6 +110,7 @@ test('bad settings are refused with the option named', () => {
   );
   assert.throws(() => new GradientLimit(20, { tolerance: 0.9 }), /adaptiveLimit\.tolerance must be >= 1/);
   assert.throws(() => new GradientLimit(20, { smoothing: 0 }), /adaptiveLimit\.smoothing must be in \(0, 1\]/);
+  assert.throws(() => new GradientLimit(20, { probeIntervalMs: -1 }), /adaptiveLimit\.probeIntervalMs must be >= 0/);
   assert.throws(
     () => new GradientLimit(20, { initialLimit: 2.5 }),
     /adaptiveLimit\.initialLimit must be a positive integer/,
