@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 export interface EmbeddedPostgresOptions {
   /** Folder of the cluster; created and initialised when it holds no cluster yet. */
@@ -110,17 +110,4 @@ async function importWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
     }
   }
   return mod.default;
-}
-
-/** A free TCP port on 127.0.0.1, found by binding port 0. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
