@@ -54,6 +54,8 @@ const WEIGHT: Readonly<Record<CauseKind, number>> = {
   'pg.n_plus_one': 0.5,
 };
 const LINE_WEIGHT = 0.25;
+/** Stalls whose blocking stack was not captured (the watchdog gave up, or capture was off). */
+const NO_STACK = '(no stack captured)';
 
 class Bucket {
   readonly ids = new Set<string>();
@@ -120,7 +122,7 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
         break;
       }
       case 'stall': {
-        const b = bucketOf(stalls, blockingFrame(e.stack) ?? '(no stack captured)', bucket);
+        const b = bucketOf(stalls, blockingFrame(e.stack) ?? NO_STACK, bucket);
         b.lines++;
         b.ms += e.stallMs;
         for (const r of e.inFlight) {
@@ -198,8 +200,17 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
   for (const b of [...locks.values(), ...stalls.values()]) for (const id of b.ids) explained.add(id);
 
   const out: LikelyCause[] = [];
-  const push = (kind: CauseKind, subject: string, title: string, b: Bucket, ids: Set<string>, detail: string): void => {
-    const score = Math.round((ids.size * WEIGHT[kind] + b.lines * LINE_WEIGHT + b.ms / 1000) * 100) / 100;
+  const push = (
+    kind: CauseKind,
+    subject: string,
+    title: string,
+    b: Bucket,
+    ids: Set<string>,
+    detail: string,
+    weight = 1,
+  ): void => {
+    const raw = ids.size * WEIGHT[kind] + b.lines * LINE_WEIGHT + b.ms / 1000;
+    const score = Math.round(raw * weight * 100) / 100;
     if (score <= 0) return;
     out.push({
       kind,
@@ -228,15 +239,21 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       b.ids,
       `${b.lines} statement(s) gave up waiting for a lock on ${table}${b.notes.size > 0 ? `; routes: ${notes(b)}` : ''}`,
     );
-  for (const [frame, b] of stalls)
+  // Stalls without a stack are weaker evidence: under CPU pressure the watchdog may miss the
+  // stack of the very blocker it caught other times, so they rank below the stalls it named.
+  const namedStalls = [...stalls.keys()].some((frame) => frame !== NO_STACK);
+  for (const [frame, b] of stalls) {
+    const unnamed = frame === NO_STACK && namedStalls;
     push(
       'event_loop.blocked',
       frame,
       `event loop blocked by ${frame}`,
       b,
       b.ids,
-      `${b.lines} stall(s), ${Math.round(b.ms)} ms in total${b.notes.size > 0 ? `; in flight: ${notes(b)}` : ''}`,
+      `${b.lines} stall(s), ${Math.round(b.ms)} ms in total${b.notes.size > 0 ? `; in flight: ${notes(b)}` : ''}${unnamed ? '; possibly the same blocker as a stall named above, its stack not captured' : ''}`,
+      unnamed ? 0.5 : 1,
     );
+  }
   for (const [name, d] of deps) {
     const b = d;
     const failedShare = d.calls > 0 ? d.failed / d.calls : 0;
