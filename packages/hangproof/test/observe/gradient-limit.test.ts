@@ -62,7 +62,10 @@ test('a probe drops the limit to minLimit for one window, then restores it', () 
       probed = true;
       assert.equal(g.limit, 4);
       // Requests let in before the probe do not count toward its window.
-      for (let i = 0; i < 50; i++) g.addSample(10_000, 30, (clock.t += 10));
+      for (let i = 0; i < 50; i++) {
+        clock.t += 10;
+        g.addSample(10_000, 30, clock.t);
+      }
       assert.equal(g.probing, true);
       run(g, 1, clock, () => ({ latencyMs: SERVICE_MS, inFlight: 4 }));
     }
