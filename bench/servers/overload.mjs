@@ -1,7 +1,8 @@
 // Benchmark server for the overload suite: GET /work holds a pooled Postgres connection for a
 // while (`SELECT pg_sleep`), 2 ms normally and SLOW_MS once POST /slow is called, so the route's
 // capacity drops tenfold at a known moment. BENCH_SCENARIO: `fixed` (the default limit of 200 in
-// flight) or `adaptive` (the same ceiling with adaptiveLimit). DATABASE_URL points at Postgres.
+// flight), `adaptive` (the same ceiling with adaptiveLimit) or `adaptive-short-wait` (adaptive
+// with a 10 ms queue wait instead of 100). DATABASE_URL points at Postgres.
 import Fastify from 'fastify';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
@@ -10,7 +11,13 @@ import { pino } from 'pino';
 import { serveBenchProtocol } from './protocol.mjs';
 
 const scenario = process.env.BENCH_SCENARIO ?? 'fixed';
-if (scenario !== 'fixed' && scenario !== 'adaptive') throw new Error(`unknown scenario '${scenario}'`);
+const LIMITS = {
+  fixed: {},
+  adaptive: { adaptiveLimit: true },
+  'adaptive-short-wait': { adaptiveLimit: true, queueWaitMs: 10 },
+};
+const limits = LIMITS[scenario];
+if (limits === undefined) throw new Error(`unknown scenario '${scenario}'`);
 const url = process.env.DATABASE_URL;
 if (url === undefined) throw new Error('DATABASE_URL is required');
 const POOL_MAX = 10;
@@ -22,7 +29,7 @@ let delaySec = 0.002;
 
 const app = Fastify(serverOptions({ maxDeadlineMs: DEADLINE_MS }));
 await app.register(hangproof, { logger: silent, deadlineMs: DEADLINE_MS });
-await app.register(observe, { logger: silent, adaptiveLimit: scenario === 'adaptive', exemptPaths: ['/slow'] });
+await app.register(observe, { logger: silent, exemptPaths: ['/slow'], ...limits });
 app.get('/work', async () => {
   await db.query('SELECT pg_sleep($1)', [delaySec]);
   return { ok: true };

@@ -40,6 +40,7 @@ interface Row {
 const SCENARIOS = [
   { name: 'fixed', label: 'fixed limit: maxInFlight 200 (the default)' },
   { name: 'adaptive', label: 'adaptive limit: adaptiveLimit on, ceiling 200' },
+  { name: 'adaptive-short-wait', label: 'adaptive limit with queueWaitMs 10 instead of 100' },
 ] as const;
 
 /** Runs the hangproof CLI's open-loop generator on the load core; returns its JSON summary. */
