@@ -121,12 +121,13 @@ function render(rows: readonly Row[], s: SuiteSettings, rate: number): string {
     );
   }
   const fixed = rows.find((r) => r.scenario === 'fixed');
-  const adaptive = rows.find((r) => r.scenario === 'adaptive');
-  if (fixed !== undefined && adaptive !== undefined) {
-    lines.push(
-      '',
-      `- Adaptive against fixed: served p99 **${(adaptive.okP99 / fixed.okP99).toFixed(2)}×**, served p50 ${(adaptive.okP50 / fixed.okP50).toFixed(2)}×, served throughput ${(adaptive.okPerSec / fixed.okPerSec).toFixed(2)}×.`,
-    );
+  if (fixed !== undefined) {
+    lines.push('');
+    for (const r of rows.filter((x) => x !== fixed)) {
+      lines.push(
+        `- ${r.label}, against fixed: served p99 **${(r.okP99 / fixed.okP99).toFixed(2)}×**, served p50 ${(r.okP50 / fixed.okP50).toFixed(2)}×, served throughput ${(r.okPerSec / fixed.okPerSec).toFixed(2)}×.`,
+      );
+    }
   }
   return lines.join('\n');
 }
