@@ -174,3 +174,44 @@ test('application_name names the route and request id while a query runs', async
   assert.ok(seen.name.startsWith('hangproof GET /bots/:id '), seen.name);
   assert.ok(seen.requestId.startsWith(seen.name.split(' ').at(-1) ?? 'x'));
 });
+
+test('a server-side cursor read in batches inside tx() gets every row, each FETCH under the guard', async () => {
+  const batches = await inRequest(5_000, 'cursor-read', () =>
+    db.tx(async (t) => {
+      await t.query('DECLARE bots_cur NO SCROLL CURSOR FOR SELECT id FROM bots WHERE id > $1 ORDER BY id', [5]);
+      const sizes: number[] = [];
+      for (;;) {
+        const { rows } = await t.query<{ id: number }>('FETCH FORWARD 4 FROM bots_cur');
+        if (rows.length === 0) break;
+        sizes.push(rows.length);
+      }
+      return sizes;
+    }),
+  );
+  assert.deepEqual(batches, [4, 4, 4, 3]);
+});
+
+test('a cursor whose batches outlast the deadline ends by it: the FETCH is cancelled and nothing stays open', async () => {
+  const outcome = await timed(() =>
+    inRequest(800, 'cursor-slow', () =>
+      db.tx(async (t) => {
+        // Each row takes 50 ms to produce: a batch of 10 takes about 500 ms.
+        await t.query('DECLARE slow_cur NO SCROLL CURSOR FOR SELECT g, pg_sleep(0.05) FROM generate_series(1, 100) g');
+        let read = 0;
+        for (;;) {
+          const { rows } = await t.query('FETCH FORWARD 10 FROM slow_cur');
+          if (rows.length === 0) return read;
+          read += rows.length;
+        }
+      }),
+    ),
+  );
+  assert.ok(outcome.error !== undefined, 'the read did not end in an error');
+  assert.match(String((outcome.error as { code?: string }).code), /^(REQUEST_TIMEOUT|DEPENDENCY_TIMEOUT)$/);
+  assert.ok(outcome.ms < 800 + 250, `ended ${Math.round(outcome.ms)} ms after it started`);
+  const cleared = await waitFor(
+    async () => (await sessions('active')) === 0 && (await sessions('idle in transaction')) === 0,
+    1_000,
+  );
+  assert.ok(cleared >= 0, 'a FETCH or its transaction was still open on the server 1 s later');
+});
