@@ -1,3 +1,5 @@
+import { check, positiveInt } from './option-checks.js';
+
 /** Settings of the adaptive concurrency limit. Defaults live in GRADIENT_LIMIT_DEFAULTS. */
 export interface GradientLimitOptions {
   /** The limit before the first measurement. @default 20 */
@@ -158,22 +160,15 @@ export class GradientLimit {
 export function resolveGradientLimitOptions(input: GradientLimitOptions, maxLimit: number): Resolved {
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
   const o: Resolved = { ...GRADIENT_LIMIT_DEFAULTS, ...defined };
-  const positiveInt = (v: number): boolean => Number.isInteger(v) && v > 0;
   for (const key of ['initialLimit', 'minLimit', 'minWindowSamples', 'longWindows'] as const) {
-    if (!positiveInt(o[key]))
-      throw new RangeError(`adaptiveLimit.${key} must be a positive integer, received ${o[key]}`);
+    check(`adaptiveLimit.${key}`, o[key], positiveInt, 'a positive integer');
   }
   if (o.minLimit > maxLimit) {
     throw new RangeError(`adaptiveLimit.minLimit must not exceed maxInFlight (${maxLimit}), received ${o.minLimit}`);
   }
-  if (!(o.tolerance >= 1)) throw new RangeError(`adaptiveLimit.tolerance must be >= 1, received ${o.tolerance}`);
-  if (!(o.smoothing > 0 && o.smoothing <= 1)) {
-    throw new RangeError(`adaptiveLimit.smoothing must be in (0, 1], received ${o.smoothing}`);
-  }
-  if (!(o.windowMs > 0))
-    throw new RangeError(`adaptiveLimit.windowMs must be a positive number, received ${o.windowMs}`);
-  if (!(o.probeIntervalMs >= 0)) {
-    throw new RangeError(`adaptiveLimit.probeIntervalMs must be >= 0, received ${o.probeIntervalMs}`);
-  }
+  check('adaptiveLimit.tolerance', o.tolerance, (v) => v >= 1, '>= 1');
+  check('adaptiveLimit.smoothing', o.smoothing, (v) => v > 0 && v <= 1, 'in (0, 1]');
+  check('adaptiveLimit.windowMs', o.windowMs, (v) => v > 0, 'a positive number');
+  check('adaptiveLimit.probeIntervalMs', o.probeIntervalMs, (v) => v >= 0, '>= 0');
   return o;
 }

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { type GradientLimitOptions, resolveGradientLimitOptions } from './gradient-limit.js';
+import { check, nonNegativeInt, positiveInt } from './option-checks.js';
 
 /** Anything with a `stats()` snapshot, such as a hangproof Postgres pool. Numeric fields become gauges. */
 export interface PoolStatsSource {
@@ -170,13 +171,6 @@ export type ResolvedObserveOptions = {
   readonly logger: Logger | undefined;
   readonly serviceName: string;
 };
-
-function check(name: string, value: number, ok: (v: number) => boolean, what: string): void {
-  if (typeof value !== 'number' || !ok(value)) throw new RangeError(`${name} must be ${what}, received ${value}`);
-}
-
-const nonNegativeInt = (v: number): boolean => Number.isInteger(v) && v >= 0;
-const positiveInt = (v: number): boolean => Number.isInteger(v) && v > 0;
 
 /** Applies the defaults and validates; throws RangeError/TypeError naming the option and value. */
 export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObserveOptions {
