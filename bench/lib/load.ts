@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { LOAD_CORE, pinned } from './server-process.ts';
 
 export interface LoadOptions {
@@ -55,10 +56,11 @@ export function pinnedStdout(
   timeoutMs: number,
   accept: (code: number | null) => boolean,
   name: string,
+  options: { readonly cwd?: string; readonly stderr?: 'inherit' | 'ignore' } = {},
 ): Promise<string> {
   const [cmd, cmdArgs] = pinned(LOAD_CORE, process.execPath, [...args]);
   return new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(cmd, cmdArgs, { cwd: options.cwd, stdio: ['ignore', 'pipe', options.stderr ?? 'ignore'] });
     let data = '';
     child.stdout.on('data', (c) => {
       data += c;
@@ -70,4 +72,23 @@ export function pinnedStdout(
       else reject(new Error(`${name} exited with ${code}`));
     });
   });
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The CLI from the repository's source, as `npm run` scripts run it. */
+const HANGPROOF_CLI = ['--conditions=source', '--import', 'tsx', 'packages/hangproof/src/cli/main.ts'];
+
+/**
+ * Runs `hangproof load <args> --json` (its open-loop generator) on the load core and returns its
+ * JSON summary. Exit 1 only says that errors occurred (503s, say); the summary counts them.
+ */
+export async function hangproofLoad<T>(args: readonly string[], timeoutMs: number): Promise<T> {
+  const out = await pinnedStdout(
+    [...HANGPROOF_CLI, 'load', ...args, '--json'],
+    timeoutMs,
+    (code) => code === 0 || code === 1,
+    'hangproof load',
+    { cwd: ROOT, stderr: 'inherit' },
+  );
+  return JSON.parse(out) as T;
 }

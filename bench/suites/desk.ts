@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from 'hangproof/testing';
+import { hangproofLoad } from '../lib/load.ts';
+import { pinPostgres } from '../lib/pin-postgres.ts';
 import { environmentLine } from '../lib/report.ts';
-import { LOAD_CORE, pinned, SERVER_CORE } from '../lib/server-process.ts';
+import { pinned, SERVER_CORE } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -11,6 +14,8 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const USER_TOKEN = 'bench-demo-user-token-0123456789';
 const ENDPOINTS = ['/api/bots/overview', '/api/bots?limit=50'] as const;
 const START_TIMEOUT_MS = 180_000;
+/** The desk's Postgres cluster, relative to the repository root (its working folder). */
+const DATA_DIR = '.data/bench-desk-pg';
 
 interface LoadJson {
   readonly sent: number;
@@ -85,7 +90,7 @@ async function startDesk(): Promise<{ url: string; stop(): Promise<void> }> {
     env: {
       ...process.env,
       PORT: String(port),
-      DESK_DATA_DIR: '.data/bench-desk-pg',
+      DESK_DATA_DIR: DATA_DIR,
       DESK_SEED: 'default',
       ADMIN_TOKEN,
       DEMO_USER_TOKEN: USER_TOKEN,
@@ -104,7 +109,10 @@ async function startDesk(): Promise<{ url: string; stop(): Promise<void> }> {
     if (ready) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  await movePostgresToCore(LOAD_CORE);
+  // The embedded Postgres is a child of the desk and inherits its core: as in the db suite, it is
+  // moved to the other core (shared with the light open-loop sender), so the figures are those
+  // of the service's own core, not of Node and Postgres fighting over one.
+  await pinPostgres(join(ROOT, DATA_DIR));
   return {
     url,
     async stop() {
@@ -118,52 +126,10 @@ async function startDesk(): Promise<{ url: string; stop(): Promise<void> }> {
   };
 }
 
-/**
- * The embedded Postgres is a child of the desk and inherits its core. As in the db suite, it is
- * moved to the other core (shared with the light open-loop sender), so the figures are those of
- * the service's own core, not of Node and Postgres fighting over one.
- */
-async function movePostgresToCore(core: string): Promise<void> {
-  const run = (cmd: string, args: string[]): Promise<string> =>
-    new Promise((resolve) => {
-      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      child.stdout.on('data', (c) => {
-        out += c;
-      });
-      child.on('exit', () => resolve(out));
-      child.on('error', () => resolve(''));
-    });
-  const postmaster = (await run('pgrep', ['-f', 'bench-desk-pg'])).split('\n').filter(Boolean);
-  for (const pid of postmaster) {
-    const children = (await run('pgrep', ['-P', pid])).split('\n').filter(Boolean);
-    for (const p of [pid, ...children]) await run('taskset', ['-a', '-p', '-c', core, p]);
-  }
-}
-
-async function load(url: string, rate: number, durationSec: number): Promise<LoadJson> {
-  const cli = ['--conditions=source', '--import', 'tsx', 'packages/hangproof/src/cli/main.ts'];
-  const [cmd, args] = pinned(LOAD_CORE, process.execPath, [
-    ...cli,
-    'load',
-    url,
-    '--rate',
-    String(rate),
-    '--duration',
-    `${durationSec}s`,
-    '--header',
-    `authorization: Bearer ${USER_TOKEN}`,
-    '--timeout-ms',
-    '5000',
-    '--json',
-  ]);
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (c) => {
-    out += c;
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), (durationSec + 60) * 1000);
-  await once(child, 'exit');
-  clearTimeout(timer);
-  return JSON.parse(out) as LoadJson;
+function load(url: string, rate: number, durationSec: number): Promise<LoadJson> {
+  const args = [url, '--rate', String(rate), '--duration', `${durationSec}s`, '--timeout-ms', '5000'];
+  return hangproofLoad<LoadJson>(
+    [...args, '--header', `authorization: Bearer ${USER_TOKEN}`],
+    (durationSec + 60) * 1000,
+  );
 }

@@ -1,18 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from 'hangproof/testing';
-import { pinnedStdout } from '../lib/load.ts';
+import { hangproofLoad } from '../lib/load.ts';
 import { pinPostgres } from '../lib/pin-postgres.ts';
 import { environmentLine } from '../lib/report.ts';
 import { LOAD_CORE, startServerProcess } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/overload.mjs', import.meta.url));
-// The built CLI next to the library's entry point (dist/index.js), as `npx hangproof` runs it.
-const CLI = join(dirname(createRequire(import.meta.url).resolve('hangproof')), 'cli/main.js');
 const DEFAULT_RATE = 1000;
 const WARMUP_S = 4;
 const SLOW_MS = 20;
@@ -43,16 +40,14 @@ const SCENARIOS = [
   { name: 'adaptive-short-wait', label: 'adaptive limit with queueWaitMs 10 instead of 100' },
 ] as const;
 
-/** Runs the hangproof CLI's open-loop generator on the load core; returns its JSON summary. */
-async function openLoop(url: string, rate: number, duration: string, preflight = true): Promise<LoadSummary> {
-  const args = [CLI, 'load', url, '--rate', String(rate), '--duration', duration, '--timeout-ms', '5000', '--json'];
+/** `hangproof load` at `rate` for `duration`; the preflight check is skipped right after a slowdown. */
+function openLoop(url: string, rate: number, duration: string, preflight = true): Promise<LoadSummary> {
+  const args = [url, '--rate', String(rate), '--duration', duration, '--timeout-ms', '5000'];
   if (!preflight) args.push('--no-preflight');
-  // Exit 1 only reports that errors occurred (the 503s are expected here); the summary counts.
-  const out = await pinnedStdout(args, CLI_TIMEOUT_MS, (code) => code === 0 || code === 1, 'hangproof load');
-  return JSON.parse(out) as LoadSummary;
+  return hangproofLoad<LoadSummary>(args, CLI_TIMEOUT_MS);
 }
 
-async function postJson(url: string, method: 'GET' | 'POST'): Promise<Record<string, unknown>> {
+async function requestJson(url: string, method: 'GET' | 'POST'): Promise<Record<string, unknown>> {
   const res = await fetch(url, { method, signal: AbortSignal.timeout(5_000) });
   if (!res.ok) throw new Error(`${method} ${url} answered ${res.status}`);
   return (await res.json()) as Record<string, unknown>;
@@ -83,9 +78,9 @@ export async function overloadSuite(s: SuiteSettings): Promise<{ markdown: strin
       try {
         const base = server.url.replace(/\/work$/, '');
         await openLoop(server.url, rate, `${WARMUP_S}s`);
-        await postJson(`${base}/slow`, 'POST');
+        await requestJson(`${base}/slow`, 'POST');
         const r = await openLoop(server.url, rate, `${s.durationSec}s`, false);
-        const limit = await postJson(`${base}/limit`, 'GET');
+        const limit = await requestJson(`${base}/limit`, 'GET');
         const sec = r.durationMs / 1000;
         rows.push({
           scenario: sc.name,
