@@ -1,8 +1,9 @@
 // Benchmark server for the overload suite: GET /work holds a pooled Postgres connection for a
 // while (`SELECT pg_sleep`), 2 ms normally and SLOW_MS once POST /slow is called, so the route's
 // capacity drops tenfold at a known moment. BENCH_SCENARIO: `fixed` (the default limit of 200 in
-// flight), `adaptive` (the same ceiling with adaptiveLimit) or `adaptive-short-wait` (adaptive
-// with a 10 ms queue wait instead of 100). DATABASE_URL points at Postgres.
+// flight), `adaptive-long-wait` (the same ceiling with adaptiveLimit, keeping the fixed limit's
+// 100 ms queue wait) or `adaptive` (adaptiveLimit with its defaults, a 10 ms queue wait).
+// DATABASE_URL points at Postgres.
 import Fastify from 'fastify';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
@@ -13,8 +14,8 @@ import { serveBenchProtocol } from './protocol.mjs';
 const scenario = process.env.BENCH_SCENARIO ?? 'fixed';
 const LIMITS = {
   fixed: {},
+  'adaptive-long-wait': { adaptiveLimit: true, queueWaitMs: 100 },
   adaptive: { adaptiveLimit: true },
-  'adaptive-short-wait': { adaptiveLimit: true, queueWaitMs: 10 },
 };
 const limits = LIMITS[scenario];
 if (limits === undefined) throw new Error(`unknown scenario '${scenario}'`);

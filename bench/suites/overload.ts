@@ -36,8 +36,8 @@ interface Row {
 
 const SCENARIOS = [
   { name: 'fixed', label: 'fixed limit: maxInFlight 200 (the default)' },
-  { name: 'adaptive', label: 'adaptive limit: adaptiveLimit on, ceiling 200' },
-  { name: 'adaptive-short-wait', label: 'adaptive limit with queueWaitMs 10 instead of 100' },
+  { name: 'adaptive-long-wait', label: "adaptive limit, ceiling 200, with the fixed limit's queueWaitMs 100" },
+  { name: 'adaptive', label: 'adaptive limit, ceiling 200, with its defaults (queueWaitMs 10)' },
 ] as const;
 
 /** `hangproof load` at `rate` for `duration`; the preflight check is skipped right after a slowdown. */

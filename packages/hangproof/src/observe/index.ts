@@ -15,6 +15,7 @@ export {
 export { LatencySeries, SeriesBook } from './latency-series.js';
 export { queryId, type SlowRequest, type TimeoutRecord } from './measurements.js';
 export {
+  ADAPTIVE_QUEUE_WAIT_MS,
   type AllowRule,
   DEFAULT_BUCKETS_SEC,
   type DependencyStatusSource,

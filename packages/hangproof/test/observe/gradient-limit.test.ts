@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConcurrencyLimiter, GradientLimit, resolveObserveOptions } from 'hangproof/observe';
+import {
+  ADAPTIVE_QUEUE_WAIT_MS,
+  ConcurrencyLimiter,
+  GradientLimit,
+  OBSERVE_DEFAULTS,
+  resolveObserveOptions,
+} from 'hangproof/observe';
 
 /** Feeds `windows` windows of 10 samples, 10 ms apart, each from `latencyOf(limit)`. */
 function run(
@@ -130,6 +136,16 @@ test('bad settings are refused with the option named', () => {
     () => resolveObserveOptions({ adaptiveLimit: 'yes' as unknown as boolean }),
     /adaptiveLimit must be a boolean or an options object/,
   );
+});
+
+test('with adaptiveLimit the queue wait defaults to a short one; a wait the user gives is kept', () => {
+  assert.equal(ADAPTIVE_QUEUE_WAIT_MS, 10);
+  assert.equal(resolveObserveOptions({}).queueWaitMs, OBSERVE_DEFAULTS.queueWaitMs);
+  assert.equal(resolveObserveOptions({ adaptiveLimit: false }).queueWaitMs, OBSERVE_DEFAULTS.queueWaitMs);
+  assert.equal(resolveObserveOptions({ adaptiveLimit: true }).queueWaitMs, ADAPTIVE_QUEUE_WAIT_MS);
+  assert.equal(resolveObserveOptions({ adaptiveLimit: { minLimit: 5 } }).queueWaitMs, ADAPTIVE_QUEUE_WAIT_MS);
+  assert.equal(resolveObserveOptions({ adaptiveLimit: true, queueWaitMs: 100 }).queueWaitMs, 100);
+  assert.equal(resolveObserveOptions({ adaptiveLimit: true, queueWaitMs: 0 }).queueWaitMs, 0);
 });
 
 test('lowering a limiter admits no one until requests in flight drop below it; raising it lets waiters in', async () => {
