@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { updateBenchmarksDoc } from './lib/report.ts';
 import { hasTaskset } from './lib/server-process.ts';
+import { allocSuite } from './suites/alloc.ts';
 import { clusterSuite } from './suites/cluster.ts';
 import { dbSuite } from './suites/db.ts';
 import { depsSuite } from './suites/deps.ts';
@@ -26,6 +27,7 @@ const SUITES: Record<string, Suite> = {
   edge: edgeSuite,
   deps: depsSuite,
   db: dbSuite,
+  alloc: allocSuite,
   desk: deskSuite,
   cluster: clusterSuite,
   overload: overloadSuite,

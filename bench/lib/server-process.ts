@@ -9,6 +9,8 @@ export interface ServerProcess {
   cpuStart(): Promise<void>;
   /** Ends it: server CPU time (user+system) in µs since cpuStart. */
   cpuStop(): Promise<number>;
+  /** Sends `{ cmd }` and resolves with the server's answer of type `replyType` (a preload's command). */
+  call<T>(cmd: string, replyType: string): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -23,6 +25,7 @@ export function pinned(core: string, cmd: string, args: string[]): [string, stri
 
 const STARTUP_TIMEOUT_MS = 30_000;
 const IPC_TIMEOUT_MS = 5_000;
+const CALL_TIMEOUT_MS = 30_000;
 
 export async function startServerProcess(file: string, env: Record<string, string>): Promise<ServerProcess> {
   // Plain node on a .mjs server: the built library runs as a user's service would run it.
@@ -34,6 +37,8 @@ export async function startServerProcess(file: string, env: Record<string, strin
     cpuStart: () => request(child, { cmd: 'cpu-start' }, 'cpu-started', IPC_TIMEOUT_MS).then(() => {}),
     cpuStop: () =>
       request<{ cpuMicros: number }>(child, { cmd: 'cpu-stop' }, 'cpu', IPC_TIMEOUT_MS).then((m) => m.cpuMicros),
+    // A preload's answer can take a while to build (a heap profile of millions of samples).
+    call: <T>(cmd: string, replyType: string) => request<T>(child, { cmd }, replyType, CALL_TIMEOUT_MS),
     async stop() {
       child.kill('SIGKILL');
       if (child.exitCode === null) await once(child, 'exit');

@@ -1,22 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startEmbeddedPostgres } from 'hangproof/testing';
-import pg from 'pg';
+import { withBotsDatabase } from '../lib/bots-database.ts';
 import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
-import { pinPostgres } from '../lib/pin-postgres.ts';
 import { environmentLine } from '../lib/report.ts';
-import { LOAD_CORE } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 
-const SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
-const OTEL_PRELOAD = pathToFileURL(fileURLToPath(new URL('../servers/otel-preload.mjs', import.meta.url))).href;
+export const DB_SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
+export const OTEL_PRELOAD = pathToFileURL(fileURLToPath(new URL('../servers/otel-preload.mjs', import.meta.url))).href;
 const DEFAULT_RATE = 1000;
-const USERS = 2_000;
-const BOTS_PER_USER = 50;
 
-interface Scenario {
+export interface DbScenario {
   readonly name: string;
   readonly label: string;
   readonly env: Readonly<Record<string, string>>;
@@ -26,7 +18,7 @@ interface Scenario {
  * The scenarios, baseline first. BENCH_DB_SCENARIOS (comma-separated names) picks a subset, and
  * BENCH_PG_OPTIONS (JSON) adds createDatabase options to the hangproof scenarios.
  */
-const SCENARIOS: readonly Scenario[] = [
+export const DB_SCENARIOS: readonly DbScenario[] = [
   { name: 'bare', label: 'bare: Fastify + pg Pool', env: {} },
   {
     name: 'bare-logged',
@@ -86,7 +78,7 @@ interface Summary {
   readonly rounds: readonly ScenarioFigures[];
 }
 
-function summarize(s: Scenario, rounds: readonly ScenarioFigures[]): Summary {
+function summarize(s: DbScenario, rounds: readonly ScenarioFigures[]): Summary {
   return {
     name: s.name,
     label: s.label,
@@ -106,30 +98,6 @@ function spread(xs: readonly number[]): string {
   return `±${((Math.max(...xs.map((x) => Math.abs(x - m))) / m) * 100).toFixed(0)}%`;
 }
 
-async function seed(url: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, query_timeout: 120_000 });
-  await c.connect();
-  try {
-    await c.query(`CREATE TABLE bots (
-      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-      user_id integer NOT NULL,
-      name text NOT NULL,
-      stage text NOT NULL,
-      updated_at timestamptz NOT NULL)`);
-    await c.query(
-      `INSERT INTO bots (user_id, name, stage, updated_at)
-       SELECT g % $1, 'bot-' || g, (ARRAY['draft','backtest','paper','live'])[1 + g % 4],
-              now() - make_interval(secs => g)
-       FROM generate_series(1, $2) AS g`,
-      [USERS, USERS * BOTS_PER_USER],
-    );
-    await c.query('CREATE INDEX bots_user_updated ON bots (user_id, updated_at DESC)');
-    await c.query('VACUUM ANALYZE bots');
-  } finally {
-    await c.end();
-  }
-}
-
 /**
  * Db suite: one indexed query per request (`SELECT ... FROM bots WHERE user_id = $1 ORDER BY
  * updated_at DESC LIMIT 50`, 50 rows out of 100k) on an embedded Postgres the suite starts and
@@ -142,23 +110,16 @@ export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw
   const rate = s.fixedRate ?? DEFAULT_RATE;
   const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
   const only = process.env.BENCH_DB_SCENARIOS?.split(',').map((n) => n.trim());
-  const scenarios = SCENARIOS.filter((sc) => only === undefined || sc.name === 'bare' || only.includes(sc.name));
-  const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-bench-pg-'));
-  const server = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off', max_connections: 100 } });
-  try {
-    const pinned = await pinPostgres(dataDir);
-    process.stderr.write(
-      `db: seeding (${USERS * BOTS_PER_USER} rows); Postgres pinned to core ${pinned ? LOAD_CORE : 'none'}\n`,
-    );
-    await seed(server.url);
+  const scenarios = DB_SCENARIOS.filter((sc) => only === undefined || sc.name === 'bare' || only.includes(sc.name));
+  return withBotsDatabase('db', async (url) => {
     const rounds = new Map<string, ScenarioFigures[]>(scenarios.map((sc) => [sc.name, []]));
     for (let round = 1; round <= roundsWanted; round++) {
       for (const sc of scenarios) {
         process.stderr.write(`db: round ${round}/${roundsWanted}: ${sc.name}...\n`);
         const figures = await measureScenario({
-          serverFile: SERVER,
+          serverFile: DB_SERVER,
           scenario: sc.name,
-          env: { DATABASE_URL: server.url, ...sc.env },
+          env: { DATABASE_URL: url, ...sc.env },
           ...s,
           fixedRate: rate,
         });
@@ -172,10 +133,7 @@ export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw
     }
     const rows = scenarios.map((sc) => summarize(sc, rounds.get(sc.name) ?? []));
     return { markdown: render(rows, s, rate, roundsWanted), raw: rows };
-  } finally {
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
+  });
 }
 
 function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds: number): string {
