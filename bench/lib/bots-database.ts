@@ -1,13 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startEmbeddedPostgres } from 'hangproof/testing';
 import pg from 'pg';
-import { pinPostgres } from './pin-postgres.ts';
-import { LOAD_CORE } from './server-process.ts';
+import { withBenchPostgres } from './bench-postgres.ts';
 
-export const BOTS_USERS = 2_000;
-export const BOTS_PER_USER = 50;
+const BOTS_USERS = 2_000;
+const BOTS_PER_USER = 50;
 
 async function seed(url: string): Promise<void> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, query_timeout: 120_000 });
@@ -34,22 +29,13 @@ async function seed(url: string): Promise<void> {
 }
 
 /**
- * Runs `fn` against an embedded Postgres seeded with the db route's table (100k bots, indexed by
- * user), pinned to the load generator's core; stops and deletes it afterwards. `suite` prefixes
- * the progress line.
+ * Runs `fn` against a bench Postgres (see withBenchPostgres) seeded with the db route's table
+ * (100k bots, indexed by user). `suite` prefixes the progress lines.
  */
-export async function withBotsDatabase<T>(suite: string, fn: (url: string) => Promise<T>): Promise<T> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-bench-pg-'));
-  const server = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off', max_connections: 100 } });
-  try {
-    const pinned = await pinPostgres(dataDir);
-    process.stderr.write(
-      `${suite}: seeding (${BOTS_USERS * BOTS_PER_USER} rows); Postgres pinned to core ${pinned ? LOAD_CORE : 'none'}\n`,
-    );
-    await seed(server.url);
-    return await fn(server.url);
-  } finally {
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
+export function withBotsDatabase<T>(suite: string, fn: (url: string) => Promise<T>): Promise<T> {
+  return withBenchPostgres(suite, async (url) => {
+    process.stderr.write(`${suite}: seeding ${BOTS_USERS * BOTS_PER_USER} rows\n`);
+    await seed(url);
+    return fn(url);
+  });
 }

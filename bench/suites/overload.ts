@@ -1,12 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEmbeddedPostgres } from 'hangproof/testing';
+import { withBenchPostgres } from '../lib/bench-postgres.ts';
 import { hangproofLoad } from '../lib/load.ts';
-import { pinPostgres } from '../lib/pin-postgres.ts';
 import { environmentLine } from '../lib/report.ts';
-import { LOAD_CORE, startServerProcess } from '../lib/server-process.ts';
+import { startServerProcess } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/overload.mjs', import.meta.url));
@@ -62,17 +58,13 @@ async function requestJson(url: string, method: 'GET' | 'POST'): Promise<Record<
  */
 export async function overloadSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
   const rate = s.fixedRate ?? DEFAULT_RATE;
-  const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-bench-pg-'));
-  const pg = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off', max_connections: 100 } });
-  try {
-    const isPinned = await pinPostgres(dataDir);
-    process.stderr.write(`overload: Postgres pinned to core ${isPinned ? LOAD_CORE : 'none'}\n`);
+  return withBenchPostgres('overload', async (pgUrl) => {
     const rows: Row[] = [];
     for (const sc of SCENARIOS) {
       process.stderr.write(`overload: ${sc.name}...\n`);
       const server = await startServerProcess(SERVER, {
         BENCH_SCENARIO: sc.name,
-        DATABASE_URL: pg.url,
+        DATABASE_URL: pgUrl,
         SLOW_MS: String(SLOW_MS),
       });
       try {
@@ -97,10 +89,7 @@ export async function overloadSuite(s: SuiteSettings): Promise<{ markdown: strin
       }
     }
     return { markdown: render(rows, s, rate), raw: rows };
-  } finally {
-    await pg.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
+  });
 }
 
 function render(rows: readonly Row[], s: SuiteSettings, rate: number): string {
