@@ -113,6 +113,11 @@ test('a run left active by a killed instance is expired and the loop resumes on 
   // A first start brings the queue's expiry to today's schedule.
   await (await startJobRunner({ databaseUrl: database.url, db, deps, logger, schedules, instance: 'setup' })).stop();
 
+  // Earlier runners can leave this loop's job queued or active (one stopped between its fetch and
+  // its completion): pg-boss then refuses a second active job for the key, and the dead instance's
+  // fetch would come back empty. The dead instance must be the one holding the job.
+  await db.query("DELETE FROM pgboss.job WHERE name = 'strategy-scoring'");
+
   // The "killed" instance: it took the loop's job and never finished it.
   const dead = new PgBoss({ connectionString: database.url, max: 1, supervise: false, schedule: false });
   await dead.start();
