@@ -14,11 +14,20 @@ export interface AbortWatch {
   readonly abortReason: unknown;
   /** Calls `fn` once when it aborts; returns the function that stops watching. */
   watchAbort(fn: (reason: unknown) => void): () => void;
+  /** Stops calling `fn`: the closure-free form, for a watcher function kept and reused (a pooled connection's). */
+  unwatchAbort(fn: (reason: unknown) => void): void;
 }
 
 /** An AbortSignal as an AbortWatch; undefined stays undefined. */
 export function watchSignal(signal: AbortSignal | undefined): AbortWatch | undefined {
   if (signal === undefined) return undefined;
+  const listeners = new Map<(reason: unknown) => void, () => void>();
+  const unwatchAbort = (fn: (reason: unknown) => void): void => {
+    const listener = listeners.get(fn);
+    if (listener === undefined) return;
+    listeners.delete(fn);
+    signal.removeEventListener('abort', listener);
+  };
   return {
     get aborted() {
       return signal.aborted;
@@ -27,10 +36,15 @@ export function watchSignal(signal: AbortSignal | undefined): AbortWatch | undef
       return signal.reason as unknown;
     },
     watchAbort(fn) {
-      const listener = (): void => fn(signal.reason);
+      const listener = (): void => {
+        listeners.delete(fn);
+        fn(signal.reason);
+      };
+      listeners.set(fn, listener);
       signal.addEventListener('abort', listener, { once: true });
-      return () => signal.removeEventListener('abort', listener);
+      return () => unwatchAbort(fn);
     },
+    unwatchAbort,
   };
 }
 

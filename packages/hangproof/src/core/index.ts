@@ -12,8 +12,25 @@ export {
   type RequestEndEvent,
 } from './diagnostics.js';
 export { LatencyReservoir, type LatencySummary } from './latency-reservoir.js';
-export { MAX_SPANS_PER_REQUEST, RequestContext, type RequestContextInit, type Span } from './request-context.js';
+export { type QueryShape, queryId } from './query-shape.js';
+export {
+  MAX_SPANS_PER_REQUEST,
+  RequestContext,
+  type RequestContextInit,
+  type ShapeRuns,
+  type Span,
+} from './request-context.js';
 export { isValidRequestId, resolveRequestId } from './request-id.js';
+export {
+  type AdmissionControl,
+  type AdmissionDecision,
+  type LifecycleOptions,
+  RequestLifecycle,
+  type RequestStart,
+  refusalBody,
+} from './request-lifecycle.js';
+export { type LogThresholds, levelFor, REQUEST_LOG_MESSAGES, RequestLog } from './request-log.js';
 export { runWithBudget } from './run-with-budget.js';
 export { formatServerTiming } from './server-timing.js';
 export { annotate, recordSpan, type SpanOptions, setUserId, step } from './step.js';
+export { parseTimeoutHeader } from './timeout-header.js';

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { HangproofError } from '../errors.js';
 import type { AbortWatch } from './abort-watch.js';
+import type { QueryShape } from './query-shape.js';
 
 /** A timed piece of a request: a step, a query, an outbound call. Times are ms from request start. */
 export interface Span {
@@ -20,7 +21,32 @@ export interface RequestContextInit {
   readonly kind?: 'request' | 'job';
   /** Route pattern or job name, used in logs and application_name. */
   readonly name?: string;
+  /** HTTP method of a request. @default '' */
+  readonly method?: string;
+  /** Path of a request without its query string (which may carry tokens). @default '' */
+  readonly path?: string;
+  /**
+   * Called once when the context aborts (after the signal's listeners, before the watchers): how the framework adapter that owns the request
+   * answers it. A shared function (the adapter keeps its per-request state in `owner`), so a
+   * request costs no closure for it.
+   */
+  readonly onAbort?: ((ctx: RequestContext) => void) | undefined;
+  /** The adapter's per-request state, for `onAbort`. */
+  readonly owner?: unknown;
 }
+
+/** How often one query shape ran in a request, for N+1 detection. */
+export interface ShapeRuns {
+  /** Sequential runs: a batch of parallel runs of one shape counts once. */
+  count: number;
+  inFlight: number;
+  reported: boolean;
+}
+
+/** Slots of one compact span record: kind, subject, start, duration, then three kind-specific values. */
+const STRIDE = 7;
+const REC_SPAN = 0;
+const REC_QUERY = 1;
 
 /**
  * Spans kept per request. A request that runs thousands of queries (an N+1 gone wild) must not
@@ -49,10 +75,47 @@ export class RequestContext implements AbortWatch {
   readonly budgetMs: number;
   /** Monotonic time at which the budget is spent. */
   readonly deadlineAt: number;
+  /** HTTP method; '' for jobs. */
+  readonly method: string;
+  /** Request path without its query string; '' for jobs. */
+  readonly path: string;
   /** Set by auth code once the caller is known. */
   userId: string | undefined;
-  readonly spans: Span[] = [];
   droppedSpans = 0;
+  /** Per-kind totals, kept as numbers so the log line needs no span list: queries. */
+  dbCount = 0;
+  /** Time spent in queries (sum of their durations, parallel ones overlap), ms. */
+  dbMs = 0;
+  /** Time spent waiting for a pooled connection, ms. */
+  acquireMs = 0;
+  /** Outbound calls (spans of kind `external`) and their summed time, ms. */
+  externalCount = 0;
+  externalMs = 0;
+  /** Runs per query shape, for N+1 detection; created on the first guarded query. */
+  queryRuns: Map<QueryShape, ShapeRuns> | undefined;
+  /** The HTTP status sent, set by the adapter when the request ends (499 when the client left). */
+  statusCode = 0;
+  /** The hangproof error code the request ended with, if any. */
+  errorCode: string | undefined;
+  /** The failure behind a 500, for the log only (never the client). */
+  err: unknown;
+  /** performance.now() when the overload guard gave the request its slot (adaptive limit only). */
+  admittedAt = 0;
+  /** How many requests held a slot at that moment: the adaptive limit's sample. */
+  inFlightAtAdmission = 0;
+  /** Total duration in ms, set when the request ends. */
+  durationMs = 0;
+  /** The adapter's per-request state (see RequestContextInit.owner). */
+  readonly owner: unknown;
+  readonly #onAbort: ((ctx: RequestContext) => void) | undefined;
+  /**
+   * Spans as flat records of STRIDE slots (kind, subject, start, duration, ...): a query span
+   * costs a few array slots and no object. Span objects are built only when read (`spans`): a
+   * slow or failed request's log line, Server-Timing for an admin, /status.
+   */
+  #records: unknown[] | undefined;
+  #spanCount = 0;
+  #built: Span[] | undefined;
   lastCompletedStep: string | undefined;
   /**
    * The steps that were running when the signal aborted, innermost last. Steps end as soon as
@@ -60,9 +123,9 @@ export class RequestContext implements AbortWatch {
    * empty; this keeps the answer to "where was it when the time ran out?".
    */
   stepsInFlightAtAbort: readonly string[] = NO_STEPS;
-  /** Fields a route adds to the request's log line, e.g. `{ bot_count: 50 }`. */
-  readonly fields: Record<string, unknown> = {};
-  readonly #inFlight: string[] = [];
+  #fields: Record<string, unknown> | undefined;
+  /** Steps running now, innermost last; shared empty array until the first step. */
+  #inFlight: string[] = NO_STEPS as string[];
   // The AbortSignal is created on first use: building one costs microseconds (an EventTarget),
   // more than the rest of the context together, and many requests never need it.
   #controller: AbortController | undefined;
@@ -75,6 +138,10 @@ export class RequestContext implements AbortWatch {
     this.requestId = init.requestId;
     this.kind = init.kind ?? 'request';
     this.name = init.name ?? '';
+    this.method = init.method ?? '';
+    this.path = init.path ?? '';
+    this.owner = init.owner;
+    this.#onAbort = init.onAbort;
     this.startedAtEpochMs = Date.now();
     this.startedAt = performance.now();
     this.budgetMs = Math.max(0, init.budgetMs);
@@ -82,6 +149,16 @@ export class RequestContext implements AbortWatch {
     // Kept ref'd: a job whose work ignores its signal still ends at its deadline. end() clears
     // it, so a finished request holds nothing.
     this.#timer = setTimeout(() => this.expire(), this.budgetMs);
+  }
+
+  /** The context itself: with `route`, `method`, `statusCode`, `errorCode` and `durationMs` it is the requestEnd event. */
+  get ctx(): RequestContext {
+    return this;
+  }
+
+  /** Route pattern (same as `name`), for the requestEnd event. */
+  get route(): string {
+    return this.name;
   }
 
   /** ms since the request started. */
@@ -131,6 +208,11 @@ export class RequestContext implements AbortWatch {
     };
   }
 
+  /** Stops calling `fn` (added with watchAbort); no closure needed for a watcher function that is reused. */
+  unwatchAbort(fn: (reason: unknown) => void): void {
+    this.#watchers?.delete(fn);
+  }
+
   /** The innermost step still running, named in the log when a request times out. */
   get stepInFlight(): string | undefined {
     return this.#inFlight.at(-1);
@@ -151,19 +233,118 @@ export class RequestContext implements AbortWatch {
     this.#clearTimer();
     if (this.#inFlight.length > 0) this.stepsInFlightAtAbort = [...this.#inFlight];
     this.#controller?.abort(reason);
+    this.#onAbort?.(this);
     const watchers = this.#watchers;
     this.#watchers = undefined;
     // Iterated live, as an AbortSignal dispatches: a watcher stopped by an earlier one is skipped.
     if (watchers !== undefined) for (const fn of watchers) fn(reason);
   }
 
+  /** Records a span; `db` and `external` spans also count into the per-kind totals. */
   addSpan(span: Span): void {
-    if (this.spans.length < MAX_SPANS_PER_REQUEST) this.spans.push(span);
-    else this.droppedSpans++;
+    if (span.kind === 'db') {
+      this.dbCount++;
+      this.dbMs += span.durationMs;
+    } else if (span.kind === 'external') {
+      this.externalCount++;
+      this.externalMs += span.durationMs;
+    }
+    const r = this.#slot();
+    if (r === undefined) return;
+    const at = this.#spanCount++ * STRIDE;
+    r[at] = REC_SPAN;
+    r[at + 1] = span;
+  }
+
+  /**
+   * Records one guarded query: totals, and a span as numbers plus the interned shape. `startedAt`
+   * is performance.now(); `errorCode` is the hangproof code of a failure.
+   */
+  recordQuery(
+    shape: QueryShape,
+    startedAt: number,
+    durationMs: number,
+    rows: number,
+    acquireMs: number,
+    errorCode: string | undefined,
+  ): void {
+    this.dbCount++;
+    this.dbMs += durationMs;
+    this.acquireMs += acquireMs;
+    const r = this.#slot();
+    if (r === undefined) return;
+    const at = this.#spanCount++ * STRIDE;
+    r[at] = REC_QUERY;
+    r[at + 1] = shape;
+    r[at + 2] = startedAt - this.startedAt;
+    r[at + 3] = durationMs;
+    r[at + 4] = rows;
+    r[at + 5] = acquireMs;
+    r[at + 6] = errorCode;
+  }
+
+  /** How many spans are kept (without building them). */
+  get spanCount(): number {
+    return this.#spanCount;
+  }
+
+  /** The spans so far, built from the compact records on first read after a change. */
+  get spans(): readonly Span[] {
+    if (this.#built !== undefined && this.#built.length === this.#spanCount) return this.#built;
+    const out: Span[] = [];
+    const r = this.#records;
+    for (let i = 0; i < this.#spanCount; i++) {
+      const at = i * STRIDE;
+      if (r?.[at] === REC_SPAN) {
+        out.push(r[at + 1] as Span);
+        continue;
+      }
+      const shape = r?.[at + 1] as QueryShape;
+      const acquireMs = r?.[at + 5] as number;
+      const error = r?.[at + 6] as string | undefined;
+      const attrs: Record<string, unknown> = {
+        queryId: shape.id,
+        fingerprint: shape.fingerprint,
+        rows: r?.[at + 4] as number,
+      };
+      if (acquireMs > 0) attrs.acquireMs = Math.round(acquireMs * 10) / 10;
+      if (error !== undefined) attrs.error = error;
+      out.push({
+        name: shape.label,
+        kind: 'db',
+        startMs: r?.[at + 2] as number,
+        durationMs: r?.[at + 3] as number,
+        attrs,
+      });
+    }
+    this.#built = out;
+    return out;
+  }
+
+  /** The record array with room for one more span, or undefined when the cap is reached. */
+  #slot(): unknown[] | undefined {
+    if (this.#spanCount >= MAX_SPANS_PER_REQUEST) {
+      this.droppedSpans++;
+      return undefined;
+    }
+    this.#records ??= [];
+    return this.#records;
+  }
+
+  /** Fields a route adds to the request's log line, e.g. `{ bot_count: 50 }`. */
+  get fields(): Record<string, unknown> {
+    this.#fields ??= {};
+    return this.#fields;
+  }
+
+  /** True when a route added fields (reading `fields` would create the object). */
+  get hasFields(): boolean {
+    return this.#fields !== undefined;
   }
 
   /** Marks `name` as running; call the returned function when it ends. */
   beginStep(name: string): (ok: boolean) => void {
+    if (this.#inFlight === NO_STEPS) this.#inFlight = [];
     this.#inFlight.push(name);
     return (ok) => {
       const i = this.#inFlight.lastIndexOf(name);
@@ -176,9 +357,11 @@ export class RequestContext implements AbortWatch {
     Object.assign(this.fields, fields);
   }
 
-  /** Stops the deadline timer. Called once the response is out (or the job returned). */
+  /** Stops the deadline timer and fixes `durationMs`. Called once the response is out (or the job returned). */
   end(): void {
+    if (this.#ended) return;
     this.#ended = true;
+    this.durationMs = performance.now() - this.startedAt;
     this.#clearTimer();
     // An ended context can no longer abort. Its watchers close over the request's reply and
     // socket; dropping them lets those go with the request even while the context itself is

@@ -1,4 +1,6 @@
 /** hangproof/fastify: the request edge for Fastify 5. */
+
+export { parseTimeoutHeader } from '../core/timeout-header.js';
 export { createAdminTokenCheck } from './admin-token.js';
 export { BUFFERED_LOGGER_DEFAULTS, type BufferedLoggerOptions, bufferedLogger } from './buffered-logger.js';
 export { EDGE_DEFAULTS, type HangproofOptions, type RouteHangproofConfig } from './options.js';
@@ -12,5 +14,4 @@ export {
   serverOptions,
 } from './server-options.js';
 export { installShutdown, SHUTDOWN_DEFAULTS, type ShutdownHandle, type ShutdownOptions } from './shutdown.js';
-export { parseTimeoutHeader } from './timeout-header.js';
 export { toHangproofError } from './to-hangproof-error.js';

@@ -1,7 +1,14 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { pino } from 'pino';
-import { channels, formatServerTiming, publish, RequestContext, runWithContext } from '../core/index.js';
+import {
+  formatServerTiming,
+  type RequestContext,
+  RequestLifecycle,
+  refusalBody,
+  runWithContext,
+} from '../core/index.js';
 import { errorBody, HangproofError } from '../errors.js';
 import { createAdminTokenCheck } from './admin-token.js';
 import {
@@ -11,13 +18,13 @@ import {
   resolveHangproofOptions,
 } from './options.js';
 import { Readiness, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessReport } from './readiness.js';
-import { levelFor, type RequestOutcome, writeRequestLog } from './request-log.js';
-import { parseTimeoutHeader } from './timeout-header.js';
 import { toHangproofError } from './to-hangproof-error.js';
 
 /** What the plugin adds to the Fastify instance as `app.hangproof`. */
 export interface HangproofApi {
   readonly options: ResolvedHangproofOptions;
+  /** The framework-neutral request lifecycle behind the plugin (observe installs its overload guard here). */
+  readonly lifecycle: RequestLifecycle;
   /** Registers a check `/readyz` runs (with a timeout, cached). */
   addReadinessCheck(name: string, check: ReadinessCheck, options?: ReadinessCheckOptions): void;
   /** The current readiness answer (cached like `/readyz`). */
@@ -31,24 +38,12 @@ export interface HangproofApi {
   readonly shuttingDown: boolean;
 }
 
-interface EdgeState {
-  readonly ctx: RequestContext;
-  errorCode: string | undefined;
-  err: unknown;
-  /** Set while the handler's promise is raced against the signal: rejects the race with the abort reason. */
-  rejectRace: ((reason: unknown) => void) | undefined;
-  /** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
-  handlerEndedAt: number;
-  /** A response is on its way out (onSend ran): a deadline firing now must not send a second one. */
-  responding: boolean;
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
     hangproof: HangproofApi;
   }
   interface FastifyRequest {
-    /** The hangproof context of this request (deadline, signal, spans). */
+    /** The hangproof context of this request (deadline, signal, spans); null for a refused request. */
     hangproof: RequestContext | null;
   }
   interface FastifyContextConfig {
@@ -56,84 +51,144 @@ declare module 'fastify' {
   }
 }
 
-const kState = Symbol('hangproof.edge-state');
-type WithState = FastifyRequest & { [kState]?: EdgeState };
-const stateOf = (request: FastifyRequest): EdgeState | undefined => (request as WithState)[kState];
+// Per-request state of the adapter, kept in reply decorations (fields of Fastify's Reply, set up
+// once by decorateReply) so a request allocates no state object and no closure for it.
+/** Set while the handler's promise is raced against the deadline: rejects the race with the abort reason. */
+const kRejectRace = Symbol('hangproof.reject-race');
+/** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
+const kHandlerEndedAt = Symbol('hangproof.handler-ended-at');
+/** A response is on its way out (onSend ran): a deadline firing now must not send a second one. */
+const kResponding = Symbol('hangproof.responding');
+/** The request holds a slot of observe's overload guard, given back at its end. */
+const kAdmitted = Symbol('hangproof.admitted');
+/** The raw response's way back to its reply, for the shared 'close' listener. */
+const kReply = Symbol('hangproof.reply');
+
+interface EdgeReply extends FastifyReply {
+  [kRejectRace]: ((reason: unknown) => void) | null;
+  [kHandlerEndedAt]: number;
+  [kResponding]: boolean;
+  [kAdmitted]: boolean;
+}
+type TaggedResponse = ServerResponse & { [kReply]?: EdgeReply | undefined };
+
+const CLIENT_CLOSED = new HangproofError('CLIENT_CLOSED_REQUEST');
 
 async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): Promise<void> {
   const opts = resolveHangproofOptions(input);
-  const logger = opts.logger ?? pino();
+  const lifecycle = new RequestLifecycle({
+    deadlineMs: opts.deadlineMs,
+    slowWarnMs: opts.slowWarnMs,
+    slowErrorMs: opts.slowErrorMs,
+    logger: opts.logger ?? pino(),
+    quietProbes: opts.quietProbes,
+  });
   const isAdminToken = createAdminTokenCheck(opts.adminToken);
   const readiness = new Readiness(opts.readinessCacheMs);
-  const inFlight = new Set<RequestContext>();
-  const probePaths = new Set<string>();
+  const beginShutdown = (): void => {
+    readiness.markShuttingDown();
+    lifecycle.beginShutdown();
+  };
 
   const isAdmin = (request: FastifyRequest): boolean => isAdminToken(request.headers['x-admin-token']);
 
   app.decorate('hangproof', {
     options: opts,
+    lifecycle,
     addReadinessCheck: (name, check, options) => readiness.add(name, check, options),
     readiness: () => readiness.evaluate(),
-    inFlight: () => inFlight,
+    inFlight: () => lifecycle.inFlight,
     isAdmin,
-    beginShutdown: () => readiness.markShuttingDown(),
+    beginShutdown,
     get shuttingDown() {
-      return readiness.shuttingDown;
+      return lifecycle.shuttingDown;
     },
   } satisfies HangproofApi);
   app.decorateRequest('hangproof', null);
-  app.decorateRequest(kState, undefined);
+  app.decorateReply(kRejectRace, null);
+  app.decorateReply(kHandlerEndedAt, 0);
+  app.decorateReply(kResponding, false);
+  app.decorateReply(kAdmitted, false);
+
+  /** The shared 'close' listener of every response (`this` is the raw response). */
+  function onResponseClose(this: TaggedResponse): void {
+    const reply = this[kReply];
+    const ctx = reply?.request.hangproof;
+    if (reply === undefined || ctx === null || ctx === undefined) return;
+    this[kReply] = undefined;
+    let statusCode = this.statusCode;
+    if (reply.request.raw.headers.upgrade !== undefined && reply.sent) {
+      // An upgraded connection (WebSocket) the route took over: it ends when the socket closes.
+      statusCode = 101;
+    } else if (!this.writableEnded) {
+      ctx.abort(CLIENT_CLOSED);
+      statusCode = 499;
+      ctx.errorCode = 'CLIENT_CLOSED_REQUEST';
+    }
+    ctx.statusCode = statusCode;
+    lifecycle.end(ctx, reply[kAdmitted]);
+  }
 
   app.addHook('onRequest', (request, reply, done) => {
-    // routeOptions is a getter that builds a new object on each access: read it once.
-    const route = request.routeOptions;
-    let budgetMs = route.config?.hangproof?.deadlineMs ?? opts.deadlineMs;
-    const asked = parseTimeoutHeader(request.headers[opts.timeoutHeader]);
-    if (asked !== undefined && asked < budgetMs) budgetMs = asked;
-    const ctx = new RequestContext({ requestId: request.id, budgetMs, name: route.url ?? '' });
-    const state: EdgeState = {
-      ctx,
-      errorCode: undefined,
-      err: undefined,
-      rejectRace: undefined,
-      handlerEndedAt: 0,
-      responding: false,
-    };
-    request.hangproof = ctx;
-    (request as WithState)[kState] = state;
-    inFlight.add(ctx);
-    reply.header('x-request-id', ctx.requestId);
-    ctx.watchAbort(() => answerAbort(reply, state));
-    // `on`, not `once`: a response closes once, and once() wraps every listener in a closure.
-    reply.raw.on('close', () => finish(request, reply, state));
-    if (readiness.shuttingDown) {
-      reply.header('connection', 'close');
-      reply.send(new HangproofError('SHUTTING_DOWN', { retryAfterSec: 1 }));
+    // Refusals (shutting down, overloaded) are decided before any context, span or log line.
+    const admission = lifecycle.admit(request.url);
+    if (typeof admission === 'object') {
+      refuse(reply, admission, request.id, lifecycle.shuttingDown);
       return;
     }
-    runWithContext(ctx, done);
+    const edgeReply = reply as EdgeReply;
+    // routeOptions is a getter that builds a new object on each access: read it once.
+    const route = request.routeOptions;
+    const ctx = lifecycle.begin({
+      requestId: request.id,
+      method: request.method,
+      route: route.url ?? '',
+      url: request.url,
+      budgetMs: lifecycle.budgetFor(route.config?.hangproof?.deadlineMs, request.headers[opts.timeoutHeader]),
+      onAbort: answerAbort,
+      owner: reply,
+    });
+    request.hangproof = ctx;
+    reply.header('x-request-id', ctx.requestId);
+    (reply.raw as TaggedResponse)[kReply] = edgeReply;
+    reply.raw.on('close', onResponseClose);
+    if (admission !== 'wait') {
+      if (admission === 'admitted') {
+        edgeReply[kAdmitted] = true;
+        lifecycle.admitted(ctx);
+      }
+      runWithContext(ctx, done);
+      return;
+    }
+    // The admission queue: a short bounded wait that ends with the request if it ends first.
+    lifecycle.admission?.wait(ctx).then((refusal) => {
+      if (ctx.aborted || ctx.ended || reply.sent) return;
+      if (refusal !== undefined) return done(refusal);
+      edgeReply[kAdmitted] = true;
+      runWithContext(ctx, done);
+    });
   });
 
   // A plain app.close() drains too, not only the signal handler: without this, a response that
   // completes after close() began leaves its keep-alive socket open, and close() then waits for
   // keepAliveTimeout (72 s by default) before it returns.
   app.addHook('preClose', (done) => {
-    readiness.markShuttingDown();
+    beginShutdown();
     done();
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {
-    const state = stateOf(request);
-    if (state !== undefined) {
-      const { ctx } = state;
-      state.responding = true;
-      if (state.handlerEndedAt > 0) {
-        const now = performance.now();
+    const ctx = request.hangproof;
+    if (ctx !== null) {
+      const edgeReply = reply as EdgeReply;
+      edgeReply[kResponding] = true;
+      const handlerEndedAt = edgeReply[kHandlerEndedAt];
+      if (handlerEndedAt > 0) {
         ctx.addSpan({
           name: 'serialization',
           kind: 'serialization',
-          startMs: state.handlerEndedAt - ctx.startedAt,
-          durationMs: now - state.handlerEndedAt,
+          startMs: handlerEndedAt - ctx.startedAt,
+          durationMs: performance.now() - handlerEndedAt,
         });
       }
       if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request))
@@ -141,20 +196,20 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     }
     // While draining, close each connection after its response: an idle keep-alive socket would
     // otherwise hold server.close() open until keepAliveTimeout.
-    if (readiness.shuttingDown) reply.header('connection', 'close');
+    if (lifecycle.shuttingDown) reply.header('connection', 'close');
     done(null, payload);
   });
 
-  // Every handler registered after the plugin is raced against its request's signal, so a handler
-  // that never settles still gets its 504 through Fastify's normal error path, and its late
-  // result is dropped instead of being sent twice.
+  // Every handler registered after the plugin is raced against its request's deadline, so a
+  // handler that never settles still gets its 504 through Fastify's normal error path, and its
+  // late result is dropped instead of being sent twice.
   app.addHook('onRoute', (route: RouteOptions) => {
     const handler = route.handler;
     route.handler = function raced(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
       const result: unknown = handler.call(this, request, reply);
-      const state = stateOf(request);
-      if (state === undefined || !isThenable(result)) return result;
-      return raceHandler(state, result);
+      const ctx = request.hangproof;
+      if (ctx === null || !isThenable(result)) return result;
+      return raceHandler(ctx, reply as EdgeReply, result);
     } as typeof handler;
     // Body parsing resumes in the socket's async context, not the request's: routes that take a
     // body re-enter the request context before validation, so their hooks and handler see it (as
@@ -170,12 +225,11 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   });
 
   app.setErrorHandler((err, request, reply) => {
-    const state = stateOf(request);
-    const abortReason = state?.ctx.aborted ? state.ctx.abortReason : undefined;
-    const error = toHangproofError(err, abortReason);
-    if (state !== undefined) {
-      state.errorCode = error.code;
-      state.err = err;
+    const ctx = request.hangproof;
+    const error = toHangproofError(err, ctx?.aborted ? ctx.abortReason : undefined);
+    if (ctx !== null) {
+      ctx.errorCode = error.code;
+      ctx.err = err;
     }
     if (error.retryAfterSec !== undefined) reply.header('retry-after', String(Math.ceil(error.retryAfterSec)));
     reply.code(error.statusCode).send(errorBody(error, request.id));
@@ -186,52 +240,30 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   });
 
   if (opts.healthPath !== false) {
-    probePaths.add(opts.healthPath);
+    lifecycle.probePaths.add(opts.healthPath);
     const startedAt = Date.now();
     app.get(opts.healthPath, (_request, reply) => {
       reply.send({ status: 'ok', uptimeSec: Math.round((Date.now() - startedAt) / 1000) });
     });
   }
   if (opts.readyPath !== false) {
-    probePaths.add(opts.readyPath);
+    lifecycle.probePaths.add(opts.readyPath);
     app.get(opts.readyPath, async (_request, reply) => {
       const report = await readiness.evaluate();
       reply.code(report.ready ? 200 : 503);
       return { status: report.ready ? 'ready' : 'not_ready', ...report };
     });
   }
+}
 
-  function finish(request: FastifyRequest, reply: FastifyReply, state: EdgeState): void {
-    const { ctx } = state;
-    const durationMs = ctx.elapsedMs();
-    let statusCode = reply.raw.statusCode;
-    let errorCode = state.errorCode;
-    if (request.raw.headers.upgrade !== undefined && reply.sent) {
-      // An upgraded connection (WebSocket) the route took over: it ends when the socket closes.
-      statusCode = 101;
-    } else if (!reply.raw.writableEnded) {
-      ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
-      statusCode = 499;
-      errorCode = 'CLIENT_CLOSED_REQUEST';
-    }
-    ctx.end();
-    inFlight.delete(ctx);
-    const route = ctx.name;
-    const q = request.url.indexOf('?');
-    const outcome: RequestOutcome = {
-      method: request.method,
-      route,
-      // The query string is left out: it may carry tokens.
-      path: q < 0 ? request.url : request.url.slice(0, q),
-      statusCode,
-      errorCode,
-      durationMs,
-      err: state.err,
-    };
-    const level = probePaths.has(route) && opts.quietProbes && statusCode < 500 ? 'debug' : levelFor(outcome, opts);
-    writeRequestLog(logger, ctx, outcome, level);
-    publish(channels.requestEnd, () => ({ ctx, method: request.method, route, statusCode, errorCode, durationMs }));
-  }
+/** A refusal decided before the request got a context: a prebuilt body, no log line of its own. */
+function refuse(reply: FastifyReply, error: HangproofError, requestId: string, closing: boolean): void {
+  reply.code(error.statusCode);
+  reply.header('x-request-id', requestId);
+  reply.header('content-type', 'application/json; charset=utf-8');
+  if (error.retryAfterSec !== undefined) reply.header('retry-after', String(Math.ceil(error.retryAfterSec)));
+  if (closing) reply.header('connection', 'close');
+  reply.send(refusalBody(error, requestId));
 }
 
 function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
@@ -241,25 +273,25 @@ function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (er
 }
 
 /**
- * Settles with the handler's promise, or rejects with the abort reason as soon as the request's
- * signal aborts. The request's one abort listener (answerAbort) triggers the rejection, so a
- * handler costs no listener of its own.
+ * Settles with the handler's promise, or rejects with the abort reason as soon as the request
+ * aborts. The request's abort handler (answerAbort) triggers the rejection, so a handler costs no
+ * listener of its own.
  */
-function raceHandler(state: EdgeState, result: PromiseLike<unknown>): Promise<unknown> {
+function raceHandler(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<unknown>): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    if (state.ctx.aborted) {
-      reject(state.ctx.abortReason);
+    if (ctx.aborted) {
+      reject(ctx.abortReason);
       return;
     }
-    state.rejectRace = reject;
+    reply[kRejectRace] = reject;
     result.then(
       (value) => {
-        state.rejectRace = undefined;
-        state.handlerEndedAt = performance.now();
+        reply[kRejectRace] = null;
+        reply[kHandlerEndedAt] = performance.now();
         resolve(value);
       },
       (err: unknown) => {
-        state.rejectRace = undefined;
+        reply[kRejectRace] = null;
         reject(err);
       },
     );
@@ -267,19 +299,20 @@ function raceHandler(state: EdgeState, result: PromiseLike<unknown>): Promise<un
 }
 
 /** Ends the request at its abort: rejects the raced handler, or sends the 504 itself (hooks, body, sync handlers). */
-function answerAbort(reply: FastifyReply, state: EdgeState): void {
-  const reason = state.ctx.abortReason;
+function answerAbort(ctx: RequestContext): void {
+  const reply = ctx.owner as EdgeReply;
+  const reason = ctx.abortReason;
   if (reason === undefined) return;
-  if (state.rejectRace !== undefined) {
-    const reject = state.rejectRace;
-    state.rejectRace = undefined;
+  const reject = reply[kRejectRace];
+  if (reject !== null) {
+    reply[kRejectRace] = null;
     reject(reason);
     return;
   }
-  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent || state.responding) return;
+  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent || reply[kResponding]) return;
   if (reply.raw.headersSent) {
     // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
-    state.errorCode = reason.code;
+    ctx.errorCode = reason.code;
     reply.raw.destroy(reason);
     return;
   }

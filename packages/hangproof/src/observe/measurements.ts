@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Channel } from 'node:diagnostics_channel';
 import {
   type BreakerStateEvent,
@@ -6,14 +5,14 @@ import {
   type DependencyCallEvent,
   type PoolAcquireEvent,
   type QueryEvent,
-  type RequestContext,
+  queryId,
   type RequestEndEvent,
   type Span,
 } from '../core/index.js';
 import { BoundedRing } from './bounded-ring.js';
 import { LatencySeries, OTHER, SeriesBook } from './latency-series.js';
 import { RouteBook } from './route-book.js';
-import type { StallReport } from './stall-watchdog.js';
+import type { EndedRequest, StallReport } from './stall-watchdog.js';
 
 /** A slow request kept with its spans, for the waterfall on /status. */
 export interface SlowRequest {
@@ -60,10 +59,8 @@ const MAX_KEPT_SPANS = 100;
 /** Recorded as the error code of a pool acquire that gave up. */
 export const ACQUIRE_FAILED = 'ACQUIRE_FAILED';
 
-/** A short, stable id for a query fingerprint, usable as a Prometheus label. */
-export function queryId(fingerprint: string): string {
-  return createHash('sha1').update(fingerprint).digest('hex').slice(0, 12);
-}
+/** A short, stable id for a query fingerprint, usable as a Prometheus label (the same id the log lines use). */
+export { queryId };
 
 /**
  * Everything observe measures from hangproof's diagnostics channels: per route, per query
@@ -88,9 +85,19 @@ export class Measurements {
   readonly shed = new Map<string, number>();
   readonly startedAtMs = Date.now();
   readonly #slowMs: number;
-  /** The last requests that ended and when (performance.now()), in two fixed arrays: no allocation. */
-  readonly #endedCtx: (RequestContext | undefined)[] = new Array(RECENT_ENDED);
-  readonly #endedAt = new Float64Array(RECENT_ENDED);
+  /**
+   * The last requests that ended, as primitives in fixed arrays: no allocation per request, and no
+   * context (with its spans and whatever its closures hold) kept alive after its request.
+   */
+  readonly #ended = {
+    id: new Array<string | undefined>(RECENT_ENDED),
+    name: new Array<string>(RECENT_ENDED),
+    kind: new Array<'request' | 'job'>(RECENT_ENDED),
+    startedAt: new Float64Array(RECENT_ENDED),
+    endedAt: new Float64Array(RECENT_ENDED),
+    step: new Array<string | undefined>(RECENT_ENDED),
+    lastStep: new Array<string | undefined>(RECENT_ENDED),
+  };
   #endedNext = 0;
   readonly #subscriptions: [Channel, (message: unknown) => void][] = [];
 
@@ -119,9 +126,17 @@ export class Measurements {
   /** The hot path: a few histogram records and counter increments per request. */
   readonly onRequestEnd = (e: RequestEndEvent): void => {
     const now = Date.now();
-    this.#endedCtx[this.#endedNext] = e.ctx;
-    this.#endedAt[this.#endedNext] = performance.now();
-    this.#endedNext = (this.#endedNext + 1) % RECENT_ENDED;
+    const { ctx } = e;
+    const i = this.#endedNext;
+    const ended = this.#ended;
+    ended.id[i] = ctx.requestId;
+    ended.name[i] = ctx.name;
+    ended.kind[i] = ctx.kind;
+    ended.startedAt[i] = ctx.startedAt;
+    ended.endedAt[i] = ctx.startedAt + e.durationMs;
+    ended.step[i] = ctx.stepsInFlightAtAbort.at(-1) ?? ctx.stepInFlight;
+    ended.lastStep[i] = ctx.lastCompletedStep;
+    this.#endedNext = (i + 1) % RECENT_ENDED;
     this.routes.get(e.method, e.route).record(e.durationMs, now, e.errorCode);
     if (e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode)) this.timeouts.push(this.#timeout(e, now));
     else if (e.durationMs >= this.#slowMs) this.slowRequests.push(this.#slow(e, now));
@@ -156,10 +171,20 @@ export class Measurements {
   };
 
   /** Requests that ended at or after `perfNow` (performance.now() time), among the last 256. */
-  *endedSince(perfNow: number): IterableIterator<RequestContext> {
+  *endedSince(perfNow: number): IterableIterator<EndedRequest> {
+    const e = this.#ended;
     for (let i = 0; i < RECENT_ENDED; i++) {
-      const ctx = this.#endedCtx[i];
-      if (ctx !== undefined && (this.#endedAt[i] as number) >= perfNow) yield ctx;
+      const requestId = e.id[i];
+      if (requestId === undefined || (e.endedAt[i] as number) < perfNow) continue;
+      yield {
+        requestId,
+        name: e.name[i] as string,
+        kind: e.kind[i] as 'request' | 'job',
+        startedAt: e.startedAt[i] as number,
+        durationMs: (e.endedAt[i] as number) - (e.startedAt[i] as number),
+        stepInFlight: e.step[i],
+        lastCompletedStep: e.lastStep[i],
+      };
     }
   }
 

@@ -53,11 +53,6 @@ declare module 'fastify' {
 /** At most one "shedding" warning per interval, however many requests are refused. */
 const SHED_LOG_INTERVAL_MS = 10_000;
 
-/** When a request got its slot, and how many requests held one then: an adaptive limit's sample. */
-interface Admission {
-  readonly at: number;
-  readonly inFlight: number;
-}
 
 /** Longest wait for the span exporter to flush at close, in ms. */
 const TRACER_SHUTDOWN_MS = 5_000;
@@ -130,30 +125,18 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
         )
       : undefined;
 
-  // Overload guard: requests holding a slot, released when the edge reports the request's end.
-  // With an adaptive limit each one also remembers when it got its slot and how many held one.
+  // Overload guard: a slot per admitted request, decided by the edge's lifecycle before the request
+  // gets a context and given back when it ends. With an adaptive limit the context's admission
+  // fields remember when it got its slot and how many held one then: the limit's sample.
   const adaptive =
     limiter !== undefined && opts.adaptiveLimit !== false
       ? new GradientLimit(opts.maxInFlight, opts.adaptiveLimit === true ? {} : opts.adaptiveLimit)
       : undefined;
   if (adaptive !== undefined) limiter?.setLimit(adaptive.limit);
-  const holders = new Map<RequestContext, Admission | undefined>();
-  const admit = (ctx: RequestContext): void => {
-    holders.set(ctx, adaptive === undefined ? undefined : { at: performance.now(), inFlight: limiter?.inFlight ?? 0 });
-  };
-  const onEndRelease = (m: unknown): void => {
-    const { ctx } = m as RequestEndEvent;
-    const admission = holders.get(ctx);
-    if (!holders.delete(ctx)) return;
-    limiter?.release();
-    if (admission === undefined || adaptive === undefined) return;
-    const now = performance.now();
-    if (adaptive.addSample(now - admission.at, admission.inFlight, now)) limiter?.setLimit(adaptive.limit);
-  };
-  if (limiter !== undefined) channels.requestEnd.subscribe(onEndRelease);
 
   let lastShedLogAt = 0;
   let shedSinceLog = 0;
+  const shedErrors = new Map<string, HangproofError>();
   const shed = (reason: PressureReason | 'concurrency' | 'queue_timeout'): HangproofError => {
     measurements.recordShed(reason);
     shedSinceLog++;
@@ -166,7 +149,13 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       lastShedLogAt = now;
       shedSinceLog = 0;
     }
-    return new HangproofError('OVERLOADED', { retryAfterSec: opts.retryAfterSec, details: { reason } });
+    // One error per reason, built once: a refusal must cost far less than serving.
+    let error = shedErrors.get(reason);
+    if (error === undefined) {
+      error = new HangproofError('OVERLOADED', { retryAfterSec: opts.retryAfterSec, details: { reason } });
+      shedErrors.set(reason, error);
+    }
+    return error;
   };
 
   const exempt = new Set<string>(opts.exemptPaths);
@@ -176,34 +165,57 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     if (path !== opts.metricsPath) ownRoutes.add(path);
   };
 
-  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-    const ctx = request.hangproof;
-    if (tracer !== undefined && ctx !== null) {
-      const tp = request.headers.traceparent;
-      if (typeof tp === 'string') tracer.noteParent(ctx, tp);
+  // Exempt paths (probes, /metrics, /status) are matched on the raw URL: admission runs before
+  // routing work. A query string does not change the path.
+  const exemptUrl = (url: string): boolean => {
+    if (exempt.size === 0) return false;
+    const q = url.indexOf('?');
+    return exempt.has(q < 0 ? url : url.slice(0, q));
+  };
+  const admitted = (ctx: RequestContext): void => {
+    if (adaptive !== undefined) {
+      ctx.admittedAt = performance.now();
+      ctx.inFlightAtAdmission = limiter?.inFlight ?? 0;
     }
-    // The edge's context carries the route's URL; routeOptions would build a new object per request.
-    const url = ctx === null ? request.routeOptions.url : ctx.name;
-    if (url !== undefined && exempt.has(url)) return done();
-    const pressure = monitor.pressure;
-    if (pressure !== undefined) return done(shed(pressure));
-    if (limiter === undefined || ctx === null) return done();
-    if (limiter.tryAcquire()) {
-      admit(ctx);
-      return done();
-    }
-    if (!limiter.canWait()) return done(shed('concurrency'));
-    limiter.wait(ctx.signal).then((granted) => {
+  };
+  edge.lifecycle.setAdmission({
+    admit: (url) => {
+      if (exemptUrl(url)) return 'exempt';
+      const pressure = monitor.pressure;
+      if (pressure !== undefined) return shed(pressure);
+      if (limiter === undefined || limiter.tryAcquire()) return undefined;
+      return limiter.canWait() ? 'wait' : shed('concurrency');
+    },
+    wait: async (ctx) => {
+      const granted = (await limiter?.wait(ctx.signal)) ?? true;
       // A request that ended while it waited (client gone, deadline answered) goes no further.
-      if (ctx.aborted || ctx.ended || reply.sent) {
-        if (granted) limiter.release();
-        return;
+      if (ctx.aborted || ctx.ended) {
+        if (granted) limiter?.release();
+        return shed('queue_timeout');
       }
-      if (!granted) return done(shed('queue_timeout'));
-      admit(ctx);
+      if (!granted) return shed('queue_timeout');
+      admitted(ctx);
+      return undefined;
+    },
+    onAdmit: admitted,
+    release: (ctx) => {
+      if (limiter === undefined) return;
+      limiter.release();
+      if (adaptive === undefined || !(ctx.admittedAt > 0)) return;
+      const now = performance.now();
+      if (adaptive.addSample(now - ctx.admittedAt, ctx.inFlightAtAdmission, now)) limiter.setLimit(adaptive.limit);
+    },
+  });
+
+  if (tracer !== undefined) {
+    const noteParent = tracer.noteParent.bind(tracer);
+    app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+      const ctx = request.hangproof;
+      const tp = request.headers.traceparent;
+      if (ctx !== null && typeof tp === 'string') noteParent(ctx, tp);
       done();
     });
-  });
+  }
 
   const snapshot = (): Record<string, unknown> =>
     buildStatusSnapshot({
@@ -242,7 +254,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
 
   app.addHook('onClose', async () => {
     measurements.unsubscribe();
-    if (limiter !== undefined) channels.requestEnd.unsubscribe(onEndRelease);
+    edge.lifecycle.setAdmission(undefined);
     monitor.stop();
     stopStalls?.();
     if (onTracedEnd !== undefined) channels.requestEnd.unsubscribe(onTracedEnd);

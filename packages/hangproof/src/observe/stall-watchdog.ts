@@ -48,12 +48,24 @@ export interface StallWatchdogOptions {
   readonly captureStacks: boolean;
 }
 
+/** A request that has ended, as observe remembers it: primitives, never the context. */
+export interface EndedRequest {
+  readonly requestId: string;
+  readonly name: string;
+  readonly kind: 'request' | 'job';
+  /** performance.now() at its start. */
+  readonly startedAt: number;
+  readonly durationMs: number;
+  readonly stepInFlight: string | undefined;
+  readonly lastCompletedStep: string | undefined;
+}
+
 /** Where the watchdog finds the requests of one app. */
 export interface ContextSource {
   /** The requests in flight now. */
   inFlight(): Iterable<RequestContext>;
   /** Requests that ended at or after `perfNow` (performance.now() time). */
-  endedSince(perfNow: number): Iterable<RequestContext>;
+  endedSince(perfNow: number): Iterable<EndedRequest>;
 }
 type StallListener = (report: StallReport) => void;
 
@@ -83,14 +95,26 @@ export function inFlightSnapshot(): InFlightRequest[] {
  * blocking it. Used when the paused thread could not be asked.
  */
 function inFlightAt(startedAtPerf: number, endedAtPerf: number): InFlightRequest[] {
-  return describe(function* () {
-    const seen = new Set<RequestContext>();
-    for (const source of sources) {
-      for (const ctx of source.inFlight()) seen.add(ctx);
-      for (const ctx of source.endedSince(startedAtPerf)) seen.add(ctx);
-    }
-    for (const ctx of seen) if (ctx.startedAt <= endedAtPerf) yield ctx;
+  const out = describe(function* () {
+    for (const source of sources) for (const ctx of source.inFlight()) if (ctx.startedAt <= endedAtPerf) yield ctx;
   });
+  const listed = new Set(out.map((r) => r.requestId));
+  for (const source of sources) {
+    for (const e of source.endedSince(startedAtPerf)) {
+      if (e.startedAt > endedAtPerf || listed.has(e.requestId)) continue;
+      listed.add(e.requestId);
+      out.push({
+        requestId: e.requestId,
+        name: e.name,
+        kind: e.kind,
+        elapsedMs: Math.round(e.durationMs),
+        stepInFlight: e.stepInFlight,
+        stepsInFlight: e.stepInFlight === undefined ? [] : [e.stepInFlight],
+        lastCompletedStep: e.lastCompletedStep,
+      });
+    }
+  }
+  return out.sort((a, b) => b.elapsedMs - a.elapsedMs).slice(0, MAX_IN_FLIGHT_LISTED);
 }
 
 function describe(contexts: () => Iterable<RequestContext>): InFlightRequest[] {

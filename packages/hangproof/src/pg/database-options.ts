@@ -41,6 +41,19 @@ export interface DatabaseOptions {
   /** The server ends a session idle inside a transaction this long (ms). @default 30_000 */
   readonly idleInTransactionTimeoutMs?: number;
   /**
+   * When a standalone statement sends its own limits (`set_config` of statement_timeout,
+   * lock_timeout and application_name, in the statement's implicit transaction):
+   * - `'when-shorter'`: only when the request has less time left than `statementTimeoutMs` (plus
+   *   `reserveMs`); otherwise the session limits set when the connection opened already fit, and
+   *   the statement goes alone (no set_config for Postgres to parse and answer, and the session's
+   *   application_name instead of one naming the request);
+   * - `'always'`: every statement. Use it behind PgBouncer in transaction mode, which does not
+   *   pass the session limits on to the server.
+   * The client-side bound and the cancel at the request's deadline apply either way.
+   * @default 'when-shorter'
+   */
+  readonly statementLimits?: 'when-shorter' | 'always';
+  /**
    * Time kept back from the request's remaining budget when a query's limit is derived from it, so
    * the request still has time to turn the failure into a clear answer. @default 25
    */
@@ -88,6 +101,7 @@ export const DATABASE_DEFAULTS = Object.freeze({
   statementTimeoutMs: 5_000,
   lockTimeoutMs: 2_000,
   idleInTransactionTimeoutMs: 30_000,
+  statementLimits: 'when-shorter' as 'when-shorter' | 'always',
   reserveMs: 25,
   unresponsiveGraceMs: 250,
   cancelTimeoutMs: 1_000,
@@ -151,6 +165,9 @@ export function resolveDatabaseOptions(input: DatabaseOptions): ResolvedDatabase
     throw new RangeError(
       `applicationName must be a string of at most 40 characters, received ${String(o.applicationName)}`,
     );
+  }
+  if (o.statementLimits !== 'when-shorter' && o.statementLimits !== 'always') {
+    throw new RangeError(`statementLimits must be 'when-shorter' or 'always', received ${String(o.statementLimits)}`);
   }
   if (o.redactParams !== undefined && typeof o.redactParams !== 'function') {
     throw new TypeError(`redactParams must be a function, received ${typeof o.redactParams}`);

@@ -22,7 +22,7 @@ import type {
   TxOptions,
 } from './database-api.js';
 import { type DatabaseOptions, type ResolvedDatabaseOptions, resolveDatabaseOptions } from './database-options.js';
-import { fingerprint } from './fingerprint.js';
+import { shapeOf } from './fingerprint.js';
 import { destroyClient, GuardedConnection, type GuardOptions } from './guarded-connection.js';
 import { HolderRegistry } from './holder-registry.js';
 import { isSingleStatement } from './limited-query.js';
@@ -41,6 +41,7 @@ import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
 import { GateRefusedError, PoolGate } from './pool-gate.js';
 import { QueryAccounting } from './query-accounting.js';
 import { errorSummary, redactParams } from './redact-params.js';
+import { StatementSweep } from './statement-sweep.js';
 import { TransactionLimits } from './transaction-limits.js';
 
 /** Creates the guarded pool. Validates options at once (TypeError/RangeError naming the value). */
@@ -67,6 +68,9 @@ interface Lease {
 }
 
 const CLOSE_TIMEOUT_MS = 5_000;
+
+/** Where a pooled pg client keeps its guard between checkouts. */
+const kGuard = Symbol('hangproof.pg.guard');
 
 /** Bound of the ROLLBACK that ends a failed transaction; it runs after the caller was answered. */
 const ROLLBACK_TIMEOUT_MS = 1_000;
@@ -106,9 +110,10 @@ class GuardedDatabase implements Database {
       connectionString: o.connectionString,
       ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
       max: o.max,
-      // Bounds the TCP/TLS/auth handshake of a new connection. pg-pool also uses it for its own
-      // wait queue, which the gate keeps empty.
-      connectionTimeoutMillis: o.connectTimeoutMs,
+      // The TCP/TLS/auth handshake of a new connection is bounded by pg's Client itself
+      // (connectTimeoutMs, below). pg-pool is given no connectionTimeoutMillis: it would arm a
+      // timer on every checkout for its wait queue, which the gate keeps empty.
+      Client: clientWithConnectTimeout(o.connectTimeoutMs),
       idleTimeoutMillis: o.idleTimeoutMs,
       maxLifetimeSeconds: Math.ceil(o.maxLifetimeMs / 1000),
       // Finds dead idle peers (a restarted server behind a NAT) before a query is sent on them.
@@ -118,7 +123,9 @@ class GuardedDatabase implements Database {
       // per-transaction set_config values below are what counts (PgBouncer ignores these).
       application_name: o.applicationName,
       statement_timeout: o.statementTimeoutMs,
-      lock_timeout: o.lockTimeoutMs,
+      // Kept under the statement limit, as per-statement limits are (TransactionLimits.lockMs), so
+      // a statement stuck behind a lock reports the lock.
+      lock_timeout: this.#limits.lockMs(o.statementTimeoutMs),
       idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs,
     });
     // Without this listener an idle connection dropped by the server crashes the process.
@@ -159,8 +166,9 @@ class GuardedDatabase implements Database {
     options: QueryOptions = {},
   ): Promise<QueryResult<R>> {
     const scope = this.#scope();
-    const fp = fingerprint(sql);
-    const ticket = this.#accounting.begin(scope.ctx, fp, params);
+    const shape = shapeOf(sql);
+    const started = performance.now();
+    this.#accounting.start(scope.ctx, shape);
     let lease: Lease | undefined;
     let failure: unknown;
     let rows = 0;
@@ -171,9 +179,14 @@ class GuardedDatabase implements Database {
       if (options.outsideTransaction === true) {
         result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.abort);
       } else if (isSingleStatement(sql)) {
-        // The limits and the statement in one implicit transaction, one round trip (LimitedQuery).
         const limitMs = this.#statementBudget(scope, 'query');
-        result = await conn.runLimited(this.#limits.statement(scope.ctx, limitMs), sql, params, limitMs, scope.abort);
+        result =
+          this.#o.statementLimits === 'when-shorter' && limitMs >= this.#o.statementTimeoutMs
+            ? // The session's own limits (set when the connection opened) are the ones this
+              // statement needs: no set_config for Postgres to parse, plan and answer.
+              await conn.run(sql, params, limitMs, scope.abort)
+            : // Shorter limits and the statement in one implicit transaction, one round trip.
+              await conn.runLimited(this.#limits.statement(scope.ctx, limitMs), sql, params, limitMs, scope.abort);
       } else {
         // Several statements in one string cannot be Parsed as one: BEGIN with the limits, the
         // statements (simple protocol), COMMIT; three round trips.
@@ -184,10 +197,10 @@ class GuardedDatabase implements Database {
       rows = rowCountOf(result);
       return result as QueryResult<R>;
     } catch (err) {
-      failure = this.#account(err, scope, fp, params);
+      failure = this.#account(err, scope, shape.fingerprint, params);
       throw failure;
     } finally {
-      ticket.end({ rows, error: failure, ...(lease === undefined ? {} : { waitMs: lease.waitMs }) });
+      this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params);
       if (lease !== undefined) this.#finish(lease, failure !== undefined);
     }
   }
@@ -205,8 +218,9 @@ class GuardedDatabase implements Database {
         const handle: Transaction = {
           query: async <R extends Row = Row>(sql: string, params?: readonly unknown[]) => {
             if (!open) throw new Error('this transaction has already ended; run queries inside its callback');
-            const fp = fingerprint(sql);
-            const ticket = this.#accounting.begin(scope.ctx, fp, params);
+            const shape = shapeOf(sql);
+            const started = performance.now();
+            this.#accounting.start(scope.ctx, shape);
             let rows = 0;
             let error: unknown;
             try {
@@ -214,10 +228,10 @@ class GuardedDatabase implements Database {
               rows = rowCountOf(result);
               return result as QueryResult<R>;
             } catch (err) {
-              error = this.#account(err, scope, fp, params);
+              error = this.#account(err, scope, shape.fingerprint, params);
               throw error;
             } finally {
-              ticket.end({ rows, error });
+              this.#accounting.end(scope.ctx, shape, started, rows, error, 0, params);
             }
           },
         };
@@ -465,17 +479,26 @@ class GuardedDatabase implements Database {
     }
   }
 
+  /** The connection's guard: one per pooled connection, made on its first checkout and reused. */
   #guard(client: pg.PoolClient): GuardedConnection {
-    this.#guardOptions ??= {
-      unresponsiveGraceMs: this.#o.unresponsiveGraceMs,
-      cancelTimeoutMs: this.#o.cancelTimeoutMs,
-      ssl: this.#o.ssl,
-      onCancel: (delivered) => {
-        this.#counters.cancelsSent++;
-        if (delivered) this.#counters.cancelsConfirmed++;
-      },
-    };
-    return new GuardedConnection(client, this.#guardOptions);
+    const tagged = client as pg.PoolClient & { [kGuard]?: GuardedConnection };
+    let conn = tagged[kGuard];
+    if (conn === undefined) {
+      this.#guardOptions ??= {
+        unresponsiveGraceMs: this.#o.unresponsiveGraceMs,
+        cancelTimeoutMs: this.#o.cancelTimeoutMs,
+        ssl: this.#o.ssl,
+        onCancel: (delivered) => {
+          this.#counters.cancelsSent++;
+          if (delivered) this.#counters.cancelsConfirmed++;
+        },
+        // A bound fires up to a fifth of the grace late; the grace is what it is measured against.
+        sweep: new StatementSweep(Math.max(5, Math.min(50, this.#o.unresponsiveGraceMs / 5))),
+      };
+      conn = new GuardedConnection(client, this.#guardOptions);
+      tagged[kGuard] = conn;
+    }
+    return conn;
   }
 
   /**
@@ -617,6 +640,18 @@ class GuardedDatabase implements Database {
       return false;
     }
   }
+}
+
+/** pg's Client with `connectionTimeoutMillis` of its own, for pg-pool to create connections with. */
+function clientWithConnectTimeout(connectTimeoutMs: number): typeof pg.Client {
+  return class TimedClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super({
+        ...(typeof config === 'string' ? { connectionString: config } : config),
+        connectionTimeoutMillis: connectTimeoutMs,
+      });
+    }
+  };
 }
 
 /** Rows of a result; a string of several statements gives pg's array of results. */

@@ -1,3 +1,5 @@
+import { type QueryShape, queryId } from '../core/index.js';
+
 /**
  * The shape of a query: its SQL with literals, numbers and `IN (...)`/`VALUES` lists replaced by `?`
  * and whitespace collapsed, so `WHERE id = 1` and `WHERE id = 2` (or `$1` with any value) give the
@@ -11,20 +13,47 @@
  * and the scan then costs one Map lookup per query.
  */
 const CACHE_MAX = 2_000;
-const cache = new Map<string, string>();
+const cache = new Map<string, QueryShape>();
+/** Shapes by fingerprint, so two spellings of one statement share one shape (and one id). */
+const byFingerprint = new Map<string, QueryShape>();
 
 export function fingerprint(sql: string): string {
+  return shapeOf(sql).fingerprint;
+}
+
+/**
+ * The interned shape of `sql`: its fingerprint, a stable short id and a label (see QueryShape).
+ * One Map lookup per query once the statement has been seen.
+ */
+export function shapeOf(sql: string): QueryShape {
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
   const fp = normalise(sql);
+  let shape = byFingerprint.get(fp);
+  if (shape === undefined) {
+    shape = Object.freeze({ fingerprint: fp, id: queryId(fp), label: labelOf(fp) });
+    byFingerprint.set(fp, shape);
+  }
   // Bounded: when full, drop the oldest entry (Map keeps insertion order). Dynamic SQL with
   // inlined values would otherwise grow it forever.
   if (cache.size >= CACHE_MAX) {
     const oldest = cache.keys().next();
     if (oldest.done !== true) cache.delete(oldest.value);
   }
-  cache.set(sql, fp);
-  return fp;
+  if (byFingerprint.size > CACHE_MAX) byFingerprint.clear();
+  cache.set(sql, shape);
+  return shape;
+}
+
+const VERB = /^\(*\s*([A-Za-z]+)/;
+const FIRST_TABLE =
+  /\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+((?:"[^"]+"|[A-Za-z_][\w$]*)(?:\.(?:"[^"]+"|[A-Za-z_][\w$]*))?)/i;
+
+/** `SELECT bots`, `INSERT orders`, `WITH`: the statement's verb and the first table it names. */
+export function labelOf(fp: string): string {
+  const verb = (VERB.exec(fp)?.[1] ?? 'SQL').toUpperCase();
+  const table = FIRST_TABLE.exec(fp)?.[1];
+  return table === undefined ? verb : `${verb} ${table.replaceAll('"', '')}`;
 }
 
 const IDENT = /[A-Za-z0-9_$]/;

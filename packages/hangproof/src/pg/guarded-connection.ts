@@ -1,11 +1,12 @@
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
-import { type AbortWatch, firstOutcome } from '../core/abort-watch.js';
+import type { AbortWatch } from '../core/abort-watch.js';
 import { isHangproofError } from '../errors.js';
 import { sendCancelRequest } from './cancel-request.js';
 import { LimitedQuery, type StatementLimits } from './limited-query.js';
 import { isConnectionError, pgTimeout, pgUnavailable, sqlState } from './pg-errors.js';
 import { scrubValues } from './redact-params.js';
+import type { BoundedStatement, StatementSweep } from './statement-sweep.js';
 
 /** Fields of pg's Client that its types leave out: BackendKeyData and the queryable flag. */
 interface ClientInternals {
@@ -21,7 +22,11 @@ export interface GuardOptions {
   readonly ssl: boolean | ConnectionOptions | undefined;
   /** Told about every cancel: when it was sent and whether the server confirmed it. */
   readonly onCancel: (delivered: boolean, ms: number) => void;
+  /** Where running statements are bounded (one sweep per pool, not a timer per statement). */
+  readonly sweep: StatementSweep;
 }
+
+type Settle = (err: Error | null, result?: pg.QueryResult) => void;
 
 /**
  * One checked-out pg client with the client-side half of the guard:
@@ -33,12 +38,26 @@ export interface GuardOptions {
  * Either way the connection is then "broken": it is destroyed on release, never reused. Reusing
  * it after a cancel risks the late cancel hitting the next statement; discarding it is the
  * cheapest fence there is.
+ *
+ * One object per pooled connection, reused by every statement on it (one statement runs at a
+ * time): a statement costs one promise and no closure, timer or listener object of its own.
  */
-export class GuardedConnection {
+export class GuardedConnection implements BoundedStatement {
   readonly client: pg.PoolClient;
   readonly #options: GuardOptions;
   #broken: Error | undefined;
   #cancelDone: Promise<unknown> = Promise.resolve();
+  // The statement running now (at most one per connection).
+  #resolve: ((result: pg.QueryResult) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+  #abort: AbortWatch | undefined;
+  #values: readonly unknown[] | undefined;
+  #limitMs = 0;
+  #started = 0;
+  boundAt = 0;
+  /** pg's callback for the running statement: bound once per connection. */
+  readonly #settle: Settle = (err, result) => this.#settled(err, result);
+  readonly #onAbort = (reason: unknown): void => this.#aborted(reason);
 
   constructor(client: pg.PoolClient, options: GuardOptions) {
     this.client = client;
@@ -102,50 +121,82 @@ export class GuardedConnection {
   }
 
   /**
-   * `submit(done)` raced against the client-side bound and the abort; see `run`. Callback-style
-   * on purpose: one promise per statement, not three (under AsyncLocalStorage every promise also
-   * runs the context's hooks).
+   * `submit(done)` raced against the client-side bound (the pool's sweep) and the abort; see
+   * `run`. Callback-style on purpose: one promise per statement (under AsyncLocalStorage every
+   * promise also runs the context's hooks).
    */
   #bounded(
     limitMs: number,
     abort: AbortWatch | undefined,
     values: readonly unknown[] | undefined,
-    submit: (done: (err: Error | null, result?: pg.QueryResult) => void) => void,
+    submit: (done: Settle) => void,
   ): Promise<pg.QueryResult> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
     if (abort?.aborted) return Promise.reject(abort.abortReason);
-    const started = performance.now();
-    return new Promise((resolve, reject) => {
-      const claim = firstOutcome(
-        limitMs + this.#options.unresponsiveGraceMs,
-        abort,
-        () => {
-          const waited = performance.now() - started;
-          const err = pgTimeout(
-            'query',
-            `postgres gave no answer within ${Math.round(waited)} ms`,
-            waited,
-            new Error(`no answer from the server within the ${Math.round(limitMs)} ms limit plus grace`),
-          );
-          this.#breakWithCancel(err);
-          reject(err);
-        },
-        (reason) => {
-          this.#breakWithCancel(reason instanceof Error ? reason : new Error(String(reason)));
-          reject(reason);
-        },
-      );
-      const settle = (err: Error | null, result?: pg.QueryResult): void => {
-        if (!claim()) return;
-        if (err === null) resolve(result as pg.QueryResult);
-        else reject(this.#classify(err, values, limitMs, started));
-      };
-      try {
-        submit(settle);
-      } catch (err) {
-        settle(err instanceof Error ? err : new Error(String(err)));
-      }
+    if (this.#resolve !== undefined)
+      return Promise.reject(new Error('a statement is already running on this connection'));
+    this.#started = performance.now();
+    this.#limitMs = limitMs;
+    this.#values = values;
+    this.#abort = abort;
+    this.boundAt = this.#started + limitMs + this.#options.unresponsiveGraceMs;
+    const promise = new Promise<pg.QueryResult>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
     });
+    this.#options.sweep.add(this);
+    abort?.watchAbort(this.#onAbort);
+    try {
+      submit(this.#settle);
+    } catch (err) {
+      this.#settled(err instanceof Error ? err : new Error(String(err)));
+    }
+    return promise;
+  }
+
+  /** Ends the running statement's wait: true when it was still running (the caller settles it). */
+  #claim(): boolean {
+    if (this.#resolve === undefined) return false;
+    this.#options.sweep.delete(this);
+    this.#abort?.unwatchAbort(this.#onAbort);
+    this.#abort = undefined;
+    return true;
+  }
+
+  #finish(err: unknown, result?: pg.QueryResult): void {
+    const resolve = this.#resolve as (result: pg.QueryResult) => void;
+    const reject = this.#reject as (err: unknown) => void;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    this.#values = undefined;
+    if (err === null) resolve(result as pg.QueryResult);
+    else reject(err);
+  }
+
+  #settled(err: Error | null, result?: pg.QueryResult): void {
+    const values = this.#values;
+    if (!this.#claim()) return;
+    this.#finish(err === null ? null : this.#classify(err, values, this.#limitMs, this.#started), result);
+  }
+
+  #aborted(reason: unknown): void {
+    if (!this.#claim()) return;
+    this.#breakWithCancel(reason instanceof Error ? reason : new Error(String(reason)));
+    this.#finish(reason);
+  }
+
+  /** The sweep's call: the server gave no answer within the statement's limit plus grace. */
+  expire(): void {
+    if (!this.#claim()) return;
+    const waited = performance.now() - this.#started;
+    const err = pgTimeout(
+      'query',
+      `postgres gave no answer within ${Math.round(waited)} ms`,
+      waited,
+      new Error(`no answer from the server within the ${Math.round(this.#limitMs)} ms limit plus grace`),
+    );
+    this.#breakWithCancel(err);
+    this.#finish(err);
   }
 
   /**

@@ -16,6 +16,16 @@ export function connectWithin(
   abort: AbortWatch | undefined,
   afterAbandoned: () => void,
 ): Promise<pg.PoolClient> {
+  if (pool.idleCount > 0 && pool.waitingCount === 0) {
+    // An idle connection is handed over on the next tick and cannot hang: no timer, no watcher.
+    return new Promise<pg.PoolClient>((resolve, reject) => {
+      pool.connect((err, client) => {
+        if (err !== undefined && err !== null) reject(err);
+        else if (client === undefined) reject(new Error('pg-pool gave no client'));
+        else resolve(client);
+      });
+    });
+  }
   return new Promise<pg.PoolClient>((resolve, reject) => {
     const claim = firstOutcome(ms, abort, () => reject(BUDGET_SPENT), reject);
     pool.connect((err, client, release) => {

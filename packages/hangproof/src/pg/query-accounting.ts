@@ -1,19 +1,7 @@
-import { channels, publish, type RequestContext } from '../core/index.js';
+import { channels, type QueryShape, type RequestContext, type ShapeRuns } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import type { ParamRedactor } from './database-options.js';
 import type { PgLogger } from './logger.js';
-
-interface ShapeState {
-  /** Sequential runs: a batch of parallel runs of one shape counts once. */
-  count: number;
-  inFlight: number;
-  reported: boolean;
-}
-
-interface RequestState {
-  queries: number;
-  readonly shapes: Map<string, ShapeState>;
-}
 
 /** Distinct query shapes tracked per request; more are not checked for N+1. */
 const MAX_SHAPES_PER_REQUEST = 256;
@@ -26,19 +14,14 @@ export interface AccountingOptions {
   readonly logger: PgLogger;
 }
 
-/** One query being accounted: call `end` exactly once. */
-export interface QueryTicket {
-  end(outcome: { rows: number; error: unknown; waitMs?: number }): void;
-}
-
 /**
- * Everything the guard records about queries, per request: the `q1..qN` spans (kind `db`), the
- * `query` diagnostics event, the slow-query log line and N+1 detection. State per request lives
- * in a WeakMap keyed by the context, so it goes away with the request.
+ * Everything the guard records about queries: the query span and per-kind totals on the request's
+ * context (numbers plus the interned shape), the `query` diagnostics event, the slow-query log
+ * line and N+1 detection. Per-request state lives in fields of the context, so it goes away with
+ * the request and costs no map lookup keyed by it.
  */
 export class QueryAccounting {
   readonly #options: AccountingOptions;
-  readonly #requests = new WeakMap<RequestContext, RequestState>();
   slowQueries = 0;
   nPlusOneDetected = 0;
   queries = 0;
@@ -47,75 +30,74 @@ export class QueryAccounting {
     this.#options = options;
   }
 
-  begin(ctx: RequestContext | undefined, fingerprint: string, params: readonly unknown[] | undefined): QueryTicket {
-    const started = performance.now();
+  /** A query of `shape` starts in `ctx`: counts it and checks for the N+1 pattern. */
+  start(ctx: RequestContext | undefined, shape: QueryShape): void {
     this.queries++;
-    let name = 'q';
-    let shape: ShapeState | undefined;
-    if (ctx !== undefined) {
-      let state = this.#requests.get(ctx);
-      if (state === undefined) {
-        state = { queries: 0, shapes: new Map() };
-        this.#requests.set(ctx, state);
-      }
-      name = `q${++state.queries}`;
-      shape = state.shapes.get(fingerprint);
-      if (shape === undefined && state.shapes.size < MAX_SHAPES_PER_REQUEST) {
-        shape = { count: 0, inFlight: 0, reported: false };
-        state.shapes.set(fingerprint, shape);
-      }
-      if (shape !== undefined) {
-        if (shape.inFlight === 0) shape.count++;
-        shape.inFlight++;
-        this.#checkNPlusOne(ctx, fingerprint, shape);
-      }
+    if (ctx === undefined || this.#options.nPlusOneThreshold === 0) return;
+    ctx.queryRuns ??= new Map();
+    let runs = ctx.queryRuns.get(shape);
+    if (runs === undefined) {
+      if (ctx.queryRuns.size >= MAX_SHAPES_PER_REQUEST) return;
+      runs = { count: 0, inFlight: 0, reported: false };
+      ctx.queryRuns.set(shape, runs);
     }
-    return {
-      end: ({ rows, error, waitMs }) => {
-        const durationMs = performance.now() - started;
-        if (shape !== undefined) shape.inFlight--;
-        const errorCode = error === undefined ? undefined : isHangproofError(error) ? error.code : 'INTERNAL';
-        if (ctx !== undefined) {
-          const attrs: Record<string, unknown> = { fingerprint, rows };
-          if (waitMs !== undefined) attrs.acquireMs = Math.round(waitMs * 10) / 10;
-          if (errorCode !== undefined) attrs.error = errorCode;
-          ctx.addSpan({ name, kind: 'db', startMs: started - ctx.startedAt, durationMs, attrs });
-        }
-        publish(channels.query, () => ({ ctx, fingerprint, durationMs, rowCount: rows, errorCode }));
-        const { slowQueryMs } = this.#options;
-        if (slowQueryMs > 0 && durationMs > slowQueryMs) {
-          this.slowQueries++;
-          this.#options.logger.warn(
-            {
-              pool: this.#options.pool,
-              requestId: ctx?.requestId,
-              route: ctx?.name,
-              span: name,
-              sql: fingerprint,
-              params: params === undefined ? undefined : this.#options.redactParams(params, fingerprint),
-              durationMs: Math.round(durationMs),
-              rows,
-              errorCode,
-            },
-            'slow postgres query',
-          );
-        }
-      },
-    };
+    if (runs.inFlight === 0) runs.count++;
+    runs.inFlight++;
+    this.#checkNPlusOne(ctx, shape, runs);
   }
 
-  #checkNPlusOne(ctx: RequestContext, fingerprint: string, shape: ShapeState): void {
+  /** The query ended (`error` undefined on success): span, event, slow-query line. */
+  end(
+    ctx: RequestContext | undefined,
+    shape: QueryShape,
+    startedAt: number,
+    rows: number,
+    error: unknown,
+    waitMs: number,
+    params: readonly unknown[] | undefined,
+  ): void {
+    const durationMs = performance.now() - startedAt;
+    const runs = ctx?.queryRuns?.get(shape);
+    if (runs !== undefined) runs.inFlight--;
+    const errorCode = error === undefined ? undefined : isHangproofError(error) ? error.code : 'INTERNAL';
+    ctx?.recordQuery(shape, startedAt, durationMs, rows, waitMs, errorCode);
+    if (channels.query.hasSubscribers) {
+      channels.query.publish({ ctx, fingerprint: shape.fingerprint, durationMs, rowCount: rows, errorCode });
+    }
+    const { slowQueryMs } = this.#options;
+    if (slowQueryMs > 0 && durationMs > slowQueryMs) {
+      this.slowQueries++;
+      this.#options.logger.warn(
+        {
+          pool: this.#options.pool,
+          requestId: ctx?.requestId,
+          route: ctx?.name,
+          span: shape.label,
+          queryId: shape.id,
+          sql: shape.fingerprint,
+          params: params === undefined ? undefined : this.#options.redactParams(params, shape.fingerprint),
+          durationMs: Math.round(durationMs),
+          rows,
+          errorCode,
+        },
+        'slow postgres query',
+      );
+    }
+  }
+
+  #checkNPlusOne(ctx: RequestContext, shape: QueryShape, runs: ShapeRuns): void {
     const threshold = this.#options.nPlusOneThreshold;
-    if (threshold === 0 || shape.reported || shape.count <= threshold) return;
-    shape.reported = true;
+    if (runs.reported || runs.count <= threshold) return;
+    runs.reported = true;
     this.nPlusOneDetected++;
     this.#options.logger.warn(
       {
         pool: this.#options.pool,
         requestId: ctx.requestId,
         route: ctx.name,
-        sql: fingerprint,
-        count: shape.count,
+        queryId: shape.id,
+        sql: shape.fingerprint,
+        count: runs.count,
         threshold,
       },
       'N+1 query pattern: the same query ran sequentially more than the threshold in one request',

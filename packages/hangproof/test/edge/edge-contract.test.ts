@@ -6,7 +6,8 @@ import { HangproofError } from 'hangproof';
 import { json, startApp } from '../support/start-app.ts';
 
 const ADMIN = 'admin-token-0123456789';
-const started = await startApp({ deadlineMs: 2000, adminToken: ADMIN }, (app) => {
+const SLOW_WARN_MS = 200;
+const started = await startApp({ deadlineMs: 2000, adminToken: ADMIN, slowWarnMs: SLOW_WARN_MS }, (app) => {
   app.post('/echo', async (req) => ({ got: req.body }));
   app.get('/boom', async () => {
     throw new Error('SELECT secret FROM users WHERE password = hunter2');
@@ -20,6 +21,11 @@ const started = await startApp({ deadlineMs: 2000, adminToken: ADMIN }, (app) =>
   });
   app.get('/spans', async (req) => {
     req.hangproof?.addSpan({ name: 'q1', kind: 'db', startMs: 1, durationMs: 2.5 });
+    return { ok: true };
+  });
+  app.get('/slow-spans', async (req) => {
+    req.hangproof?.addSpan({ name: 'q1', kind: 'db', startMs: 1, durationMs: 2.5 });
+    await sleep(SLOW_WARN_MS + 20);
     return { ok: true };
   });
 });
@@ -128,13 +134,36 @@ test('/healthz stays fast while 100 requests are parked on a slow handler', asyn
   assert.deepEqual(new Set(await Promise.all(parked)), new Set([200]));
 });
 
-test('one structured log line per request carries the request fields', async () => {
-  const res = await fetch(`${url}/spans`, { headers: { 'x-request-id': 'log-line-1' } });
+test('one structured log line per request carries scalar fields and per-kind totals, no span list', async () => {
+  const res = await fetch(`${url}/spans?token=secret`, { headers: { 'x-request-id': 'log-line-1' } });
   await res.text();
   const line = await started.logs.waitFor((l) => l.request_id === 'log-line-1');
-  for (const key of ['method', 'route', 'path', 'status', 'start_ts', 'end_ts', 'duration_ms', 'spans']) {
+  for (const key of ['method', 'route', 'path', 'status', 'duration_ms', 'deadline_ms', 'db_count', 'db_ms']) {
     assert.ok(key in line, `log line has ${key}`);
   }
   assert.equal(line.level, 30);
+  assert.equal(line.msg, 'request completed');
+  assert.equal(line.route, '/spans');
+  assert.equal(line.path, '/spans', 'the query string (which may carry tokens) is left out');
+  assert.equal(line.db_count, 1);
+  assert.equal(line.db_ms, 2.5);
+  assert.equal(line.deadline_ms, 2000);
+  assert.ok(!('spans' in line), 'a healthy request logs no span list');
   assert.equal(started.logs.find((l) => l.request_id === 'log-line-1').length, 1);
+});
+
+test('a slow request logs at warn with its start and end times and its span list', async () => {
+  const res = await fetch(`${url}/slow-spans`, { headers: { 'x-request-id': 'log-line-slow' } });
+  await res.text();
+  const line = await started.logs.waitFor((l) => l.request_id === 'log-line-slow');
+  assert.equal(line.level, 40);
+  for (const key of ['start_ts', 'end_ts', 'spans']) assert.ok(key in line, `slow line has ${key}`);
+  const spans = line.spans as { name: string; kind: string; dur_ms: number }[];
+  assert.deepEqual(
+    spans.map((s) => [s.name, s.kind]),
+    [
+      ['q1', 'db'],
+      ['serialization', 'serialization'],
+    ],
+  );
 });
