@@ -35,6 +35,8 @@ export interface DeskOptions {
   readonly deadlineMs?: number;
   /** Connections of the API's pool. @default 10 */
   readonly poolMax?: number;
+  /** When a statement sends its own limits (hangproof/pg `statementLimits`). @default 'when-shorter' */
+  readonly statementLimits?: 'when-shorter' | 'always';
   /** Server-side limit of one statement, in ms. @default 2_000 */
   readonly statementTimeoutMs?: number;
   /** Longest wait for a row lock, in ms. @default 1_000 */
@@ -95,6 +97,7 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
     connectionString: o.databaseUrl,
     name: 'desk',
     max: o.poolMax,
+    statementLimits: o.statementLimits ?? 'when-shorter',
     acquireTimeoutMs: 1_000,
     statementTimeoutMs: o.statementTimeoutMs,
     lockTimeoutMs: o.lockTimeoutMs,

@@ -38,6 +38,9 @@ try {
     adminToken: config.adminToken,
     logger,
     poolMax,
+    // Instances reach Postgres through PgBouncer in transaction mode, which does not pass the
+    // session's limits on: every statement sends its own.
+    statementLimits: 'always',
     statusSettings: { instances: Number(process.env.DESK_CLUSTER_SIZE ?? peers.length) || 1 },
     cluster: { self: id, peers, adminToken: config.adminToken },
     ...(process.env.DESK_JOB_EVERY_MS === undefined
