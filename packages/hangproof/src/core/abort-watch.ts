@@ -14,7 +14,11 @@ export interface AbortWatch {
   readonly abortReason: unknown;
   /** Calls `fn` once when it aborts; returns the function that stops watching. */
   watchAbort(fn: (reason: unknown) => void): () => void;
-  /** Stops calling `fn`: the closure-free form, for a watcher function kept and reused (a pooled connection's). */
+  /**
+   * Calls `fn` once when it aborts, until `unwatchAbort(fn)`: the closure-free pair, for a watcher
+   * function that is kept and reused (a pooled connection's).
+   */
+  addAbortWatcher(fn: (reason: unknown) => void): void;
   unwatchAbort(fn: (reason: unknown) => void): void;
 }
 
@@ -36,13 +40,16 @@ export function watchSignal(signal: AbortSignal | undefined): AbortWatch | undef
       return signal.reason as unknown;
     },
     watchAbort(fn) {
+      this.addAbortWatcher(fn);
+      return () => unwatchAbort(fn);
+    },
+    addAbortWatcher(fn) {
       const listener = (): void => {
         listeners.delete(fn);
         fn(signal.reason);
       };
       listeners.set(fn, listener);
       signal.addEventListener('abort', listener, { once: true });
-      return () => unwatchAbort(fn);
     },
     unwatchAbort,
   };

@@ -208,7 +208,14 @@ export class RequestContext implements AbortWatch {
     };
   }
 
-  /** Stops calling `fn` (added with watchAbort); no closure needed for a watcher function that is reused. */
+  /** watchAbort without the stop function: stop with `unwatchAbort(fn)`. */
+  addAbortWatcher(fn: (reason: unknown) => void): void {
+    if (this.#ended) return;
+    this.#watchers ??= new Set();
+    this.#watchers.add(fn);
+  }
+
+  /** Stops calling `fn` (added with watchAbort or addAbortWatcher). */
   unwatchAbort(fn: (reason: unknown) => void): void {
     this.#watchers?.delete(fn);
   }

@@ -53,7 +53,6 @@ declare module 'fastify' {
 /** At most one "shedding" warning per interval, however many requests are refused. */
 const SHED_LOG_INTERVAL_MS = 10_000;
 
-
 /** Longest wait for the span exporter to flush at close, in ms. */
 const TRACER_SHUTDOWN_MS = 5_000;
 

@@ -60,12 +60,8 @@ interface Scope {
   readonly deadlineAt: number;
 }
 
-interface Lease {
-  readonly conn: GuardedConnection;
-  readonly waitMs: number;
-  /** Gives the connection back; a promise only when it has to be destroyed (after its cancel). */
-  release(): Promise<void> | undefined;
-}
+/** A checkout: the connection's guard, which also carries the checkout's wait and holder record. */
+type Lease = GuardedConnection;
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -83,8 +79,6 @@ class GuardedDatabase implements Database {
   readonly #accounting: QueryAccounting;
   readonly #logger: PgLogger;
   readonly #waits = new LatencyReservoir(1024);
-  /** When each pooled client was last given back, for the idle liveness check. */
-  readonly #lastReleased = new WeakMap<pg.PoolClient, number>();
   #guardOptions: GuardOptions | undefined;
   readonly #limits: TransactionLimits;
   #closed = false;
@@ -174,7 +168,7 @@ class GuardedDatabase implements Database {
     let rows = 0;
     try {
       lease = await this.#acquire(scope);
-      const { conn } = lease;
+      const conn = lease;
       let result: pg.QueryResult;
       if (options.outsideTransaction === true) {
         result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.abort);
@@ -213,7 +207,7 @@ class GuardedDatabase implements Database {
       let failed = true;
       try {
         lease = await this.#acquire(scope);
-        const { conn } = lease;
+        const conn = lease;
         await conn.run(this.#beginSql(scope, options), undefined, this.#statementBudget(scope, 'query'), scope.abort);
         const handle: Transaction = {
           query: async <R extends Row = Row>(sql: string, params?: readonly unknown[]) => {
@@ -296,7 +290,7 @@ class GuardedDatabase implements Database {
     let failed = true;
     try {
       lease = await this.#acquire(scope);
-      await lease.conn.run('SELECT 1', undefined, this.#statementBudget(scope, 'query'), scope.abort);
+      await lease.run('SELECT 1', undefined, this.#statementBudget(scope, 'query'), scope.abort);
       failed = false;
     } catch (err) {
       throw this.#account(err, scope, 'SELECT ?', undefined);
@@ -348,16 +342,47 @@ class GuardedDatabase implements Database {
     return this.#limits.begin(scope.ctx, this.#statementBudget(scope, 'query'), options);
   }
 
-  /** Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). */
-  async #acquire(scope: Scope): Promise<Lease> {
+  /**
+   * Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). The
+   * common case (a free permit and an idle connection that needs no liveness check) costs one
+   * promise and no timer: pg-pool hands an idle connection over on its next tick.
+   */
+  #acquire(scope: Scope): Promise<Lease> {
     const started = performance.now();
-    const waitBudget = this.#budget(scope, this.#o.acquireTimeoutMs);
-    let releasePermit = this.#gate.tryAcquire();
+    const permit = this.#gate.tryAcquire();
+    if (permit === undefined || this.#pool.idleCount === 0 || this.#pool.waitingCount > 0) {
+      return this.#acquireWaiting(scope, started, permit);
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      this.#pool.connect((err, client) => {
+        if (err !== undefined && err !== null) {
+          permit();
+          reject(err);
+        } else if (client === undefined) {
+          permit();
+          reject(new Error('pg-pool gave no client'));
+        } else if (this.#needsPing(client, false)) {
+          // Sat idle too long to trust without a check: the full path pings it (or another).
+          client.release();
+          this.#acquireWaiting(scope, started, permit).then(resolve, reject);
+        } else {
+          resolve(this.#lease(client, scope, started, permit));
+        }
+      });
+    });
+  }
+
+  /** The acquire that may wait: for a permit (bounded FIFO), a new connection, a liveness check. */
+  async #acquireWaiting(scope: Scope, started: number, permit: (() => void) | undefined): Promise<Lease> {
+    let releasePermit = permit;
     try {
-      releasePermit ??= await this.#gate.acquire(Math.floor(waitBudget), scope.abort);
+      releasePermit ??= await this.#gate.acquire(
+        Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs)),
+        scope.abort,
+      );
     } catch (err) {
       const waited = performance.now() - started;
-      publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs: waited, ok: false }));
+      this.#publishAcquire(waited, false);
       if (err instanceof GateRefusedError) throw this.#acquireTimeout(scope, err, waited);
       throw err;
     }
@@ -365,43 +390,59 @@ class GuardedDatabase implements Database {
     try {
       client = await this.#checkout(scope, started, releasePermit);
     } catch (err) {
-      publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs: performance.now() - started, ok: false }));
+      this.#publishAcquire(performance.now() - started, false);
       throw err;
     }
-    const waitMs = performance.now() - started;
+    return this.#lease(client, scope, started, releasePermit);
+  }
+
+  /** The checked-out connection's guard, filled in as this checkout's lease and holder record. */
+  #lease(client: pg.PoolClient, scope: Scope, started: number, releasePermit: () => void): GuardedConnection {
+    const now = performance.now();
+    const waitMs = now - started;
     this.#waits.add(waitMs);
-    publish(channels.poolAcquire, () => ({ pool: this.#o.name, waitMs, ok: true }));
+    this.#publishAcquire(waitMs, true);
     const conn = this.#guard(client);
-    const holder = this.#holders.add({
-      requestId: scope.ctx?.requestId,
-      route: scope.ctx?.name,
-      step: scope.ctx?.stepInFlight,
-      since: performance.now(),
-      stack: this.#o.captureAcquireStacks ? new Error('acquired here').stack : undefined,
-      pid: conn.pid,
-    });
-    let released = false;
-    return {
-      conn,
-      waitMs,
-      release: () => {
-        if (released) return undefined;
-        released = true;
-        this.#holders.remove(holder);
-        const done = (): void => {
-          this.#lastReleased.set(client, performance.now());
-          (releasePermit as () => void)();
-        };
-        let destroying: Promise<void> | undefined;
-        try {
-          if (!conn.usable || conn.inTransaction) this.#counters.discarded++;
-          destroying = conn.release();
-        } finally {
-          if (destroying === undefined) done();
-        }
-        return destroying?.finally(done);
-      },
+    conn.waitMs = waitMs;
+    conn.releasePermit = releasePermit;
+    conn.requestId = scope.ctx?.requestId;
+    conn.route = scope.ctx?.name;
+    conn.step = scope.ctx?.stepInFlight;
+    conn.since = now;
+    conn.stack = this.#o.captureAcquireStacks ? new Error('acquired here').stack : undefined;
+    this.#holders.add(conn);
+    return conn;
+  }
+
+  /** Gives a lease's connection back (or destroys it) and then its permit; once per checkout. */
+  #release(conn: GuardedConnection): Promise<void> | undefined {
+    const releasePermit = conn.releasePermit;
+    if (releasePermit === undefined) return undefined;
+    conn.releasePermit = undefined;
+    this.#holders.remove(conn);
+    const done = (): void => {
+      conn.lastReleasedAt = performance.now();
+      releasePermit();
     };
+    let destroying: Promise<void> | undefined;
+    try {
+      if (!conn.usable || conn.inTransaction) this.#counters.discarded++;
+      destroying = conn.release();
+    } finally {
+      if (destroying === undefined) done();
+    }
+    return destroying?.finally(done);
+  }
+
+  #publishAcquire(waitMs: number, ok: boolean): void {
+    if (channels.poolAcquire.hasSubscribers) channels.poolAcquire.publish({ pool: this.#o.name, waitMs, ok });
+  }
+
+  /** True when an idle connection sat unused longer than `pingIdleAfterMs` (a fresh one never). */
+  #needsPing(client: pg.PoolClient, fresh: boolean): boolean {
+    if (fresh) return false;
+    const lastUsed = this.#guard(client).lastReleasedAt;
+    return lastUsed > 0 && performance.now() - lastUsed >= this.#o.pingIdleAfterMs;
   }
 
   /**
@@ -449,8 +490,7 @@ class GuardedDatabase implements Database {
         }
         throw err;
       }
-      const lastUsed = this.#lastReleased.get(client);
-      if (fresh || lastUsed === undefined || performance.now() - lastUsed < this.#o.pingIdleAfterMs) return client;
+      if (!this.#needsPing(client, fresh)) return client;
       if (await this.#ping(client, scope)) return client;
     }
     releasePermit();
@@ -506,13 +546,13 @@ class GuardedDatabase implements Database {
    * and a connection whose state is unknown is destroyed. Never throws.
    */
   #finish(lease: Lease, failed: boolean): void {
-    const { conn } = lease;
+    const conn = lease;
     if (failed && conn.usable && conn.inTransaction) {
       void this.#rollbackAndRelease(lease);
       return;
     }
     try {
-      lease.release()?.catch((err: unknown) => this.#releaseFailed(err));
+      this.#release(lease)?.catch((err: unknown) => this.#releaseFailed(err));
     } catch (err) {
       this.#releaseFailed(err);
     }
@@ -521,11 +561,11 @@ class GuardedDatabase implements Database {
   async #rollbackAndRelease(lease: Lease): Promise<void> {
     try {
       try {
-        await lease.conn.run('ROLLBACK', undefined, ROLLBACK_TIMEOUT_MS, undefined);
+        await lease.run('ROLLBACK', undefined, ROLLBACK_TIMEOUT_MS, undefined);
       } catch (err) {
-        lease.conn.markBroken(err instanceof Error ? err : new Error('ROLLBACK failed'));
+        lease.markBroken(err instanceof Error ? err : new Error('ROLLBACK failed'));
       }
-      await lease.release();
+      await this.#release(lease);
     } catch (err) {
       this.#releaseFailed(err);
     }

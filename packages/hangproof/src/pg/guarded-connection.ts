@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { AbortWatch } from '../core/abort-watch.js';
 import { isHangproofError } from '../errors.js';
 import { sendCancelRequest } from './cancel-request.js';
+import type { Holder } from './holder-registry.js';
 import { LimitedQuery, type StatementLimits } from './limited-query.js';
 import { isConnectionError, pgTimeout, pgUnavailable, sqlState } from './pg-errors.js';
 import { scrubValues } from './redact-params.js';
@@ -42,8 +43,21 @@ type Settle = (err: Error | null, result?: pg.QueryResult) => void;
  * One object per pooled connection, reused by every statement on it (one statement runs at a
  * time): a statement costs one promise and no closure, timer or listener object of its own.
  */
-export class GuardedConnection implements BoundedStatement {
+export class GuardedConnection implements BoundedStatement, Holder {
   readonly client: pg.PoolClient;
+  // The current checkout (see GuardedDatabase#lease): who holds the connection, since when, and
+  // how to give its pool permit back.
+  requestId: string | undefined;
+  route: string | undefined;
+  step: string | undefined;
+  since = 0;
+  stack: string | undefined;
+  leakLogged = false;
+  /** ms the checkout waited for the connection. */
+  waitMs = 0;
+  /** performance.now() when it was last given back, for the idle liveness check; 0 before. */
+  lastReleasedAt = 0;
+  releasePermit: (() => void) | undefined;
   readonly #options: GuardOptions;
   #broken: Error | undefined;
   #cancelDone: Promise<unknown> = Promise.resolve();
@@ -145,7 +159,7 @@ export class GuardedConnection implements BoundedStatement {
       this.#reject = reject;
     });
     this.#options.sweep.add(this);
-    abort?.watchAbort(this.#onAbort);
+    abort?.addAbortWatcher(this.#onAbort);
     try {
       submit(this.#settle);
     } catch (err) {

@@ -1,8 +1,10 @@
 import type { PgLogger } from './logger.js';
 
-/** Who holds a pool connection right now, as shown in leak logs and acquire-timeout errors. */
+/**
+ * Who holds a pool connection right now, as shown in leak logs and acquire-timeout errors. The
+ * pooled connection's guard is its holder record, refilled at each checkout (no object per acquire).
+ */
 export interface Holder {
-  readonly id: number;
   readonly requestId: string | undefined;
   readonly route: string | undefined;
   /** The request's step in flight when the connection was taken. */
@@ -11,7 +13,7 @@ export interface Holder {
   readonly since: number;
   readonly stack: string | undefined;
   /** Backend process id, to find the session in pg_stat_activity. */
-  pid: number | undefined;
+  readonly pid: number | undefined;
   leakLogged: boolean;
 }
 
@@ -36,7 +38,6 @@ export class HolderRegistry {
   readonly #leakMs: number;
   readonly #pool: string;
   #timer: NodeJS.Timeout | undefined;
-  #nextId = 1;
   leaksDetected = 0;
 
   constructor(pool: string, leakMs: number, logger: PgLogger) {
@@ -49,19 +50,10 @@ export class HolderRegistry {
     }
   }
 
-  add(init: Omit<Holder, 'id' | 'leakLogged'>): Holder {
-    const holder: Holder = {
-      id: this.#nextId++,
-      requestId: init.requestId,
-      route: init.route,
-      step: init.step,
-      since: init.since,
-      stack: init.stack,
-      pid: init.pid,
-      leakLogged: false,
-    };
+  /** Tracks `holder` (filled in for this checkout) until `remove`. */
+  add(holder: Holder): void {
+    holder.leakLogged = false;
     this.#holders.add(holder);
-    return holder;
   }
 
   remove(holder: Holder): void {
