@@ -1,5 +1,6 @@
 import { openSync } from 'node:fs';
 import { type Level, type Logger, pino } from 'pino';
+import { BatchedDestination } from './batched-destination.js';
 
 /** Options of bufferedLogger. Defaults live in BUFFERED_LOGGER_DEFAULTS. */
 export interface BufferedLoggerOptions {
@@ -39,12 +40,7 @@ export function bufferedLogger(options: BufferedLoggerOptions = {}): Logger {
   // A path is opened here, synchronously, so the destination is ready at once and a flush at
   // exit always has a file to write to.
   const fd = typeof o.dest === 'string' ? openSync(o.dest, 'a') : o.dest;
-  const destination = pino.destination({
-    dest: fd,
-    minLength: o.bufferBytes,
-    sync: false,
-    periodicFlush: o.flushIntervalMs,
-  } as Parameters<typeof pino.destination>[0]);
-  // pino flushes an asynchronous destination when the process exits normally.
-  return pino({ level: o.level }, destination);
+  // sonic-boom writes each batch it is handed at once; the batching is BatchedDestination's.
+  const sink = pino.destination({ dest: fd, minLength: 0, sync: false });
+  return pino({ level: o.level }, new BatchedDestination(sink, o.bufferBytes, o.flushIntervalMs));
 }
