@@ -5,7 +5,6 @@ import {
   currentContext,
   LatencyReservoir,
   type LatencySummary,
-  publish,
   type RequestContext,
   raceAbort,
   sleep,
