@@ -9,7 +9,16 @@ import { currentContext } from './context-storage.js';
 export function operationBudgetMs(limitMs: number, reserveMs = 0): number {
   const ctx = currentContext();
   if (ctx === undefined) return limitMs;
-  return Math.max(0, Math.min(limitMs, ctx.remainingMs() - reserveMs));
+  return Math.max(0, budgetUntil(ctx.deadlineAt, limitMs, reserveMs));
+}
+
+/**
+ * The budget formula, the one place it is written: `min(limitMs, time left until deadlineAt -
+ * reserveMs)` in ms, where deadlineAt is a performance.now() time (Infinity: no deadline). Negative
+ * once the reserve is eaten into; callers compare it with the least time an operation needs.
+ */
+export function budgetUntil(deadlineAt: number, limitMs: number, reserveMs: number): number {
+  return Math.min(limitMs, deadlineAt - performance.now() - reserveMs);
 }
 
 /** The signal of the current request or job, if there is one. */

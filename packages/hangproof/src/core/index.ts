@@ -1,6 +1,7 @@
 export { type AbortWatch, watchSignal } from './abort-watch.js';
 export { raceAbort, sleep } from './abortable.js';
-export { currentSignal, operationBudgetMs } from './budget.js';
+export { BoundedGate, type GateRefusal, GateRefusedError } from './bounded-gate.js';
+export { budgetUntil, currentSignal, operationBudgetMs } from './budget.js';
 export { currentContext, runWithContext } from './context-storage.js';
 export {
   type BreakerStateEvent,

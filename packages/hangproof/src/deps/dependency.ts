@@ -1,4 +1,5 @@
 import {
+  budgetUntil,
   channels,
   currentContext,
   LatencyReservoir,
@@ -150,7 +151,7 @@ export class Dependency {
     const ctx = currentContext();
     const started = performance.now();
     const o = this.options;
-    const budgetMs = ctx === undefined ? o.timeoutMs : Math.min(o.timeoutMs, ctx.remainingMs() - o.reserveMs);
+    const budgetMs = ctx === undefined ? o.timeoutMs : budgetUntil(ctx.deadlineAt, o.timeoutMs, o.reserveMs);
     const record: CallRecord = { attempts: 0, passthrough: false };
     const endStep = ctx?.beginStep(this.name);
     let outcome = 'ok';

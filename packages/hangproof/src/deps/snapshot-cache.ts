@@ -1,4 +1,4 @@
-import { currentContext, raceAbort, runWithBudget } from '../core/index.js';
+import { budgetUntil, currentContext, raceAbort, runWithBudget } from '../core/index.js';
 import { type HangproofCode, type HangproofError, isHangproofError } from '../errors.js';
 import { dependencyTimeout, dependencyUnavailable } from './failure.js';
 import type { DepsLogger } from './logger.js';
@@ -123,7 +123,7 @@ export class SnapshotCache {
     const o = resolveReadOptions(options);
     const ctx = currentContext();
     const started = performance.now();
-    const waitBudgetMs = ctx === undefined ? o.waitMs : Math.min(o.waitMs, ctx.remainingMs() - o.reserveMs);
+    const waitBudgetMs = ctx === undefined ? o.waitMs : budgetUntil(ctx.deadlineAt, o.waitMs, o.reserveMs);
     const waitDeadline = started + waitBudgetMs;
 
     let entry = this.#touch(key);

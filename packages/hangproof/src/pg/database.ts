@@ -1,8 +1,11 @@
 import pg from 'pg';
 import {
   type AbortWatch,
+  BoundedGate,
+  budgetUntil,
   channels,
   currentContext,
+  GateRefusedError,
   LatencyReservoir,
   type LatencySummary,
   type RequestContext,
@@ -37,7 +40,6 @@ import {
   pgUnavailable,
 } from './pg-errors.js';
 import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
-import { GateRefusedError, PoolGate } from './pool-gate.js';
 import { QueryAccounting } from './query-accounting.js';
 import { errorSummary, redactParams } from './redact-params.js';
 import { StatementSweep } from './statement-sweep.js';
@@ -73,7 +75,9 @@ const ROLLBACK_TIMEOUT_MS = 1_000;
 class GuardedDatabase implements Database {
   readonly #o: ResolvedDatabaseOptions;
   readonly #pool: pg.Pool;
-  readonly #gate: PoolGate;
+  readonly #gate: BoundedGate;
+  /** Gives one pool permit back: shared by every checkout (no closure per acquire). */
+  readonly #releasePermit = (): void => this.#gate.release();
   readonly #holders: HolderRegistry;
   readonly #accounting: QueryAccounting;
   readonly #logger: PgLogger;
@@ -138,7 +142,7 @@ class GuardedDatabase implements Database {
         this.#logger.debug({ pool: o.name, err: errorSummary(err) }, 'postgres connection error'),
       );
     });
-    this.#gate = new PoolGate(o.max, o.maxWaiting);
+    this.#gate = new BoundedGate(o.max, o.maxWaiting);
     this.#holders = new HolderRegistry(o.name, o.leakDetectionMs, this.#logger);
     this.#accounting = new QueryAccounting({
       pool: o.name,
@@ -325,7 +329,7 @@ class GuardedDatabase implements Database {
 
   /** min(limit, remaining - reserve). */
   #budget(scope: Scope, limitMs: number): number {
-    return Math.min(limitMs, scope.deadlineAt - performance.now() - this.#o.reserveMs);
+    return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs);
   }
 
   /** The statement limit now; throws when no usable time is left. */
@@ -348,7 +352,7 @@ class GuardedDatabase implements Database {
    */
   #acquire(scope: Scope): Promise<Lease> {
     const started = performance.now();
-    const permit = this.#gate.tryAcquire();
+    const permit = this.#gate.tryAcquire() ? this.#releasePermit : undefined;
     if (permit === undefined || this.#pool.idleCount === 0 || this.#pool.waitingCount > 0) {
       return this.#acquireWaiting(scope, started, permit);
     }
@@ -373,12 +377,10 @@ class GuardedDatabase implements Database {
 
   /** The acquire that may wait: for a permit (bounded FIFO), a new connection, a liveness check. */
   async #acquireWaiting(scope: Scope, started: number, permit: (() => void) | undefined): Promise<Lease> {
-    let releasePermit = permit;
+    const releasePermit = this.#releasePermit;
     try {
-      releasePermit ??= await this.#gate.acquire(
-        Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs)),
-        scope.abort,
-      );
+      if (permit === undefined)
+        await this.#gate.acquire(Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs)), scope.abort);
     } catch (err) {
       const waited = performance.now() - started;
       this.#publishAcquire(waited, false);
