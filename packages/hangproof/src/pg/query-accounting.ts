@@ -2,6 +2,7 @@ import { channels, publish, type RequestContext } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import type { ParamRedactor } from './database-options.js';
 import type { PgLogger } from './logger.js';
+import { statementName } from './statement-name.js';
 
 interface ShapeState {
   /** Sequential runs: a batch of parallel runs of one shape counts once. */
@@ -11,7 +12,6 @@ interface ShapeState {
 }
 
 interface RequestState {
-  queries: number;
   readonly shapes: Map<string, ShapeState>;
 }
 
@@ -32,7 +32,8 @@ export interface QueryTicket {
 }
 
 /**
- * Everything the guard records about queries, per request: the `q1..qN` spans (kind `db`), the
+ * Everything the guard records about queries, per request: one span per statement (kind `db`,
+ * named like `SELECT bots`, see statementName), the
  * `query` diagnostics event, the slow-query log line and N+1 detection. State per request lives
  * in a WeakMap keyed by the context, so it goes away with the request.
  */
@@ -50,15 +51,14 @@ export class QueryAccounting {
   begin(ctx: RequestContext | undefined, fingerprint: string, params: readonly unknown[] | undefined): QueryTicket {
     const started = performance.now();
     this.queries++;
-    let name = 'q';
+    const name = statementName(fingerprint);
     let shape: ShapeState | undefined;
     if (ctx !== undefined) {
       let state = this.#requests.get(ctx);
       if (state === undefined) {
-        state = { queries: 0, shapes: new Map() };
+        state = { shapes: new Map() };
         this.#requests.set(ctx, state);
       }
-      name = `q${++state.queries}`;
       shape = state.shapes.get(fingerprint);
       if (shape === undefined && state.shapes.size < MAX_SHAPES_PER_REQUEST) {
         shape = { count: 0, inFlight: 0, reported: false };
@@ -79,6 +79,9 @@ export class QueryAccounting {
           const attrs: Record<string, unknown> = { fingerprint, rows };
           if (waitMs !== undefined) attrs.acquireMs = Math.round(waitMs * 10) / 10;
           if (errorCode !== undefined) attrs.error = errorCode;
+          // Where it failed (`lock`, `acquire`...): /status shows it next to the timeout.
+          const phase = isHangproofError(error) ? error.details.phase : undefined;
+          if (phase !== undefined) attrs.phase = phase;
           ctx.addSpan({ name, kind: 'db', startMs: started - ctx.startedAt, durationMs, attrs });
         }
         publish(channels.query, () => ({ ctx, fingerprint, durationMs, rowCount: rows, errorCode }));

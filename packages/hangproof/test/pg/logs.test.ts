@@ -74,7 +74,7 @@ test('the same query run sequentially more than the threshold in one request is 
   assert.equal(db.stats().nPlusOneDetected, before + 1);
 });
 
-test('each query becomes a q1..qN db span with rows and fingerprint, and is published on the query channel', async () => {
+test('each query becomes a db span named by its verb and table, with rows and fingerprint, and is published on the query channel', async () => {
   const events: QueryEvent[] = [];
   const listener = (e: unknown): void => void events.push(e as QueryEvent);
   channels.query.subscribe(listener);
@@ -89,7 +89,7 @@ test('each query becomes a q1..qN db span with rows and fingerprint, and is publ
     const spans = ctx.spans.filter((s) => s.kind === 'db');
     assert.deepEqual(
       spans.map((s) => s.name),
-      ['q1', 'q2'],
+      ['SELECT users', 'SELECT'],
     );
     assert.equal(spans[0]?.attrs?.rows, 3);
     assert.equal(spans[0]?.attrs?.fingerprint, 'SELECT id FROM users WHERE id<=?');
