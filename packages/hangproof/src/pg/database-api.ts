@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { HolderView } from './holder-registry.js';
+import type { LockWaitStats } from './lock-evidence.js';
 import type { PgPhase } from './pg-errors.js';
 
 /** A query result row: column name to value. */
@@ -58,6 +59,8 @@ export interface DatabaseStats {
   readonly retriedTransactions: number;
   /** Who holds each checked-out connection, longest first. */
   readonly holders: readonly HolderView[];
+  /** Lock waits captured from Postgres (relation, blockers), see `lockEvidence`. */
+  readonly lockWaits: LockWaitStats;
 }
 
 /** The Postgres guard. Create one per database with `createDatabase`. */

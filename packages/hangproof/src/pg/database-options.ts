@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
+import { type LockEvidenceOptions, resolveLockEvidenceOptions } from './lock-evidence.js';
 import type { PgLogger } from './logger.js';
 
 /** Turns bind parameters into what a log line may show. Must never return a secret. */
@@ -72,6 +73,11 @@ export interface DatabaseOptions {
   readonly redactParams?: ParamRedactor;
   /** A pino-compatible logger. @default pino at level `warn` to stderr, named `hangproof:pg` */
   readonly logger?: PgLogger;
+  /**
+   * Lock evidence captured from Postgres when a statement waits on a lock or hits lock_timeout
+   * (see LockEvidenceOptions); `false` turns it off. @default LOCK_EVIDENCE_DEFAULTS
+   */
+  readonly lockEvidence?: LockEvidenceOptions | false;
 }
 
 /** Every default of DatabaseOptions, in one place (docs/reference/pg.md repeats them). */
@@ -106,6 +112,7 @@ export type ResolvedDatabaseOptions = typeof DATABASE_DEFAULTS & {
   readonly ssl: boolean | ConnectionOptions | undefined;
   readonly redactParams: ParamRedactor | undefined;
   readonly logger: PgLogger | undefined;
+  readonly lockEvidence: Required<LockEvidenceOptions> | false;
 };
 
 /** Bounds of each numeric option: [minimum, whether 0 is allowed as "off"]. */
@@ -161,5 +168,6 @@ export function resolveDatabaseOptions(input: DatabaseOptions): ResolvedDatabase
     ssl: input.ssl,
     redactParams: input.redactParams,
     logger: input.logger,
+    lockEvidence: resolveLockEvidenceOptions(input.lockEvidence),
   };
 }

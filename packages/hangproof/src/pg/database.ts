@@ -26,6 +26,7 @@ import { fingerprint } from './fingerprint.js';
 import { destroyClient, GuardedConnection, type GuardOptions } from './guarded-connection.js';
 import { HolderRegistry } from './holder-registry.js';
 import { isSingleStatement } from './limited-query.js';
+import { LockEvidence } from './lock-evidence.js';
 import { defaultPgLogger, type PgLogger } from './logger.js';
 import {
   conflict,
@@ -77,6 +78,7 @@ class GuardedDatabase implements Database {
   readonly #gate: PoolGate;
   readonly #holders: HolderRegistry;
   readonly #accounting: QueryAccounting;
+  readonly #lockEvidence: LockEvidence | undefined;
   readonly #logger: PgLogger;
   readonly #waits = new LatencyReservoir(1024);
   /** When each pooled client was last given back, for the idle liveness check. */
@@ -140,6 +142,19 @@ class GuardedDatabase implements Database {
     });
     this.#gate = new PoolGate(o.max, o.maxWaiting);
     this.#holders = new HolderRegistry(o.name, o.leakDetectionMs, this.#logger);
+    this.#lockEvidence =
+      o.lockEvidence === false
+        ? undefined
+        : new LockEvidence({
+            pool: o.name,
+            connectionString: o.connectionString,
+            ssl: o.ssl,
+            applicationName: o.applicationName,
+            lockTimeoutMs: o.lockTimeoutMs,
+            logger: this.#logger,
+            holders: () => this.#holders.list(),
+            options: o.lockEvidence,
+          });
     this.#accounting = new QueryAccounting({
       pool: o.name,
       slowQueryMs: o.slowQueryMs,
@@ -184,7 +199,7 @@ class GuardedDatabase implements Database {
       rows = rowCountOf(result);
       return result as QueryResult<R>;
     } catch (err) {
-      failure = this.#account(err, scope, fp, params);
+      failure = this.#account(err, scope, fp, params, lease?.conn.pid);
       throw failure;
     } finally {
       ticket.end({ rows, error: failure, ...(lease === undefined ? {} : { waitMs: lease.waitMs }) });
@@ -214,7 +229,7 @@ class GuardedDatabase implements Database {
               rows = rowCountOf(result);
               return result as QueryResult<R>;
             } catch (err) {
-              error = this.#account(err, scope, fp, params);
+              error = this.#account(err, scope, fp, params, conn.pid);
               throw error;
             } finally {
               ticket.end({ rows, error });
@@ -268,6 +283,7 @@ class GuardedDatabase implements Database {
       leaksDetected: this.#holders.leaksDetected,
       retriedTransactions: c.retriedTransactions,
       holders: this.#holders.list(),
+      lockWaits: this.#lockEvidence?.stats() ?? NO_LOCK_WAITS,
     };
   }
 
@@ -295,6 +311,7 @@ class GuardedDatabase implements Database {
     this.#closed = true;
     this.#gate.close();
     this.#holders.close();
+    this.#lockEvidence?.close();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), CLOSE_TIMEOUT_MS);
@@ -362,6 +379,7 @@ class GuardedDatabase implements Database {
       requestId: scope.ctx?.requestId,
       route: scope.ctx?.name,
       step: scope.ctx?.stepInFlight,
+      ctx: scope.ctx,
       since: performance.now(),
       stack: this.#o.captureAcquireStacks ? new Error('acquired here').stack : undefined,
       pid: conn.pid,
@@ -576,7 +594,13 @@ class GuardedDatabase implements Database {
    * request's own abort reason as is, hangproof errors as is, 40001/40P01 as CONFLICT, anything
    * else (a constraint violation, a syntax error) as pg's error with bound values scrubbed.
    */
-  #account(err: unknown, scope: Scope, fp: string | undefined, params: readonly unknown[] | undefined): unknown {
+  #account(
+    err: unknown,
+    scope: Scope,
+    fp: string | undefined,
+    params: readonly unknown[] | undefined,
+    pid?: number,
+  ): unknown {
     if (isOwnAbort(scope, err)) return err;
     if (isRetryableTxError(err)) return conflict(err);
     if (!isHangproofError(err) || this.#accounted.has(err)) return err;
@@ -602,6 +626,10 @@ class GuardedDatabase implements Database {
         },
         'postgres statement failed',
       );
+      // What it waited for, from Postgres itself, off the request path (see LockEvidence).
+      if (phase === 'lock') {
+        this.#lockEvidence?.onLockTimeout(pid, { route: scope.ctx?.name, requestId: scope.ctx?.requestId, sql: fp });
+      }
     }
     return err;
   }
@@ -618,6 +646,8 @@ class GuardedDatabase implements Database {
     }
   }
 }
+
+const NO_LOCK_WAITS = Object.freeze({ captured: 0, lockTimeouts: 0, failed: 0, skipped: 0, recent: [] });
 
 /** Rows of a result; a string of several statements gives pg's array of results. */
 function rowCountOf(result: pg.QueryResult | pg.QueryResult[]): number {

@@ -27,6 +27,14 @@ export {
   keysetPage,
   MAX_PAGE_SIZE,
 } from './keyset.js';
+export {
+  LOCK_EVIDENCE_DEFAULTS,
+  LOCK_WAIT_EVENT,
+  type LockBlocker,
+  type LockEvidenceOptions,
+  type LockWait,
+  type LockWaitStats,
+} from './lock-evidence.js';
 export { defaultPgLogger, type PgLogger } from './logger.js';
 export type { PgPhase } from './pg-errors.js';
 export { describeValue, redactParams } from './redact-params.js';
