@@ -248,7 +248,7 @@ test('the status page shows live numbers after login, and keeps the last data un
   assert.match(await text('#timeouts'), /UPDATE bots.*DEPENDENCY_TIMEOUT.*phase lock/s);
   assert.match(
     await text('#lock-waits'),
-    /bots.*POST \/api\/bots\/:id\/pause.*blocked by pid \d+ \(psql\): idle in transaction/s,
+    /bots.*\/api\/bots\/:id\/pause.*blocked by pid \d+ \(psql\): idle in transaction/s,
   );
   assert.doesNotMatch(await text('#slow-requests'), /\/api\/stream/);
   assert.doesNotMatch(await text('#endpoints-table'), /unmatched/);
