@@ -43,6 +43,7 @@ import { GateRefusedError, PoolGate } from './pool-gate.js';
 import { QueryAccounting } from './query-accounting.js';
 import { errorSummary, redactParams } from './redact-params.js';
 import { TransactionLimits } from './transaction-limits.js';
+import { endpointOf, type PgEndpoint, unreachableFields, unreachableReason } from './unreachable.js';
 
 /** Creates the guarded pool. Validates options at once (TypeError/RangeError naming the value). */
 export function createDatabase(options: DatabaseOptions): Database {
@@ -89,6 +90,8 @@ class GuardedDatabase implements Database {
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
+  /** Host name and port for the `pg.unavailable` lines (see unreachable.ts). */
+  readonly #endpoint: PgEndpoint;
   readonly #counters = {
     timeouts: { connect: 0, acquire: 0, query: 0, lock: 0, transaction: 0 } as Record<PgPhase, number>,
     unavailable: 0,
@@ -104,6 +107,7 @@ class GuardedDatabase implements Database {
     this.#limits = new TransactionLimits(o);
     const url = new URL(o.connectionString);
     this.#host = `${url.hostname}:${url.port || '5432'}`;
+    this.#endpoint = endpointOf(o.connectionString);
     this.#pool = new pg.Pool({
       connectionString: o.connectionString,
       ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
@@ -436,7 +440,12 @@ class GuardedDatabase implements Database {
         const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
         if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
           this.#logger.warn(
-            { pool: this.#o.name, host: this.#host, err: errorSummary(err) },
+            {
+              pool: this.#o.name,
+              host: this.#host,
+              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : 'refused'),
+              err: errorSummary(err),
+            },
             'opening a postgres connection failed; retrying once',
           );
           continue;
@@ -446,7 +455,13 @@ class GuardedDatabase implements Database {
         if (isConnectionError(err)) {
           this.#counters.unavailable++;
           this.#logger.error(
-            { pool: this.#o.name, host: this.#host, phase: 'connect', err: errorSummary(err) },
+            {
+              pool: this.#o.name,
+              host: this.#host,
+              ...unreachableFields(this.#endpoint, 'refused'),
+              phase: 'connect',
+              err: errorSummary(err),
+            },
             'postgres connection refused or dropped',
           );
           throw pgUnavailable('connect', err);
@@ -577,6 +592,7 @@ class GuardedDatabase implements Database {
       {
         pool: this.#o.name,
         host: this.#host,
+        ...unreachableFields(this.#endpoint, phase === 'connect' ? 'connect_timeout' : undefined),
         phase,
         waitedMs: Math.round(waited),
         requestId: scope.ctx?.requestId,
@@ -614,6 +630,7 @@ class GuardedDatabase implements Database {
         {
           pool: this.#o.name,
           host: this.#host,
+          ...unreachableFields(this.#endpoint, unreachableReason(err)),
           code: err.code,
           phase,
           requestId: scope.ctx?.requestId,
