@@ -542,6 +542,33 @@
     to.replaceChildren(...(items.length ? items : [el('p', { class: 'muted' }, 'No timeouts in this window.')]));
   }
 
+  /** Plans the pools captured for slow statements: the node that dominates, and an index to add. */
+  function renderPlans(d) {
+    const plans = [];
+    for (const p of d.pools) {
+      const recent = p.stats && Array.isArray(p.stats.plans?.recent) ? p.stats.plans.recent : [];
+      for (const x of recent) plans.push(x);
+    }
+    plans.sort((a, b) => String(b.at).localeCompare(String(a.at)));
+    const box = document.getElementById('slow-plans');
+    if (plans.length === 0) {
+      box.replaceChildren(el('p', { class: 'muted' }, 'No plan captured.'));
+      return;
+    }
+    box.replaceChildren(
+      ...plans.map((x) =>
+        el(
+          'div',
+          { class: 'item' },
+          el('strong', null, `${x.dominant.nodeType}${x.dominant.relation ? ` on ${x.dominant.relation}` : ''}`),
+          ` · ${Math.round(x.dominant.costShare * 100)} % of the estimated cost, ~${int(x.dominant.planRows)} rows · run took ${int(x.durationMs)} ms at ${time(x.at)}`,
+          el('code', { class: 'blocker-sql' }, x.fingerprint),
+          x.suggestion ? el('p', { class: 'note' }, 'Consider: ', el('code', null, x.suggestion)) : null,
+        ),
+      ),
+    );
+  }
+
   /** Lock waits the pools captured from Postgres itself: the relation, and who held it. */
   function renderLocks(d) {
     const waits = [];
@@ -596,6 +623,7 @@
     renderPostgres(d);
     renderPools(d);
     renderLocks(d);
+    renderPlans(d);
     renderDependencies(d);
     renderLoop(d);
     renderJobs(d);

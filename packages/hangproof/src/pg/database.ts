@@ -38,6 +38,7 @@ import {
   pgTimeout,
   pgUnavailable,
 } from './pg-errors.js';
+import { PlanEvidence } from './plan-evidence.js';
 import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
 import { GateRefusedError, PoolGate } from './pool-gate.js';
 import { QueryAccounting } from './query-accounting.js';
@@ -80,6 +81,7 @@ class GuardedDatabase implements Database {
   readonly #holders: HolderRegistry;
   readonly #accounting: QueryAccounting;
   readonly #lockEvidence: LockEvidence | undefined;
+  readonly #planEvidence: PlanEvidence | undefined;
   readonly #logger: PgLogger;
   readonly #waits = new LatencyReservoir(1024);
   /** When each pooled client was last given back, for the idle liveness check. */
@@ -159,12 +161,25 @@ class GuardedDatabase implements Database {
             holders: () => this.#holders.list(),
             options: o.lockEvidence,
           });
+    this.#planEvidence =
+      o.planEvidence === false
+        ? undefined
+        : new PlanEvidence({
+            pool: o.name,
+            connectionString: o.connectionString,
+            ssl: o.ssl,
+            applicationName: o.applicationName,
+            logger: this.#logger,
+            options: o.planEvidence,
+          });
+    const plans = this.#planEvidence;
     this.#accounting = new QueryAccounting({
       pool: o.name,
       slowQueryMs: o.slowQueryMs,
       nPlusOneThreshold: o.nPlusOneThreshold,
       redactParams: o.redactParams ?? redactParams,
       logger: this.#logger,
+      onSlow: plans === undefined ? undefined : (...slow) => plans.onSlow(...slow),
     });
   }
 
@@ -179,7 +194,7 @@ class GuardedDatabase implements Database {
   ): Promise<QueryResult<R>> {
     const scope = this.#scope();
     const fp = fingerprint(sql);
-    const ticket = this.#accounting.begin(scope.ctx, fp, params);
+    const ticket = this.#accounting.begin(scope.ctx, fp, params, sql);
     let lease: Lease | undefined;
     let failure: unknown;
     let rows = 0;
@@ -225,7 +240,7 @@ class GuardedDatabase implements Database {
           query: async <R extends Row = Row>(sql: string, params?: readonly unknown[]) => {
             if (!open) throw new Error('this transaction has already ended; run queries inside its callback');
             const fp = fingerprint(sql);
-            const ticket = this.#accounting.begin(scope.ctx, fp, params);
+            const ticket = this.#accounting.begin(scope.ctx, fp, params, sql);
             let rows = 0;
             let error: unknown;
             try {
@@ -288,6 +303,7 @@ class GuardedDatabase implements Database {
       retriedTransactions: c.retriedTransactions,
       holders: this.#holders.list(),
       lockWaits: this.#lockEvidence?.stats() ?? NO_LOCK_WAITS,
+      plans: this.#planEvidence?.stats() ?? NO_PLANS,
     };
   }
 
@@ -316,6 +332,7 @@ class GuardedDatabase implements Database {
     this.#gate.close();
     this.#holders.close();
     this.#lockEvidence?.close();
+    this.#planEvidence?.close();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), CLOSE_TIMEOUT_MS);
@@ -665,6 +682,7 @@ class GuardedDatabase implements Database {
 }
 
 const NO_LOCK_WAITS = Object.freeze({ captured: 0, lockTimeouts: 0, failed: 0, skipped: 0, recent: [] });
+const NO_PLANS = Object.freeze({ captured: 0, failed: 0, skipped: 0, recent: [] });
 
 /** Rows of a result; a string of several statements gives pg's array of results. */
 function rowCountOf(result: pg.QueryResult | pg.QueryResult[]): number {

@@ -37,4 +37,12 @@ export {
 } from './lock-evidence.js';
 export { defaultPgLogger, type PgLogger } from './logger.js';
 export type { PgPhase } from './pg-errors.js';
+export {
+  type DominantNode,
+  PLAN_EVIDENCE_DEFAULTS,
+  type PlanEvidenceOptions,
+  type PlanStats,
+  SLOW_PLAN_EVENT,
+  type SlowPlan,
+} from './plan-evidence.js';
 export { describeValue, redactParams } from './redact-params.js';

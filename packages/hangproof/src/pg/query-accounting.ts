@@ -24,6 +24,16 @@ export interface AccountingOptions {
   readonly nPlusOneThreshold: number;
   readonly redactParams: ParamRedactor;
   readonly logger: PgLogger;
+  /** Told of each statement slower than `slowQueryMs` without its acquire wait (plan capture). */
+  readonly onSlow?:
+    | ((
+        sql: string,
+        fingerprint: string,
+        params: readonly unknown[] | undefined,
+        execMs: number,
+        error: unknown,
+      ) => void)
+    | undefined;
 }
 
 /** One query being accounted: call `end` exactly once. */
@@ -48,7 +58,12 @@ export class QueryAccounting {
     this.#options = options;
   }
 
-  begin(ctx: RequestContext | undefined, fingerprint: string, params: readonly unknown[] | undefined): QueryTicket {
+  begin(
+    ctx: RequestContext | undefined,
+    fingerprint: string,
+    params: readonly unknown[] | undefined,
+    sql?: string,
+  ): QueryTicket {
     const started = performance.now();
     this.queries++;
     const name = statementName(fingerprint);
@@ -102,6 +117,9 @@ export class QueryAccounting {
             },
             'slow postgres query',
           );
+          const execMs = durationMs - (waitMs ?? 0);
+          if (sql !== undefined && execMs > slowQueryMs)
+            this.#options.onSlow?.(sql, fingerprint, params, execMs, error);
         }
       },
     };
