@@ -134,6 +134,7 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
   if (o.observe) {
     await app.register(observe, {
       ...cluster,
+      serviceName: 'desk',
       pools: { desk: db },
       dependencies: deps,
       logger,

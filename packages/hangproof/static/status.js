@@ -8,6 +8,8 @@
   /** A poll that takes longer than this counts as "not answering". */
   const requestTimeoutMs = Math.max(1000, refreshMs - 500);
   let windowName = '1m';
+  /** HTTP status of each error code (from the snapshot); unknown codes count as server errors. */
+  let errorStatuses = {};
   let last = null;
   let lastOkAt = null;
   let failingSince = null;
@@ -32,6 +34,12 @@
   const num = (v, digits = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
   const int = (v) => (typeof v === 'number' && Number.isFinite(v) ? String(Math.round(v)) : '–');
   const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
+  const WINDOW_LABELS = { '1m': 'last 1 min', '5m': 'last 5 min', '60m': 'last 60 min' };
+  const TIMEOUT_CODES = new Set(['REQUEST_TIMEOUT', 'DEPENDENCY_TIMEOUT']);
+  /** 5xx: the service failed. 4xx: the client asked for something wrong (a 404 is not an outage). */
+  const isServerError = (code) => (errorStatuses[code] ?? 500) >= 500;
+  const timeoutsIn = (errors) =>
+    Object.entries(errors || {}).reduce((n, [code, k]) => n + (TIMEOUT_CODES.has(code) ? k : 0), 0);
   function age(ms) {
     if (typeof ms !== 'number') return '–';
     if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -46,7 +54,9 @@
     return el(
       'span',
       null,
-      entries.sort((a, b) => b[1] - a[1]).map(([code, n]) => el('span', { class: 'chip bad' }, `${code} ${n}`)),
+      entries
+        .sort((a, b) => b[1] - a[1])
+        .map(([code, n]) => el('span', { class: `chip ${isServerError(code) ? 'bad' : ''}` }, `${code} ${n}`)),
     );
   }
 
@@ -67,10 +77,10 @@
     );
   }
 
-  function card(label, value, cls) {
+  function card(label, value, cls, id) {
     return el(
       'div',
-      { class: `card ${cls || ''}` },
+      { class: `card ${cls || ''}`, 'data-card': id },
       el('div', { class: 'card-value' }, value),
       el('div', { class: 'card-label' }, label),
     );
@@ -80,8 +90,8 @@
     const w = windowName;
     let count = 0;
     let rate = 0;
-    let errors = 0;
-    let timeouts = 0;
+    let serverErrors = 0;
+    let clientErrors = 0;
     let p99 = 0;
     for (const e of d.endpoints) {
       const s = e.windows[w];
@@ -89,22 +99,35 @@
       rate += s.ratePerSec;
       p99 = Math.max(p99, s.p99Ms);
       for (const [code, n] of Object.entries(s.errors)) {
-        errors += n;
-        if (code === 'REQUEST_TIMEOUT') timeouts += n;
+        if (isServerError(code)) serverErrors += n;
+        else clientErrors += n;
       }
     }
+    const timeouts = timeoutsInWindow(d);
     const loop = d.eventLoop.last;
     document
       .getElementById('cards')
       .replaceChildren(
-        card('requests / s', num(rate, 1)),
-        card('requests', int(count)),
-        card('worst route p99 ms', num(p99, 1), p99 > 1000 ? 'warn' : ''),
-        card('errors', int(errors), errors > 0 ? 'bad' : 'good'),
-        card('timeouts', int(timeouts), timeouts > 0 ? 'bad' : 'good'),
-        card('loop delay p99 ms', loop ? num(loop.p99Ms, 1) : '–', loop && loop.p99Ms > 100 ? 'warn' : ''),
-        card('stalls', int(d.eventLoop.stallsTotal), d.eventLoop.stallsTotal > 0 ? 'warn' : 'good'),
+        card('requests / s', num(rate, 1), '', 'rate'),
+        card('requests', int(count), '', 'requests'),
+        card('worst route p99 ms', num(p99, 1), p99 > 1000 ? 'warn' : '', 'p99'),
+        card('server errors (5xx)', int(serverErrors), serverErrors > 0 ? 'bad' : 'good', 'server-errors'),
+        card('client errors (4xx)', int(clientErrors), '', 'client-errors'),
+        card('timeouts', int(timeouts), timeouts > 0 ? 'bad' : 'good', 'timeouts'),
+        card('loop delay p99 ms', loop ? num(loop.p99Ms, 1) : '–', loop && loop.p99Ms > 100 ? 'warn' : '', 'loop'),
+        card('stalls', int(d.eventLoop.stallsTotal), d.eventLoop.stallsTotal > 0 ? 'warn' : 'good', 'stalls'),
       );
+  }
+
+  /** Timeouts (504 and dependency timeouts) of this instance's routes in the chosen window. */
+  function timeoutsInWindow(d) {
+    return d.endpoints.reduce((n, e) => n + timeoutsIn(e.windows[windowName].errors), 0);
+  }
+
+  /** The part of a recent-requests list inside the chosen window, the one the counts cover. */
+  function inWindow(d, list) {
+    const from = d.windowStarts?.[windowName];
+    return typeof from === 'number' ? list.filter((r) => !(r.endedAtMs < from)) : list;
   }
 
   /** Rows of an endpoint table: one per route, for the chosen window. */
@@ -112,7 +135,7 @@
     const w = windowName;
     return endpoints.map((e) => {
       const s = e.windows[w];
-      const timeouts = s.errors.REQUEST_TIMEOUT || 0;
+      const timeouts = timeoutsIn(s.errors);
       return el(
         'tr',
         null,
@@ -290,6 +313,22 @@
     return el('span', { class: `chip ${good ? 'good' : 'bad'}` }, text);
   }
 
+  /**
+   * Why a breaker is closed while the health probe says the dependency is down: the breaker
+   * judges the service's own calls, never the probe, so with too few failed calls it stays closed.
+   */
+  function breakerNote(s, breaker, win) {
+    const health = s?.health?.state;
+    if (breaker !== 'closed' || !(health === 'down' || health === 'unhealthy')) return null;
+    const b = s?.config?.breaker;
+    const rule = b
+      ? `it opens when ${Math.round(b.failureRatio * 100)} % of at least ${b.minimumCalls} calls in ${Math.round(b.windowMs / 1000)} s fail`
+      : 'it opens on failed calls';
+    const calls = win ? `${int(win.count)} call(s) in this window` : 'no calls measured';
+    const probe = s.health.lastError ? ` (probe: ${s.health.lastError})` : '';
+    return `The health probe fails${probe}, but the breaker counts calls, not probes: ${rule}; ${calls}.`;
+  }
+
   function renderDependencies(d) {
     const w = windowName;
     const status = d.dependencies.status;
@@ -311,6 +350,7 @@
       const s = dependencyStatus(status, name);
       const breaker = m?.breaker?.state || (s && (s.breaker?.state ?? s.breaker ?? s.breakerState)) || '–';
       const win = m?.windows ? m.windows[w] : null;
+      const why = breakerNote(s, breaker, win);
       return el(
         'tr',
         null,
@@ -324,6 +364,7 @@
             { class: `chip ${breaker === 'closed' ? 'good' : breaker === '–' ? '' : 'bad'}` },
             typeof breaker === 'string' ? breaker : JSON.stringify(breaker),
           ),
+          why ? el('div', { class: 'note' }, why) : null,
         ),
         el('td', { class: 'num' }, win ? int(win.count) : '–'),
         el('td', { class: 'num' }, win ? num(win.p50Ms, 1) : '–'),
@@ -455,32 +496,124 @@
     );
   }
 
+  /** What failed inside a timed-out request: `query SELECT bots: DEPENDENCY_TIMEOUT, phase lock`. */
+  function failureText(f) {
+    if (!f) return null;
+    const what = f.kind === 'db' ? 'query' : f.kind === 'external' ? 'call' : f.kind;
+    return el(
+      'span',
+      { class: 'failure' },
+      ` · failed in ${what} `,
+      el('code', null, f.name),
+      f.code ? `: ${f.code}` : '',
+      f.phase ? el('span', { class: 'chip bad phase' }, `phase ${f.phase}`) : null,
+    );
+  }
+
   function renderRecent(d) {
+    const label = WINDOW_LABELS[windowName] || windowName;
+    const slowList = inWindow(d, d.slowRequests);
+    document.getElementById('slow-title').textContent = `Recent slow requests (${label})`;
     const slow = document.getElementById('slow-requests');
     slow.replaceChildren(
-      ...(d.slowRequests.length
-        ? d.slowRequests.map((r) => requestItem(r, ''))
-        : [el('p', { class: 'muted' }, 'No slow requests.')]),
+      ...(slowList.length
+        ? slowList.map((r) => requestItem(r, ''))
+        : [el('p', { class: 'muted' }, 'No slow requests in this window.')]),
     );
+    const list = inWindow(d, d.timeouts);
+    const counted = timeoutsInWindow(d);
+    document.getElementById('timeouts-title').textContent = `Recent timeouts (${label}): ${counted}`;
     const to = document.getElementById('timeouts');
-    to.replaceChildren(
-      ...(d.timeouts.length
-        ? d.timeouts.map((r) =>
-            requestItem(
-              r,
+    const items = list.map((r) =>
+      requestItem(
+        r,
+        el(
+          'span',
+          { class: 'steps' },
+          ` · last completed step: ${r.lastCompletedStep || '–'} · in flight: ${r.stepInFlight || '–'}`,
+          failureText(r.failure),
+        ),
+      ),
+    );
+    // The list keeps the most recent few; the count covers the whole window.
+    if (counted > list.length && list.length > 0) {
+      items.push(el('p', { class: 'muted' }, `Showing the ${list.length} most recent of ${counted}.`));
+    }
+    to.replaceChildren(...(items.length ? items : [el('p', { class: 'muted' }, 'No timeouts in this window.')]));
+  }
+
+  /** Plans the pools captured for slow statements: the node that dominates, and an index to add. */
+  function renderPlans(d) {
+    const plans = [];
+    for (const p of d.pools) {
+      const recent = p.stats && Array.isArray(p.stats.plans?.recent) ? p.stats.plans.recent : [];
+      for (const x of recent) plans.push(x);
+    }
+    plans.sort((a, b) => String(b.at).localeCompare(String(a.at)));
+    const box = document.getElementById('slow-plans');
+    if (plans.length === 0) {
+      box.replaceChildren(el('p', { class: 'muted' }, 'No plan captured.'));
+      return;
+    }
+    box.replaceChildren(
+      ...plans.map((x) =>
+        el(
+          'div',
+          { class: 'item' },
+          el('strong', null, `${x.dominant.nodeType}${x.dominant.relation ? ` on ${x.dominant.relation}` : ''}`),
+          ` · ${Math.round(x.dominant.costShare * 100)} % of the estimated cost, ~${int(x.dominant.planRows)} rows · run took ${int(x.durationMs)} ms at ${time(x.at)}`,
+          el('code', { class: 'blocker-sql' }, x.fingerprint),
+          x.suggestion ? el('p', { class: 'note' }, 'Consider: ', el('code', null, x.suggestion)) : null,
+        ),
+      ),
+    );
+  }
+
+  /** Lock waits the pools captured from Postgres itself: the relation, and who held it. */
+  function renderLocks(d) {
+    const waits = [];
+    for (const p of d.pools) {
+      const recent = p.stats && Array.isArray(p.stats.lockWaits?.recent) ? p.stats.lockWaits.recent : [];
+      for (const x of recent) waits.push({ pool: p.name, ...x });
+    }
+    waits.sort((a, b) => String(b.at).localeCompare(String(a.at)));
+    const box = document.getElementById('lock-waits');
+    if (waits.length === 0) {
+      box.replaceChildren(el('p', { class: 'muted' }, 'No lock waits captured.'));
+      return;
+    }
+    box.replaceChildren(
+      ...waits.map((x) =>
+        el(
+          'div',
+          { class: 'item' },
+          el('strong', null, x.relation || 'a lock'),
+          ` waited on by ${x.route || 'a query'} (${x.pool}, pid ${x.pid}) at ${time(x.at)}`,
+          el(
+            'ul',
+            null,
+            (x.blockers || []).map((b) =>
               el(
-                'span',
-                { class: 'steps' },
-                ` · last completed step: ${r.lastCompletedStep || '–'} · in flight: ${r.stepInFlight || '–'}`,
+                'li',
+                null,
+                `blocked by pid ${b.pid}`,
+                b.route ? ` (${b.route})` : b.applicationName ? ` (${b.applicationName})` : '',
+                ': ',
+                el('span', { class: b.state === 'idle in transaction' ? 'bad-text' : '' }, b.state || '–'),
+                typeof b.xactAgeMs === 'number' ? `, transaction open ${age(b.xactAgeMs)}` : '',
+                b.query ? el('code', { class: 'blocker-sql' }, b.query) : null,
               ),
             ),
-          )
-        : [el('p', { class: 'muted' }, 'No timeouts.')]),
+          ),
+        ),
+      ),
     );
   }
 
   function render(d) {
+    errorStatuses = d.errorStatuses || {};
     document.getElementById('service-name').textContent = d.service.name;
+    document.title = `${d.service.name} · System status`;
     document.getElementById('service-meta').textContent =
       `pid ${d.service.pid} · Node ${d.service.node} · up ${age(d.service.uptimeSec * 1000)} · data of ${time(d.service.now)}${d.service.tracing ? ' · tracing on' : ''}`;
     renderCards(d);
@@ -489,6 +622,8 @@
     renderEndpoints(d);
     renderPostgres(d);
     renderPools(d);
+    renderLocks(d);
+    renderPlans(d);
     renderDependencies(d);
     renderLoop(d);
     renderJobs(d);

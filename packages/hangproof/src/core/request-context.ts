@@ -43,8 +43,8 @@ export interface ShapeRuns {
   reported: boolean;
 }
 
-/** Slots of one compact span record: kind, subject, start, duration, then three kind-specific values. */
-const STRIDE = 7;
+/** Slots of one compact span record: kind, subject, start, duration, then four kind-specific values. */
+const STRIDE = 8;
 const REC_SPAN = 0;
 const REC_QUERY = 1;
 
@@ -265,7 +265,7 @@ export class RequestContext implements AbortWatch {
 
   /**
    * Records one guarded query: totals, and a span as numbers plus the interned shape. `startedAt`
-   * is performance.now(); `errorCode` is the hangproof code of a failure.
+   * is performance.now(); `errorCode` is the hangproof code of a failure, `phase` where it failed.
    */
   recordQuery(
     shape: QueryShape,
@@ -274,6 +274,7 @@ export class RequestContext implements AbortWatch {
     rows: number,
     acquireMs: number,
     errorCode: string | undefined,
+    phase?: string,
   ): void {
     this.dbCount++;
     this.dbMs += durationMs;
@@ -288,6 +289,7 @@ export class RequestContext implements AbortWatch {
     r[at + 4] = rows;
     r[at + 5] = acquireMs;
     r[at + 6] = errorCode;
+    r[at + 7] = phase;
   }
 
   /** How many spans are kept (without building them). */
@@ -316,6 +318,8 @@ export class RequestContext implements AbortWatch {
       };
       if (acquireMs > 0) attrs.acquireMs = Math.round(acquireMs * 10) / 10;
       if (error !== undefined) attrs.error = error;
+      const phase = r?.[at + 7] as string | undefined;
+      if (phase !== undefined) attrs.phase = phase;
       out.push({
         name: shape.label,
         kind: 'db',

@@ -75,8 +75,9 @@ export async function registerStatusRoutes(app: FastifyInstance, o: StatusRoutes
     ...Object.keys(ASSETS).map((name) => readFile(new URL(name, STATIC_DIR), 'utf8')),
   ]);
   const statusPage = fill(statusHtml, values);
+  // The "no token configured" hint is shown only when there is no token: with one, signing in works.
   const loginPage = (failed: boolean): string =>
-    fill(loginHtml, { ...values, ERROR_HIDDEN: failed ? '' : 'hidden', TOKEN_HINT: o.access.hasToken ? '' : 'hidden' });
+    fill(loginHtml, { ...values, ERROR_HIDDEN: failed ? '' : 'hidden', TOKEN_HINT: o.access.hasToken ? 'hidden' : '' });
   for (const p of [paths.STATUS, paths.STATUS_JSON, paths.LOGIN, paths.LOGOUT]) o.exempt(p);
 
   const compose = async (): Promise<Record<string, unknown>> => {

@@ -1,15 +1,52 @@
+import type { Span } from '../core/index.js';
+import { CODES } from '../errors.js';
 import type { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { EventLoopMonitor } from './event-loop-monitor.js';
 import type { Heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
-import type { BreakerView, Measurements } from './measurements.js';
+import type { BreakerView, Measurements, SlowRequest, TimeoutRecord } from './measurements.js';
 import type { ResolvedObserveOptions } from './options.js';
-import { WINDOW_NAMES, type WindowName, type WindowSummary } from './windowed-histogram.js';
+import { WINDOW_NAMES, type WindowName, type WindowSummary, windowStartMs } from './windowed-histogram.js';
 
 export type Windows = Readonly<Record<WindowName, WindowSummary>>;
 
 /** Slowest query fingerprints listed on /status. */
 const SLOWEST_QUERIES = 10;
+
+/** HTTP status of each catalogue code, so the page can tell server errors from client errors. */
+const ERROR_STATUSES: Readonly<Record<string, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(CODES).map(([code, c]) => [code, c.status])),
+);
+
+/** What failed inside a timed-out request: the last failed span (a query, a call, a step). */
+export interface FailureView {
+  readonly kind: string;
+  readonly name: string;
+  readonly code: string | undefined;
+  /** Where a Postgres failure happened (`lock`, `acquire`, `query`...), when the span knows. */
+  readonly phase: string | undefined;
+}
+
+function failureOf(spans: readonly Span[]): FailureView | null {
+  let found: Span | undefined;
+  for (const s of spans) {
+    const a = s.attrs;
+    if (a === undefined || (a.error === undefined && a.failed !== true)) continue;
+    if (found === undefined || s.startMs + s.durationMs >= found.startMs + found.durationMs) found = s;
+  }
+  if (found === undefined) return null;
+  const a = found.attrs ?? {};
+  const code = a.error ?? a.outcome;
+  return {
+    kind: found.kind,
+    name: found.name,
+    code: typeof code === 'string' ? code : undefined,
+    phase: typeof a.phase === 'string' ? a.phase : undefined,
+  };
+}
+
+/** When the request ended (epoch ms): `at` is its start. */
+const endedMs = (r: SlowRequest): number => Date.parse(r.at) + r.durationMs;
 
 function windows(s: LatencySeries, nowMs: number): Windows {
   const out = {} as Record<WindowName, WindowSummary>;
@@ -131,8 +168,18 @@ export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()
       shed: Object.fromEntries(m.shed),
     },
     jobs: p.heartbeats.list(nowMs),
-    slowRequests: m.slowRequests.toArray(),
-    timeouts: m.timeouts.toArray(),
+    // Where each window starts (epoch ms): the page lists only the timeouts its counts include.
+    windowStarts: Object.fromEntries(WINDOW_NAMES.map((w) => [w, windowStartMs(w, nowMs)])),
+    errorStatuses: ERROR_STATUSES,
+    // An upgraded connection (101, a WebSocket) lasts as long as its client stays: not slow.
+    slowRequests: m.slowRequests
+      .toArray()
+      .filter((r) => r.statusCode !== 101 && !p.ownRoutes.has(r.route))
+      .map((r) => ({ ...r, endedAtMs: endedMs(r) })),
+    timeouts: m.timeouts
+      .toArray()
+      .filter((r) => !p.ownRoutes.has(r.route))
+      .map((r: TimeoutRecord) => ({ ...r, endedAtMs: endedMs(r), failure: failureOf(r.spans) })),
     settings,
     // Filled by the status route with what `extraStatus` could not add (timeout, error, ...).
     warnings: [],

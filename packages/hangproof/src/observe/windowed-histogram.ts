@@ -103,6 +103,18 @@ const FINE_MS = 10_000;
 const MINUTE_MS = 60_000;
 const FIVE_MS = 300_000;
 
+/** Slot length and slot count of the ring behind each window. */
+const RINGS = Object.freeze({ '1m': [FINE_MS, 6], '5m': [MINUTE_MS, 5], '60m': [FIVE_MS, 12] } as const);
+
+/**
+ * Epoch ms where `window` starts at `nowMs`: the start of its oldest slot. Lists shown next to a
+ * window's counts (recent timeouts on /status) use the same start, so the two agree.
+ */
+export function windowStartMs(window: WindowName, nowMs: number): number {
+  const [slotMs, slots] = RINGS[window];
+  return nowMs - (nowMs % slotMs) - (slots - 1) * slotMs;
+}
+
 /**
  * Latency over sliding windows of 1, 5 and 60 minutes, kept as rings of per-period HdrHistograms
  * so that windows of several instances merge into correct percentiles (averaging percentiles
@@ -146,7 +158,7 @@ export class WindowedHistogram {
       if (slot.errors !== undefined) for (const [c, n] of slot.errors) errors.set(c, (errors.get(c) ?? 0) + n);
     };
     const r = window === '1m' ? this.#fine : window === '5m' ? this.#minutes : this.#fives;
-    const oldest = nowMs - (nowMs % r.slotMs) - (r.slots.length - 1) * r.slotMs;
+    const oldest = windowStartMs(window, nowMs);
     for (const slot of r.slots) if (slot.start >= oldest && slot.start <= nowMs) addSlot(slot);
     // The current 10 s slot is folded into the coarse rings only when it is retired.
     const cur = this.#current;

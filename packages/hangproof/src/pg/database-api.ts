@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type { HolderView } from './holder-registry.js';
+import type { LockWaitStats } from './lock-evidence.js';
 import type { PgPhase } from './pg-errors.js';
+import type { PlanStats } from './plan-evidence.js';
 
 /** A query result row: column name to value. */
 export type Row = Record<string, unknown>;
@@ -58,6 +60,10 @@ export interface DatabaseStats {
   readonly retriedTransactions: number;
   /** Who holds each checked-out connection, longest first. */
   readonly holders: readonly HolderView[];
+  /** Lock waits captured from Postgres (relation, blockers), see `lockEvidence`. */
+  readonly lockWaits: LockWaitStats;
+  /** Plans captured for slow statements (dominant node, suggested index), see `planEvidence`. */
+  readonly plans: PlanStats;
 }
 
 /** The Postgres guard. Create one per database with `createDatabase`. */

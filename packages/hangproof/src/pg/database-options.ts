@@ -1,5 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
+import { type LockEvidenceOptions, resolveLockEvidenceOptions } from './lock-evidence.js';
 import type { PgLogger } from './logger.js';
+import { type PlanEvidenceOptions, resolvePlanEvidenceOptions } from './plan-evidence.js';
 
 /** Turns bind parameters into what a log line may show. Must never return a secret. */
 export type ParamRedactor = (params: readonly unknown[], fingerprint: string) => unknown[];
@@ -85,6 +87,16 @@ export interface DatabaseOptions {
   readonly redactParams?: ParamRedactor;
   /** A pino-compatible logger. @default pino at level `warn` to stderr, named `hangproof:pg` */
   readonly logger?: PgLogger;
+  /**
+   * Lock evidence captured from Postgres when a statement waits on a lock or hits lock_timeout
+   * (see LockEvidenceOptions); `false` turns it off. @default LOCK_EVIDENCE_DEFAULTS
+   */
+  readonly lockEvidence?: LockEvidenceOptions | false;
+  /**
+   * Plans of statements slower than `slowQueryMs`, captured off the request path (see
+   * PlanEvidenceOptions); `false` turns it off. @default PLAN_EVIDENCE_DEFAULTS
+   */
+  readonly planEvidence?: PlanEvidenceOptions | false;
 }
 
 /** Every default of DatabaseOptions, in one place (docs/reference/pg.md repeats them). */
@@ -120,6 +132,8 @@ export type ResolvedDatabaseOptions = typeof DATABASE_DEFAULTS & {
   readonly ssl: boolean | ConnectionOptions | undefined;
   readonly redactParams: ParamRedactor | undefined;
   readonly logger: PgLogger | undefined;
+  readonly lockEvidence: Required<LockEvidenceOptions> | false;
+  readonly planEvidence: Required<PlanEvidenceOptions> | false;
 };
 
 /** Bounds of each numeric option: [minimum, whether 0 is allowed as "off"]. */
@@ -178,5 +192,7 @@ export function resolveDatabaseOptions(input: DatabaseOptions): ResolvedDatabase
     ssl: input.ssl,
     redactParams: input.redactParams,
     logger: input.logger,
+    lockEvidence: resolveLockEvidenceOptions(input.lockEvidence),
+    planEvidence: resolvePlanEvidenceOptions(input.planEvidence),
   };
 }

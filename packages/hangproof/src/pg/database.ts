@@ -28,6 +28,7 @@ import { shapeOf } from './fingerprint.js';
 import { destroyClient, GuardedConnection, type GuardOptions } from './guarded-connection.js';
 import { HolderRegistry } from './holder-registry.js';
 import { isSingleStatement } from './limited-query.js';
+import { LockEvidence } from './lock-evidence.js';
 import { defaultPgLogger, type PgLogger } from './logger.js';
 import {
   conflict,
@@ -39,11 +40,13 @@ import {
   pgTimeout,
   pgUnavailable,
 } from './pg-errors.js';
+import { PlanEvidence } from './plan-evidence.js';
 import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
 import { QueryAccounting } from './query-accounting.js';
 import { errorSummary, redactParams } from './redact-params.js';
 import { StatementSweep } from './statement-sweep.js';
 import { TransactionLimits } from './transaction-limits.js';
+import { endpointOf, type PgEndpoint, unreachableFields, unreachableReason } from './unreachable.js';
 
 /** Creates the guarded pool. Validates options at once (TypeError/RangeError naming the value). */
 export function createDatabase(options: DatabaseOptions): Database {
@@ -80,6 +83,8 @@ class GuardedDatabase implements Database {
   readonly #releasePermit = (): void => this.#gate.release();
   readonly #holders: HolderRegistry;
   readonly #accounting: QueryAccounting;
+  readonly #lockEvidence: LockEvidence | undefined;
+  readonly #planEvidence: PlanEvidence | undefined;
   readonly #logger: PgLogger;
   readonly #waits = new LatencyReservoir(1024);
   #guardOptions: GuardOptions | undefined;
@@ -88,6 +93,8 @@ class GuardedDatabase implements Database {
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
+  /** Host name and port for the `pg.unavailable` lines (see unreachable.ts). */
+  readonly #endpoint: PgEndpoint;
   readonly #counters = {
     timeouts: { connect: 0, acquire: 0, query: 0, lock: 0, transaction: 0 } as Record<PgPhase, number>,
     unavailable: 0,
@@ -103,6 +110,7 @@ class GuardedDatabase implements Database {
     this.#limits = new TransactionLimits(o);
     const url = new URL(o.connectionString);
     this.#host = `${url.hostname}:${url.port || '5432'}`;
+    this.#endpoint = endpointOf(o.connectionString);
     this.#pool = new pg.Pool({
       connectionString: o.connectionString,
       ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
@@ -144,12 +152,38 @@ class GuardedDatabase implements Database {
     });
     this.#gate = new BoundedGate(o.max, o.maxWaiting);
     this.#holders = new HolderRegistry(o.name, o.leakDetectionMs, this.#logger);
+    this.#lockEvidence =
+      o.lockEvidence === false
+        ? undefined
+        : new LockEvidence({
+            pool: o.name,
+            connectionString: o.connectionString,
+            ssl: o.ssl,
+            applicationName: o.applicationName,
+            lockTimeoutMs: o.lockTimeoutMs,
+            logger: this.#logger,
+            holders: () => this.#holders.list(),
+            options: o.lockEvidence,
+          });
+    this.#planEvidence =
+      o.planEvidence === false
+        ? undefined
+        : new PlanEvidence({
+            pool: o.name,
+            connectionString: o.connectionString,
+            ssl: o.ssl,
+            applicationName: o.applicationName,
+            logger: this.#logger,
+            options: o.planEvidence,
+          });
+    const plans = this.#planEvidence;
     this.#accounting = new QueryAccounting({
       pool: o.name,
       slowQueryMs: o.slowQueryMs,
       nPlusOneThreshold: o.nPlusOneThreshold,
       redactParams: o.redactParams ?? redactParams,
       logger: this.#logger,
+      onSlow: plans === undefined ? undefined : (...slow) => plans.onSlow(...slow),
     });
   }
 
@@ -194,10 +228,10 @@ class GuardedDatabase implements Database {
       rows = rowCountOf(result);
       return result as QueryResult<R>;
     } catch (err) {
-      failure = this.#account(err, scope, shape.fingerprint, params);
+      failure = this.#account(err, scope, shape.fingerprint, params, lease?.pid);
       throw failure;
     } finally {
-      this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params);
+      this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params, sql);
       if (lease !== undefined) this.#finish(lease, failure !== undefined);
     }
   }
@@ -225,10 +259,10 @@ class GuardedDatabase implements Database {
               rows = rowCountOf(result);
               return result as QueryResult<R>;
             } catch (err) {
-              error = this.#account(err, scope, shape.fingerprint, params);
+              error = this.#account(err, scope, shape.fingerprint, params, conn.pid);
               throw error;
             } finally {
-              this.#accounting.end(scope.ctx, shape, started, rows, error, 0, params);
+              this.#accounting.end(scope.ctx, shape, started, rows, error, 0, params, sql);
             }
           },
         };
@@ -279,6 +313,8 @@ class GuardedDatabase implements Database {
       leaksDetected: this.#holders.leaksDetected,
       retriedTransactions: c.retriedTransactions,
       holders: this.#holders.list(),
+      lockWaits: this.#lockEvidence?.stats() ?? NO_LOCK_WAITS,
+      plans: this.#planEvidence?.stats() ?? NO_PLANS,
     };
   }
 
@@ -306,6 +342,8 @@ class GuardedDatabase implements Database {
     this.#closed = true;
     this.#gate.close();
     this.#holders.close();
+    this.#lockEvidence?.close();
+    this.#planEvidence?.close();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), CLOSE_TIMEOUT_MS);
@@ -409,6 +447,7 @@ class GuardedDatabase implements Database {
     conn.requestId = scope.ctx?.requestId;
     conn.route = scope.ctx?.name;
     conn.step = scope.ctx?.stepInFlight;
+    conn.ctx = scope.ctx;
     conn.since = now;
     conn.stack = this.#o.captureAcquireStacks ? new Error('acquired here').stack : undefined;
     this.#holders.add(conn);
@@ -421,6 +460,8 @@ class GuardedDatabase implements Database {
     if (releasePermit === undefined) return undefined;
     conn.releasePermit = undefined;
     this.#holders.remove(conn);
+    // The request goes with its checkout: a pooled connection must not keep it alive.
+    conn.ctx = undefined;
     const done = (): void => {
       conn.lastReleasedAt = performance.now();
       releasePermit();
@@ -474,7 +515,12 @@ class GuardedDatabase implements Database {
         const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
         if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
           this.#logger.warn(
-            { pool: this.#o.name, host: this.#host, err: errorSummary(err) },
+            {
+              pool: this.#o.name,
+              host: this.#host,
+              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : 'refused'),
+              err: errorSummary(err),
+            },
             'opening a postgres connection failed; retrying once',
           );
           continue;
@@ -484,7 +530,13 @@ class GuardedDatabase implements Database {
         if (isConnectionError(err)) {
           this.#counters.unavailable++;
           this.#logger.error(
-            { pool: this.#o.name, host: this.#host, phase: 'connect', err: errorSummary(err) },
+            {
+              pool: this.#o.name,
+              host: this.#host,
+              ...unreachableFields(this.#endpoint, 'refused'),
+              phase: 'connect',
+              err: errorSummary(err),
+            },
             'postgres connection refused or dropped',
           );
           throw pgUnavailable('connect', err);
@@ -623,6 +675,7 @@ class GuardedDatabase implements Database {
       {
         pool: this.#o.name,
         host: this.#host,
+        ...unreachableFields(this.#endpoint, phase === 'connect' ? 'connect_timeout' : undefined),
         phase,
         waitedMs: Math.round(waited),
         requestId: scope.ctx?.requestId,
@@ -640,7 +693,13 @@ class GuardedDatabase implements Database {
    * request's own abort reason as is, hangproof errors as is, 40001/40P01 as CONFLICT, anything
    * else (a constraint violation, a syntax error) as pg's error with bound values scrubbed.
    */
-  #account(err: unknown, scope: Scope, fp: string | undefined, params: readonly unknown[] | undefined): unknown {
+  #account(
+    err: unknown,
+    scope: Scope,
+    fp: string | undefined,
+    params: readonly unknown[] | undefined,
+    pid?: number,
+  ): unknown {
     if (isOwnAbort(scope, err)) return err;
     if (isRetryableTxError(err)) return conflict(err);
     if (!isHangproofError(err) || this.#accounted.has(err)) return err;
@@ -654,6 +713,7 @@ class GuardedDatabase implements Database {
         {
           pool: this.#o.name,
           host: this.#host,
+          ...unreachableFields(this.#endpoint, unreachableReason(err)),
           code: err.code,
           phase,
           requestId: scope.ctx?.requestId,
@@ -666,6 +726,10 @@ class GuardedDatabase implements Database {
         },
         'postgres statement failed',
       );
+      // What it waited for, from Postgres itself, off the request path (see LockEvidence).
+      if (phase === 'lock') {
+        this.#lockEvidence?.onLockTimeout(pid, { route: scope.ctx?.name, requestId: scope.ctx?.requestId, sql: fp });
+      }
     }
     return err;
   }
@@ -694,6 +758,9 @@ function clientWithConnectTimeout(connectTimeoutMs: number): typeof pg.Client {
     }
   };
 }
+
+const NO_LOCK_WAITS = Object.freeze({ captured: 0, lockTimeouts: 0, failed: 0, skipped: 0, recent: [] });
+const NO_PLANS = Object.freeze({ captured: 0, failed: 0, skipped: 0, recent: [] });
 
 /** Rows of a result; a string of several statements gives pg's array of results. */
 function rowCountOf(result: pg.QueryResult | pg.QueryResult[]): number {

@@ -1,4 +1,5 @@
 import { type QueryShape, queryId } from '../core/index.js';
+import { statementName } from './statement-name.js';
 
 /**
  * The shape of a query: its SQL with literals, numbers and `IN (...)`/`VALUES` lists replaced by `?`
@@ -31,7 +32,7 @@ export function shapeOf(sql: string): QueryShape {
   const fp = normalise(sql);
   let shape = byFingerprint.get(fp);
   if (shape === undefined) {
-    shape = Object.freeze({ fingerprint: fp, id: queryId(fp), label: labelOf(fp) });
+    shape = Object.freeze({ fingerprint: fp, id: queryId(fp), label: statementName(fp) });
     byFingerprint.set(fp, shape);
   }
   // Bounded: when full, drop the oldest entry (Map keeps insertion order). Dynamic SQL with
@@ -43,17 +44,6 @@ export function shapeOf(sql: string): QueryShape {
   if (byFingerprint.size > CACHE_MAX) byFingerprint.clear();
   cache.set(sql, shape);
   return shape;
-}
-
-const VERB = /^\(*\s*([A-Za-z]+)/;
-const FIRST_TABLE =
-  /\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+((?:"[^"]+"|[A-Za-z_][\w$]*)(?:\.(?:"[^"]+"|[A-Za-z_][\w$]*))?)/i;
-
-/** `SELECT bots`, `INSERT orders`, `WITH`: the statement's verb and the first table it names. */
-export function labelOf(fp: string): string {
-  const verb = (VERB.exec(fp)?.[1] ?? 'SQL').toUpperCase();
-  const table = FIRST_TABLE.exec(fp)?.[1];
-  return table === undefined ? verb : `${verb} ${table.replaceAll('"', '')}`;
 }
 
 const IDENT = /[A-Za-z0-9_$]/;

@@ -50,6 +50,8 @@ export class GuardedConnection implements BoundedStatement, Holder {
   requestId: string | undefined;
   route: string | undefined;
   step: string | undefined;
+  /** The request holding the connection, for the step it is in now (lock evidence). */
+  ctx: { readonly stepInFlight: string | undefined } | undefined;
   since = 0;
   stack: string | undefined;
   leakLogged = false;

@@ -9,6 +9,8 @@ export interface Holder {
   readonly route: string | undefined;
   /** The request's step in flight when the connection was taken. */
   readonly step: string | undefined;
+  /** The request itself, for the step it is in now (lock evidence names a blocker's step). */
+  readonly ctx?: { readonly stepInFlight: string | undefined } | undefined;
   /** performance.now() at acquire. */
   readonly since: number;
   readonly stack: string | undefined;
@@ -95,5 +97,12 @@ export class HolderRegistry {
 }
 
 function view(h: Holder, now: number): HolderView {
-  return { requestId: h.requestId, route: h.route, step: h.step, heldMs: Math.round(now - h.since), pid: h.pid };
+  // The step it is in now says more than the one it was in when it took the connection.
+  return {
+    requestId: h.requestId,
+    route: h.route,
+    step: h.ctx?.stepInFlight ?? h.step,
+    heldMs: Math.round(now - h.since),
+    pid: h.pid,
+  };
 }

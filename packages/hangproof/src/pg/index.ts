@@ -27,6 +27,22 @@ export {
   keysetPage,
   MAX_PAGE_SIZE,
 } from './keyset.js';
+export {
+  LOCK_EVIDENCE_DEFAULTS,
+  LOCK_WAIT_EVENT,
+  type LockBlocker,
+  type LockEvidenceOptions,
+  type LockWait,
+  type LockWaitStats,
+} from './lock-evidence.js';
 export { defaultPgLogger, type PgLogger } from './logger.js';
 export type { PgPhase } from './pg-errors.js';
+export {
+  type DominantNode,
+  PLAN_EVIDENCE_DEFAULTS,
+  type PlanEvidenceOptions,
+  type PlanStats,
+  SLOW_PLAN_EVENT,
+  type SlowPlan,
+} from './plan-evidence.js';
 export { describeValue, redactParams } from './redact-params.js';

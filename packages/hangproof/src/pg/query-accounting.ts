@@ -12,6 +12,16 @@ export interface AccountingOptions {
   readonly nPlusOneThreshold: number;
   readonly redactParams: ParamRedactor;
   readonly logger: PgLogger;
+  /** Told of each statement slower than `slowQueryMs` without its acquire wait (plan capture). */
+  readonly onSlow?:
+    | ((
+        sql: string,
+        fingerprint: string,
+        params: readonly unknown[] | undefined,
+        execMs: number,
+        error: unknown,
+      ) => void)
+    | undefined;
 }
 
 /**
@@ -55,12 +65,20 @@ export class QueryAccounting {
     error: unknown,
     waitMs: number,
     params: readonly unknown[] | undefined,
+    sql?: string,
   ): void {
     const durationMs = performance.now() - startedAt;
     const runs = ctx?.queryRuns?.get(shape);
     if (runs !== undefined) runs.inFlight--;
-    const errorCode = error === undefined ? undefined : isHangproofError(error) ? error.code : 'INTERNAL';
-    ctx?.recordQuery(shape, startedAt, durationMs, rows, waitMs, errorCode);
+    let errorCode: string | undefined;
+    let phase: string | undefined;
+    if (error !== undefined) {
+      errorCode = isHangproofError(error) ? error.code : 'INTERNAL';
+      // Where it failed (`lock`, `acquire`...): /status shows it next to the timeout.
+      const p = isHangproofError(error) ? error.details.phase : undefined;
+      if (typeof p === 'string') phase = p;
+    }
+    ctx?.recordQuery(shape, startedAt, durationMs, rows, waitMs, errorCode, phase);
     if (channels.query.hasSubscribers) {
       channels.query.publish({ ctx, fingerprint: shape.fingerprint, durationMs, rowCount: rows, errorCode });
     }
@@ -82,6 +100,9 @@ export class QueryAccounting {
         },
         'slow postgres query',
       );
+      const execMs = durationMs - waitMs;
+      if (sql !== undefined && execMs > slowQueryMs)
+        this.#options.onSlow?.(sql, shape.fingerprint, params, execMs, error);
     }
   }
 

@@ -11,7 +11,7 @@ import {
 } from 'hangproof/deps';
 import { EDGE_DEFAULTS, SERVER_DEFAULTS, SHUTDOWN_DEFAULTS } from 'hangproof/fastify';
 import { OBSERVE_DEFAULTS } from 'hangproof/observe';
-import { DATABASE_DEFAULTS } from 'hangproof/pg';
+import { DATABASE_DEFAULTS, LOCK_EVIDENCE_DEFAULTS, PLAN_EVIDENCE_DEFAULTS } from 'hangproof/pg';
 
 const doc = await readFile(new URL('../../../../docs/configuration.md', import.meta.url), 'utf8');
 const rows = new Map(
@@ -24,6 +24,8 @@ const SOURCES: Record<string, Readonly<Record<string, unknown>>> = {
   server: SERVER_DEFAULTS,
   shutdown: SHUTDOWN_DEFAULTS,
   pg: DATABASE_DEFAULTS,
+  'pg.lockEvidence': LOCK_EVIDENCE_DEFAULTS,
+  'pg.planEvidence': PLAN_EVIDENCE_DEFAULTS,
   deps: DEPENDENCY_DEFAULTS,
   'deps.retry': RETRY_DEFAULTS,
   'deps.breaker': BREAKER_DEFAULTS,

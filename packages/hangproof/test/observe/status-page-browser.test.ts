@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +9,9 @@ import { after, before, test } from 'node:test';
 import { sleep, step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { heartbeats } from 'hangproof/observe';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import { chromium } from 'playwright-core';
+import { createTestDatabase, freePort, type TestDatabase } from 'hangproof/testing';
+import pg from 'pg';
+import { chromium, type Page } from 'playwright-core';
 import { screenshotPath } from '../support/screenshots.js';
 import { ADMIN_TOKEN, botRoutes, botsDatabase, startService } from './helpers.js';
 
@@ -23,6 +24,51 @@ before(async () => {
 after(async () => {
   await testDb.drop();
 });
+
+/** Opens an upgraded connection (status 101) to `url` and resolves once the server has closed it. */
+function upgradedStream(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { connection: 'Upgrade', upgrade: 'websocket' } });
+    req.on('upgrade', (_res, socket) => {
+      socket.resume();
+      socket.on('close', () => resolve());
+    });
+    req.on('response', (res) => reject(new Error(`expected 101, got ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Every counter on the page against the lists and tables it summarises, for the chosen window. */
+async function checkCountersAgree(
+  page: Page,
+): Promise<{ timeouts: number; serverErrors: number; clientErrors: number }> {
+  const cards = await page.$$eval('[data-card]', (els) =>
+    Object.fromEntries(els.map((e) => [e.getAttribute('data-card'), e.querySelector('.card-value')?.textContent])),
+  );
+  const table = await page.$$eval('#endpoints-table tbody tr:not(.empty)', (trs) =>
+    trs.map((tr) => {
+      const tds = [...tr.querySelectorAll('td')];
+      const chips = [...(tds[8]?.querySelectorAll('.chip') ?? [])].map((c) => ({
+        bad: c.classList.contains('bad'),
+        n: Number((c.textContent ?? '').split(' ').at(-1)),
+      }));
+      return { requests: Number(tds[2]?.textContent), timeouts: Number(tds[7]?.textContent), chips };
+    }),
+  );
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  const timeouts = Number(cards.timeouts);
+  const serverErrors = Number(cards['server-errors']);
+  const clientErrors = Number(cards['client-errors']);
+  assert.equal(Number(cards.requests), sum(table.map((r) => r.requests)), 'requests card = endpoint rows');
+  assert.equal(timeouts, sum(table.map((r) => r.timeouts)), 'timeouts card = Timeouts column');
+  assert.equal(timeouts, (await page.$$('#timeouts details')).length, 'timeouts card = Recent timeouts list');
+  assert.match((await page.textContent('#timeouts-title')) ?? '', new RegExp(`: ${timeouts}$`));
+  const chips = table.flatMap((r) => r.chips);
+  assert.equal(serverErrors, sum(chips.filter((c) => c.bad).map((c) => c.n)), 'server errors card = 5xx chips');
+  assert.equal(clientErrors, sum(chips.filter((c) => !c.bad).map((c) => c.n)), 'client errors card = 4xx chips');
+  return { timeouts, serverErrors, clientErrors };
+}
 
 test('the status page shows live numbers after login, and keeps the last data under a warning once the service stops', {
   skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
@@ -39,6 +85,11 @@ test('the status page shows live numbers after login, and keeps the last data un
   t.after(() => db.close());
   const deps = createDependencies();
   const marketDep = deps.http('market', { baseUrl: `http://127.0.0.1:${(market.address() as AddressInfo).port}` });
+  // A provider nobody listens for: its health probe fails, and no call has gone to it.
+  deps.http('broker', {
+    baseUrl: `http://127.0.0.1:${await freePort()}`,
+    health: { path: '/health', intervalMs: 200, timeoutMs: 100 },
+  });
   t.after(() => deps.close());
 
   heartbeats.clear();
@@ -47,6 +98,7 @@ test('the status page shows live numbers after login, and keeps the last data un
 
   const { app, url } = await startService(
     {
+      serviceName: 'status-test',
       pools: { main: db },
       dependencies: deps,
       slowRequestMs: 300,
@@ -63,6 +115,17 @@ test('the status page shows live numbers after login, and keeps the last data un
         await step('aggregate', () => db.query('SELECT pg_sleep(0.35)'));
         await step('render', () => sleep(40));
         return 'ok';
+      });
+      app.post('/api/bots/:id/pause', async (req) => {
+        await db.query('UPDATE bots SET name = name WHERE id = $1', [Number((req.params as { id: string }).id)]);
+        return 'paused';
+      });
+      // Takes the connection over as a WebSocket server would, and holds it open past slowRequestMs.
+      app.get('/api/stream', (_req, reply) => {
+        reply.hijack();
+        const socket = reply.raw.socket;
+        socket?.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+        setTimeout(() => socket?.end(), 400);
       });
       app.get('/api/export', { config: { hangproof: { deadlineMs: 250 } } }, async (req) => {
         await step('load', () => db.query('SELECT count(*) FROM bots'));
@@ -87,6 +150,18 @@ test('the status page shows live numbers after login, and keeps the last data un
   }
   await fetch(`${url}/api/bots/999`);
   await fetch(`${url}/api/export`);
+  await upgradedStream(`${url}/api/stream`);
+  // A session outside the service holds a row, as an operator's open psql transaction would.
+  const operator = new pg.Client({ connectionString: testDb.url, application_name: 'psql' });
+  operator.on('error', () => {});
+  await operator.connect();
+  t.after(() => operator.end());
+  await operator.query('BEGIN');
+  await operator.query('SELECT * FROM bots WHERE id = 5 FOR UPDATE');
+  const paused = await fetch(`${url}/api/bots/5/pause`, { method: 'POST' });
+  const pausedBody = (await paused.json()) as { error: { code: string; phase: string } };
+  assert.equal(pausedBody.error.phase, 'lock');
+  await operator.query('ROLLBACK');
   await Promise.all(traffic.map((p) => p.then((r) => r.arrayBuffer())));
 
   const userDataDir = await mkdtemp(join(tmpdir(), 'hangproof-chromium-'));
@@ -103,17 +178,20 @@ test('the status page shows live numbers after login, and keeps the last data un
       '--disable-component-update',
       '--disable-sync',
     ],
-    viewport: { width: 1440, height: 1000 },
+    viewport: { width: 1280, height: 1000 },
   });
   t.after(() => context.close());
   const page = context.pages()[0] ?? (await context.newPage());
   const text = async (selector: string): Promise<string> => (await page.textContent(selector)) ?? '';
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  const requested: string[] = [];
+  page.on('request', (r) => requested.push(new URL(r.url()).pathname));
 
   // Not signed in: the login form, and a wrong token is refused.
   const first = await page.goto(`${url}/status`);
   assert.equal(first?.status(), 401);
+  assert.equal(await page.$eval('#token-hint', (e) => e.hasAttribute('hidden')), true, 'a token is configured');
   await page.fill('#token', 'not-the-token-at-all');
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#login-error:not([hidden])');
@@ -160,6 +238,34 @@ test('the status page shows live numbers after login, and keeps the last data un
   assert.match(await text('#timeouts'), /last completed step: load · in flight: upload/);
   assert.match(await text('#slow-requests'), /\/api\/report/);
   assert.match(await text('#settings'), /statementTimeoutMs/);
+
+  // One story: the title names the service, every counter agrees with its lists, the lock
+  // timeout shows its phase and what held the lock, the upgraded stream is not a slow request.
+  assert.equal(await page.title(), 'status-test · System status');
+  const counts = await checkCountersAgree(page);
+  assert.equal(counts.timeouts, 2, 'the export deadline and the lock timeout');
+  assert.equal(counts.clientErrors, 1, 'the 404 of /api/bots/999');
+  assert.match(await text('#timeouts'), /UPDATE bots.*DEPENDENCY_TIMEOUT.*phase lock/s);
+  assert.match(
+    await text('#lock-waits'),
+    /bots.*\/api\/bots\/:id\/pause.*blocked by pid \d+ \(psql\): idle in transaction/s,
+  );
+  assert.doesNotMatch(await text('#slow-requests'), /\/api\/stream/);
+  assert.doesNotMatch(await text('#endpoints-table'), /unmatched/);
+  assert.ok(!requested.includes('/favicon.ico'), `the page asked for: ${requested.join(' ')}`);
+  await page.waitForSelector('#dependencies-table .note', { timeout: 10_000 });
+  assert.match(await text('#dependencies-table'), /broker.*down.*closed.*breaker counts calls, not probes/s);
+  // A string, as for waitForFunction: this package compiles without the DOM's types.
+  const overflow = await page.evaluate(`({
+    page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    tables: [...document.querySelectorAll('.two table')]
+      .filter((t) => t.scrollWidth > t.parentElement.clientWidth)
+      .map((t) => t.id),
+  })`);
+  assert.deepEqual(overflow, { page: 0, tables: [] }, 'nothing wider than 1280 px');
+  await page.click('#window-picker button[data-window="5m"]');
+  assert.equal((await checkCountersAgree(page)).timeouts, 2);
+  await page.click('#window-picker button[data-window="1m"]');
 
   // Open the first slow request's waterfall for the picture.
   await page.click('#slow-requests details summary');

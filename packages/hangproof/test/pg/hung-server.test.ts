@@ -93,6 +93,20 @@ test('a TCP endpoint that accepts and never answers fails requests with phase co
     assert.equal((job.error as { details: Record<string, unknown> }).details.phase, 'connect');
     assert.ok(job.ms < 2 * 2000 + 500, `took ${Math.round(job.ms)} ms`);
     await assert.rejects(db.readinessCheck(), { code: 'DEPENDENCY_TIMEOUT' });
+
+    // The log says "unreachable", with the host and port, not "slow query".
+    const port = Number(url.port);
+    const lines = log.records().filter((r) => r.event === 'pg.unavailable' && r.port === port);
+    assert.ok(lines.length >= 3, `${lines.length} pg.unavailable lines`);
+    for (const l of lines) {
+      assert.equal(l.reason, 'connect_timeout');
+      assert.equal(l.hostname, '127.0.0.1');
+      assert.equal(l.host, `127.0.0.1:${port}`);
+    }
+    assert.ok(
+      lines.some((l) => l.route === 'GET /bots'),
+      'the request that failed is named',
+    );
   } finally {
     await db.close();
     for (const s of sockets) s.destroy();
@@ -115,6 +129,9 @@ test('when the server freezes mid-query, requests end within their budget and th
     // Warm the pool: three live connections.
     await Promise.all([1, 2, 3].map(() => db.query('SELECT pg_sleep(0.05)')));
     assert.equal(db.stats().total, 3);
+    // A pool whose connection is open and trusted (no liveness check before use) when the freeze hits.
+    const warm = createDatabase({ connectionString: proxy.url, max: 1, statementTimeoutMs: 300, logger: log.logger });
+    await warm.query('SELECT 1');
 
     proxy.hang();
     const inflight = await Promise.all(
@@ -125,6 +142,7 @@ test('when the server freezes mid-query, requests end within their budget and th
       assert.ok(code === 'DEPENDENCY_TIMEOUT' || code === 'REQUEST_TIMEOUT', `code ${code}`);
       assert.ok(r.ms < 800 + 250, `took ${Math.round(r.ms)} ms`);
     }
+    const proxyPort = Number(new URL(proxy.url).port);
     // Outside a request: statementTimeoutMs + grace bounds a query on a frozen server.
     const short = createDatabase({
       connectionString: proxy.url,
@@ -137,6 +155,20 @@ test('when the server freezes mid-query, requests end within their budget and th
     assert.ok(job.error !== undefined);
     assert.ok(job.ms < 2 * 300 + 500, `job took ${Math.round(job.ms)} ms`);
     await short.close();
+    // A statement the server never answered is "unreachable", not a slow query.
+    const unanswered = await timed(() => inRequest(2000, 'GET /orders', () => warm.query('SELECT 1')));
+    assert.equal((unanswered.error as { code?: string }).code, 'DEPENDENCY_TIMEOUT');
+    await warm.close();
+    const noAnswer = log
+      .records()
+      .filter((r) => r.event === 'pg.unavailable' && r.port === proxyPort && r.msg === 'postgres statement failed');
+    assert.equal(noAnswer.length, 1, 'the unanswered statement is logged as pg.unavailable');
+    assert.equal(noAnswer[0]?.reason, 'no_answer');
+    assert.equal(noAnswer[0]?.route, 'GET /orders');
+    assert.ok(
+      log.records().some((r) => r.event === 'pg.unavailable' && r.port === proxyPort && r.reason === 'connect_timeout'),
+      'new connections to the frozen server are logged as pg.unavailable too',
+    );
 
     proxy.heal();
     const healedIn = await waitFor(async () => {

@@ -106,6 +106,9 @@ test('a refused connection is DEPENDENCY_UNAVAILABLE with phase connect', async 
     assert.equal(err.code, 'DEPENDENCY_UNAVAILABLE');
     assert.equal(err.details.phase, 'connect');
     await assert.rejects(dead.readinessCheck(), { code: 'DEPENDENCY_UNAVAILABLE' });
+    const refused = log.records().filter((r) => r.event === 'pg.unavailable' && r.port === 1);
+    assert.ok(refused.length >= 1);
+    assert.ok(refused.every((r) => r.reason === 'refused' && r.hostname === url.hostname));
   } finally {
     await dead.close();
   }

@@ -1,0 +1,462 @@
+import type { ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import { fingerprint } from './fingerprint.js';
+import type { HolderView } from './holder-registry.js';
+import type { PgLogger } from './logger.js';
+import { errorSummary } from './redact-params.js';
+
+/**
+ * What Postgres itself says a guarded statement waited for. Options of `createDatabase`'s
+ * `lockEvidence`; defaults live in LOCK_EVIDENCE_DEFAULTS.
+ */
+export interface LockEvidenceOptions {
+  /**
+   * A connection checked out longer than this (ms) has its backend looked at: if it waits on a
+   * lock, the lock and its blockers are captured. Capped at half of `lockTimeoutMs`, so a wait is
+   * seen before lock_timeout ends it. @default 500
+   */
+  readonly waitThresholdMs?: number;
+  /** Bound of one capture (connect + query), in ms; also its `statement_timeout`. @default 1_000 */
+  readonly timeoutMs?: number;
+  /** Shortest time between two captures, in ms: a lock incident costs one query per interval. @default 1_000 */
+  readonly minIntervalMs?: number;
+  /** The same relation and blockers are logged at most once per this many ms (all are counted). @default 10_000 */
+  readonly logIntervalMs?: number;
+  /** Captures kept for `stats().lockWaits.recent` and /status. @default 10 */
+  readonly keep?: number;
+}
+
+/** Every default of LockEvidenceOptions (docs/reference/pg.md repeats them). */
+export const LOCK_EVIDENCE_DEFAULTS = Object.freeze({
+  waitThresholdMs: 500,
+  timeoutMs: 1_000,
+  minIntervalMs: 1_000,
+  logIntervalMs: 10_000,
+  keep: 10,
+} satisfies Required<LockEvidenceOptions>);
+
+/** Validates `lockEvidence`; throws TypeError/RangeError naming the value. */
+export function resolveLockEvidenceOptions(
+  input: LockEvidenceOptions | false | undefined,
+): Required<LockEvidenceOptions> | false {
+  if (input === false) return false;
+  if (input !== undefined && (typeof input !== 'object' || input === null)) {
+    throw new TypeError(`lockEvidence must be an object or false, received ${String(input)}`);
+  }
+  const o = { ...LOCK_EVIDENCE_DEFAULTS, ...input };
+  for (const [key, min] of [
+    ['waitThresholdMs', 10],
+    ['timeoutMs', 10],
+    ['minIntervalMs', 0],
+    ['logIntervalMs', 0],
+    ['keep', 1],
+  ] as const) {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+      throw new RangeError(`lockEvidence.${key} must be a number of at least ${min}, received ${String(v)}`);
+    }
+  }
+  return o;
+}
+
+/** One session holding the lock another one waits for. */
+export interface LockBlocker {
+  readonly pid: number;
+  readonly applicationName: string;
+  /** The blocker's route when its application_name is a hangproof request's (`<prefix> <route> <id>`). */
+  readonly route: string | undefined;
+  readonly requestId: string | undefined;
+  /** The step the blocking request is in, when that request runs in this process. */
+  readonly step: string | undefined;
+  /** `active`, `idle in transaction` (a session that opened a transaction and went quiet)... */
+  readonly state: string | null;
+  /** Its current or last statement, literals removed (see `fingerprint`), truncated. */
+  readonly query: string | null;
+  /** How long its transaction has been open, in ms. */
+  readonly xactAgeMs: number | null;
+  /** What the blocker itself waits on (`Lock`, `Client`...), if anything. */
+  readonly waitEventType: string | null;
+}
+
+/** What one waiting backend waited for, as Postgres saw it. */
+export interface LockWait {
+  /** ISO time of the capture. */
+  readonly at: string;
+  readonly pid: number;
+  /** The locked relation (`public.bots`), or null when the lock is not on one (an advisory lock). */
+  readonly relation: string | null;
+  /** `relation`, `tuple`, `transactionid` (a row lock: waiting for the row's writer to finish)... */
+  readonly lockType: string | null;
+  /** The mode the waiter asked for, e.g. `AccessShareLock`. */
+  readonly mode: string | null;
+  /** How long the waiter's statement had been running when captured, in ms (its wait is at most this). */
+  readonly runningMs: number | null;
+  readonly route: string | undefined;
+  readonly requestId: string | undefined;
+  readonly step: string | undefined;
+  readonly blockers: readonly LockBlocker[];
+}
+
+/** Counters and recent captures, in `stats().lockWaits`. */
+export interface LockWaitStats {
+  /** Waits captured (backends seen waiting on a lock). */
+  readonly captured: number;
+  /** Statements that failed with lock_timeout (55P03). */
+  readonly lockTimeouts: number;
+  /** Captures that failed or ran out of time (the evidence query is bounded). */
+  readonly failed: number;
+  /** Captures not run because one was in flight or one ran less than `minIntervalMs` ago. */
+  readonly skipped: number;
+  readonly recent: readonly LockWait[];
+}
+
+export interface LockEvidenceInit {
+  readonly pool: string;
+  readonly connectionString: string;
+  readonly ssl: boolean | ConnectionOptions | undefined;
+  /** The pool's application_name prefix: blockers named `<prefix> <route> <id>` are its requests. */
+  readonly applicationName: string;
+  readonly lockTimeoutMs: number;
+  readonly logger: PgLogger;
+  /** Who holds each checked-out connection now (route, step, pid, held for). */
+  readonly holders: () => readonly HolderView[];
+  readonly options: Required<LockEvidenceOptions>;
+}
+
+/** Stable `event` of the log line; the report and dashboards match on it. */
+export const LOCK_WAIT_EVENT = 'pg.lock_wait';
+
+/** Longest blocker statement kept, in characters. */
+const MAX_QUERY_CHARS = 200;
+/** Blockers kept per wait. */
+const MAX_BLOCKERS = 5;
+/** Waits kept per capture. */
+const MAX_WAITS = 50;
+
+/**
+ * One query, run on its own connection: for each given backend that waits on a lock, the locked
+ * relation (the ungranted lock's, or for a row lock the tuple lock's) and the sessions that block
+ * it (`pg_blocking_pids`), with their state, statement and transaction age. Reading pg_locks and
+ * pg_stat_activity takes no lock, and `::regclass` only reads the catalogue.
+ */
+const EVIDENCE_SQL = `
+SELECT w.pid,
+  (extract(epoch FROM now() - w.query_start) * 1000)::bigint AS running_ms,
+  l.locktype, l.mode,
+  (SELECT r.relation::regclass::text FROM pg_locks r
+    WHERE r.pid = w.pid AND r.relation IS NOT NULL AND r.database = d.oid
+      AND (NOT r.granted OR r.locktype = 'tuple')
+    ORDER BY r.granted LIMIT 1) AS relation,
+  COALESCE((SELECT json_agg(json_build_object(
+      'pid', b.pid, 'application_name', b.application_name, 'state', b.state,
+      'query', left(b.query, 2000), 'xact_age_ms', (extract(epoch FROM now() - b.xact_start) * 1000)::bigint,
+      'wait_event_type', b.wait_event_type) ORDER BY b.xact_start)
+    FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(w.pid))), '[]'::json) AS blockers
+FROM pg_stat_activity w
+JOIN pg_database d ON d.datname = current_database()
+LEFT JOIN LATERAL (SELECT locktype, mode FROM pg_locks x WHERE x.pid = w.pid AND NOT x.granted LIMIT 1) l ON true
+WHERE w.wait_event_type = 'Lock' AND (w.pid = ANY($1::int[]) OR ($2::text <> '' AND w.application_name LIKE $2::text || ' %'))
+LIMIT ${MAX_WAITS}`;
+
+interface EvidenceRow {
+  pid: number;
+  running_ms: string | null;
+  locktype: string | null;
+  mode: string | null;
+  relation: string | null;
+  blockers: {
+    pid: number;
+    application_name: string | null;
+    state: string | null;
+    query: string | null;
+    xact_age_ms: number | null;
+    wait_event_type: string | null;
+  }[];
+}
+
+/**
+ * Lock evidence from Postgres itself, captured off the request path:
+ * - a sweep (one unref'd timer per pool) notices connections checked out longer than
+ *   `waitThresholdMs` and asks Postgres, on a separate short-lived connection, whether their
+ *   backends wait on a lock, on what relation, and behind whom;
+ * - a statement that failed with lock_timeout is logged with what was captured for its backend
+ *   (or, when its wait was too short to be seen, with what other backends of this service wait on
+ *   now).
+ * A healthy pool pays one timer tick over its holder list; queries run only while something is
+ * already slow, at most one at a time and one per `minIntervalMs`, each bounded by `timeoutMs`.
+ */
+export class LockEvidence {
+  readonly #i: LockEvidenceInit;
+  readonly #o: Required<LockEvidenceOptions>;
+  readonly #thresholdMs: number;
+  readonly #recent: LockWait[] = [];
+  /** Latest capture per backend pid, to name the lock when that backend's statement times out. */
+  readonly #byPid = new Map<number, { wait: LockWait; atMs: number }>();
+  readonly #loggedAt = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<LockWait[]> | undefined;
+  #lastStartMs = Number.NEGATIVE_INFINITY;
+  #closed = false;
+  #captured = 0;
+  #lockTimeouts = 0;
+  #failed = 0;
+  #skipped = 0;
+
+  constructor(init: LockEvidenceInit) {
+    this.#i = init;
+    this.#o = init.options;
+    this.#thresholdMs = Math.max(10, Math.min(this.#o.waitThresholdMs, Math.floor(init.lockTimeoutMs / 2)));
+    this.#timer = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, Math.floor(this.#thresholdMs / 2))));
+    this.#timer.unref();
+  }
+
+  stats(): LockWaitStats {
+    return {
+      captured: this.#captured,
+      lockTimeouts: this.#lockTimeouts,
+      failed: this.#failed,
+      skipped: this.#skipped,
+      recent: [...this.#recent],
+    };
+  }
+
+  /**
+   * A statement on backend `pid` failed with lock_timeout: logs what it waited for. Never throws
+   * and never delays the caller: the capture, when one is needed, runs after the answer.
+   */
+  onLockTimeout(
+    pid: number | undefined,
+    failed: { route?: string | undefined; requestId?: string | undefined; sql?: string | undefined },
+  ): void {
+    this.#lockTimeouts++;
+    if (this.#closed) return;
+    const known = pid === undefined ? undefined : this.#byPid.get(pid);
+    // A capture of this backend from the last few seconds is the wait that just timed out.
+    if (known !== undefined && performance.now() - known.atMs < this.#i.lockTimeoutMs + 2 * this.#o.minIntervalMs) {
+      this.#log(known.wait, 'lock_timeout', failed.sql, true);
+      return;
+    }
+    // Its wait has ended; what the service's other backends wait on now is the same incident.
+    void this.capture([], true).then((waits) => {
+      const same = waits[0];
+      if (same !== undefined)
+        this.#log(
+          { ...same, pid: pid ?? same.pid, route: failed.route, requestId: failed.requestId },
+          'lock_timeout',
+          failed.sql,
+          true,
+        );
+      else this.#log(unknownWait(pid, failed), 'lock_timeout', failed.sql, true);
+    });
+  }
+
+  /**
+   * Asks Postgres what backends `pids` (and, with `wholeService`, any backend of this service)
+   * wait on. Resolves with the waits found, never rejects; skipped (empty) when a capture is in
+   * flight or ran less than `minIntervalMs` ago.
+   */
+  capture(pids: readonly number[], wholeService = false): Promise<LockWait[]> {
+    if (this.#closed) return Promise.resolve([]);
+    if (this.#inFlight !== undefined) return this.#inFlight;
+    const now = performance.now();
+    if (now - this.#lastStartMs < this.#o.minIntervalMs) {
+      this.#skipped++;
+      return Promise.resolve([]);
+    }
+    this.#lastStartMs = now;
+    const run = this.#query(pids, wholeService).finally(() => {
+      this.#inFlight = undefined;
+    });
+    this.#inFlight = run;
+    return run;
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #sweep(): void {
+    if (this.#inFlight !== undefined || performance.now() - this.#lastStartMs < this.#o.minIntervalMs) return;
+    const pids: number[] = [];
+    for (const h of this.#i.holders()) {
+      if (h.heldMs < this.#thresholdMs) break; // list() is sorted longest first
+      if (h.pid !== undefined && !this.#byPidIsFresh(h.pid)) pids.push(h.pid);
+    }
+    if (pids.length > 0) {
+      void this.capture(pids).then((waits) => {
+        for (const w of waits) this.#log(w, 'waiting', undefined, false);
+      });
+    }
+  }
+
+  /** A backend captured less than `minIntervalMs` ago is not asked about again. */
+  #byPidIsFresh(pid: number): boolean {
+    const known = this.#byPid.get(pid);
+    return known !== undefined && performance.now() - known.atMs < this.#o.minIntervalMs;
+  }
+
+  async #query(pids: readonly number[], wholeService: boolean): Promise<LockWait[]> {
+    const { timeoutMs } = this.#o;
+    // Its own connection, never one of the pool's: the pool may be exhausted by the very waits
+    // being looked at. Bounded on the server (statement_timeout) and here (the timer below).
+    const client = new pg.Client({
+      connectionString: this.#i.connectionString,
+      ...(this.#i.ssl === undefined ? {} : { ssl: this.#i.ssl }),
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      lock_timeout: timeoutMs,
+      application_name: `${this.#i.applicationName} lock-evidence`.slice(0, 63),
+    });
+    client.on('error', () => {});
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`lock evidence not captured within ${timeoutMs} ms`)), timeoutMs);
+    });
+    let ok = false;
+    try {
+      const rows = await Promise.race([
+        (async () => {
+          await client.connect();
+          const prefix = wholeService ? this.#i.applicationName : '';
+          return (await client.query<EvidenceRow>(EVIDENCE_SQL, [pids, prefix])).rows;
+        })(),
+        bound,
+      ]);
+      const holders = this.#i.holders();
+      const at = new Date().toISOString();
+      const waits = rows.map((r) => this.#toWait(r, at, holders));
+      const nowMs = performance.now();
+      for (const w of waits) {
+        this.#captured++;
+        this.#byPid.set(w.pid, { wait: w, atMs: nowMs });
+        this.#recent.unshift(w);
+      }
+      this.#recent.splice(this.#o.keep);
+      // Forget old backends: pids are reused, and a long incident must not grow the map.
+      for (const [pid, v] of this.#byPid) if (nowMs - v.atMs > 60_000) this.#byPid.delete(pid);
+      ok = true;
+      return waits;
+    } catch (err) {
+      this.#failed++;
+      this.#i.logger.debug({ pool: this.#i.pool, err: errorSummary(err) }, 'capturing lock evidence failed');
+      return [];
+    } finally {
+      clearTimeout(timer);
+      closeClient(client, ok, timeoutMs);
+    }
+  }
+
+  #toWait(r: EvidenceRow, at: string, holders: readonly HolderView[]): LockWait {
+    const waiter = holders.find((h) => h.pid === r.pid);
+    return {
+      at,
+      pid: r.pid,
+      relation: r.relation,
+      lockType: r.locktype,
+      mode: r.mode,
+      runningMs: r.running_ms === null ? null : Number(r.running_ms),
+      route: waiter?.route,
+      requestId: waiter?.requestId,
+      step: waiter?.step,
+      blockers: r.blockers.slice(0, MAX_BLOCKERS).map((b) => {
+        const app = b.application_name ?? '';
+        const own = parseApplicationName(app, this.#i.applicationName);
+        // A blocker on one of this pool's own connections is known exactly, by its backend pid
+        // (application_name is cut at 63 bytes and may have lost the end of the request id).
+        const local = holders.find((h) => h.pid === b.pid);
+        return {
+          pid: b.pid,
+          applicationName: app,
+          route: local?.route ?? own?.route,
+          requestId: local?.requestId ?? own?.requestId,
+          step: local?.step,
+          state: b.state,
+          // Literals go: a hand-run statement may carry values nobody should find in a log.
+          query: b.query === null ? null : fingerprint(b.query).slice(0, MAX_QUERY_CHARS),
+          xactAgeMs: b.xact_age_ms === null ? null : Number(b.xact_age_ms),
+          waitEventType: b.wait_event_type,
+        };
+      }),
+    };
+  }
+
+  #log(w: LockWait, outcome: 'waiting' | 'lock_timeout', sql: string | undefined, always: boolean): void {
+    const key = `${w.relation}|${w.blockers.map((b) => b.pid).join(',')}`;
+    const now = performance.now();
+    const last = this.#loggedAt.get(key);
+    if (!always && last !== undefined && now - last < this.#o.logIntervalMs) return;
+    if (this.#loggedAt.size >= 1_000) this.#loggedAt.clear();
+    this.#loggedAt.set(key, now);
+    const first = w.blockers[0];
+    this.#i.logger.warn(
+      {
+        event: LOCK_WAIT_EVENT,
+        pool: this.#i.pool,
+        outcome,
+        pid: w.pid,
+        route: w.route,
+        requestId: w.requestId,
+        step: w.step,
+        sql,
+        relation: w.relation,
+        lockType: w.lockType,
+        mode: w.mode,
+        runningMs: w.runningMs,
+        blockers: w.blockers,
+      },
+      `postgres lock wait on ${w.relation ?? 'a non-relation lock'}${first === undefined ? '' : `, blocked by pid ${first.pid} (${first.route ?? (first.applicationName || 'no application_name')}, ${first.state ?? 'unknown state'})`}`,
+    );
+  }
+}
+
+/**
+ * Ends the evidence connection: politely after a capture, at once after a failure (a hung server
+ * never answers Terminate). Destroying the socket also ends the session on the server.
+ */
+function closeClient(client: pg.Client, graceful: boolean, timeoutMs: number): void {
+  const destroy = (): void => {
+    client.connection?.stream?.destroy();
+  };
+  if (!graceful) {
+    destroy();
+    return;
+  }
+  const timer = setTimeout(destroy, timeoutMs);
+  timer.unref();
+  client
+    .end()
+    .catch(() => {})
+    .finally(() => clearTimeout(timer));
+}
+
+/** `<prefix> <route> <requestId>` back into its parts; undefined for any other name. */
+export function parseApplicationName(
+  name: string,
+  prefix: string,
+): { route: string | undefined; requestId: string | undefined } | undefined {
+  if (prefix === '' || !name.startsWith(`${prefix} `)) return undefined;
+  const rest = name.slice(prefix.length + 1);
+  const space = rest.lastIndexOf(' ');
+  if (space < 0) return { route: undefined, requestId: rest || undefined };
+  return { route: rest.slice(0, space), requestId: rest.slice(space + 1) };
+}
+
+function unknownWait(
+  pid: number | undefined,
+  failed: { route?: string | undefined; requestId?: string | undefined },
+): LockWait {
+  return {
+    at: new Date().toISOString(),
+    pid: pid ?? 0,
+    relation: null,
+    lockType: null,
+    mode: null,
+    runningMs: null,
+    route: failed.route,
+    requestId: failed.requestId,
+    step: undefined,
+    blockers: [],
+  };
+}
