@@ -53,7 +53,7 @@ declare module 'fastify' {
 
 // Per-request state of the adapter, kept in reply decorations (fields of Fastify's Reply, set up
 // once by decorateReply) so a request allocates no state object and no closure for it.
-/** Set while the handler's promise is raced against the deadline: rejects the race with the abort reason. */
+/** Set while the handler's promise is raced against the deadline: ends the race at the abort. */
 const kRejectRace = Symbol('hangproof.reject-race');
 /** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
 const kHandlerEndedAt = Symbol('hangproof.handler-ended-at');
@@ -73,6 +73,7 @@ interface EdgeReply extends FastifyReply {
 type TaggedResponse = ServerResponse & { [kReply]?: EdgeReply | undefined };
 
 const CLIENT_CLOSED = new HangproofError('CLIENT_CLOSED_REQUEST');
+const NOT_FOUND = new HangproofError('NOT_FOUND', { message: 'no route matches this method and path' });
 
 async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): Promise<void> {
   const opts = resolveHangproofOptions(input);
@@ -235,8 +236,11 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     reply.code(error.statusCode).send(errorBody(error, request.id));
   });
 
-  app.setNotFoundHandler((_request, reply) => {
-    reply.send(new HangproofError('NOT_FOUND', { message: 'no route matches this method and path' }));
+  // Sent as a plain payload: an application's own setErrorHandler must not turn it into a 500.
+  app.setNotFoundHandler((request, reply) => {
+    const ctx = request.hangproof;
+    if (ctx !== null) ctx.errorCode = 'NOT_FOUND';
+    sendError(reply, NOT_FOUND, request.id);
   });
 
   if (opts.healthPath !== false) {
@@ -273,17 +277,17 @@ function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (er
 }
 
 /**
- * Settles with the handler's promise, or rejects with the abort reason as soon as the request
- * aborts. The request's abort handler (answerAbort) triggers the rejection, so a handler costs no
- * listener of its own.
+ * Settles with the handler's promise, or resolves empty as soon as the request aborts: by then
+ * answerAbort has sent the answer itself, and an empty result tells Fastify there is nothing more
+ * to send. The request's abort handler triggers it, so a handler costs no listener of its own.
  */
 function raceHandler(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<unknown>): Promise<unknown> {
   return new Promise((resolve, reject) => {
     if (ctx.aborted) {
-      reject(ctx.abortReason);
+      resolve(undefined);
       return;
     }
-    reply[kRejectRace] = reject;
+    reply[kRejectRace] = resolve;
     result.then(
       (value) => {
         reply[kRejectRace] = null;
@@ -298,25 +302,36 @@ function raceHandler(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<
   });
 }
 
-/** Ends the request at its abort: rejects the raced handler, or sends the 504 itself (hooks, body, sync handlers). */
+/**
+ * Ends the request at its abort (deadline, draining): sends the error body itself, as a plain
+ * payload, so no error handler of the application (setErrorHandler) can turn the 504 into
+ * something else, then ends the raced handler. A response already streaming is cut short.
+ */
 function answerAbort(ctx: RequestContext): void {
   const reply = ctx.owner as EdgeReply;
   const reason = ctx.abortReason;
   if (reason === undefined) return;
-  const reject = reply[kRejectRace];
-  if (reject !== null) {
-    reply[kRejectRace] = null;
-    reject(reason);
-    return;
-  }
-  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent || reply[kResponding]) return;
-  if (reply.raw.headersSent) {
-    // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+  const endRace = reply[kRejectRace];
+  reply[kRejectRace] = null;
+  if (reason.code !== 'CLIENT_CLOSED_REQUEST' && !reply.sent && !reply[kResponding]) {
     ctx.errorCode = reason.code;
-    reply.raw.destroy(reason);
-    return;
+    if (reply.raw.headersSent) {
+      // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+      reply.raw.destroy(reason);
+    } else {
+      sendError(reply, reason, ctx.requestId);
+    }
   }
-  reply.send(reason);
+  endRace?.(undefined);
+}
+
+/** The error shape as a plain JSON payload: no error handler runs for it. */
+function sendError(reply: FastifyReply, error: HangproofError, requestId: string): void {
+  if (error.retryAfterSec !== undefined) reply.header('retry-after', String(Math.ceil(error.retryAfterSec)));
+  reply
+    .code(error.statusCode)
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify(errorBody(error, requestId)));
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
