@@ -9,8 +9,8 @@ import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { pino } from 'pino';
-import { lockFault } from '../../src/cli/chaos/lock-fault.js';
-import { within } from '../../src/cli/output/within.js';
+import { lockFault } from '../src/chaos/lock-fault.js';
+import { within } from '../src/output/within.js';
 import { itemsFixture, runCli, startSilentServer } from './run-cli.js';
 
 const ADMIN_TOKEN = 'report-admin-token-0123456789';

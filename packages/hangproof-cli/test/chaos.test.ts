@@ -10,11 +10,11 @@ import { observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import pg from 'pg';
 import { pino } from 'pino';
-import { FaultProxy } from '../../src/cli/chaos/fault-proxy.js';
-import { lockFault } from '../../src/cli/chaos/lock-fault.js';
-import { pauseFault } from '../../src/cli/chaos/pause-fault.js';
-import { pgSleepFault } from '../../src/cli/chaos/pg-sleep-fault.js';
-import { within } from '../../src/cli/output/within.js';
+import { FaultProxy } from '../src/chaos/fault-proxy.js';
+import { lockFault } from '../src/chaos/lock-fault.js';
+import { pauseFault } from '../src/chaos/pause-fault.js';
+import { pgSleepFault } from '../src/chaos/pg-sleep-fault.js';
+import { within } from '../src/output/within.js';
 import { closedPort, itemsFixture, runCli } from './run-cli.js';
 
 const ADMIN_TOKEN = 'chaos-admin-token-0123456789';

@@ -3,30 +3,34 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { currentContext, HangproofError, sleep } from 'hangproof';
-import { compareSummaries, type LoadSummary } from '../../src/cli/load/load-summary.js';
-import { isLoopbackHost } from '../../src/cli/load/loopback.js';
-import { scheduledBy } from '../../src/cli/load/open-loop.js';
-import { type StartedApp, startApp } from '../support/start-app.js';
+import { hangproof, serverOptions } from 'hangproof/fastify';
+import { pino } from 'pino';
+import { compareSummaries, type LoadSummary } from '../src/load/load-summary.js';
+import { isLoopbackHost } from '../src/load/loopback.js';
+import { scheduledBy } from '../src/load/open-loop.js';
 import { closedPort, runCli, startSilentServer } from './run-cli.js';
 
 const DEADLINE_MS = 300;
-let started: StartedApp;
+let started: { app: FastifyInstance; url: string };
 let dir: string;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hangproof-load-'));
-  started = await startApp({ deadlineMs: DEADLINE_MS, quietProbes: true }, (app) => {
-    app.get('/fast', async () => ({ ok: true }));
-    app.get('/slow', async () => {
-      await sleep(5000, currentContext()?.signal);
-      return { unreachable: true };
-    });
-    app.get('/error', async () => {
-      throw new HangproofError('DEPENDENCY_UNAVAILABLE', { details: { dependency: 'quotes' } });
-    });
-    app.post('/echo', async (req) => req.body);
+  // A real Fastify server with the plugin on loopback; its logs are not read here.
+  const app = Fastify(serverOptions({ maxDeadlineMs: DEADLINE_MS, bodyLimitBytes: 64 * 1024 }));
+  await app.register(hangproof, { logger: pino({ level: 'silent' }), deadlineMs: DEADLINE_MS, quietProbes: true });
+  app.get('/fast', async () => ({ ok: true }));
+  app.get('/slow', async () => {
+    await sleep(5000, currentContext()?.signal);
+    return { unreachable: true };
   });
+  app.get('/error', async () => {
+    throw new HangproofError('DEPENDENCY_UNAVAILABLE', { details: { dependency: 'quotes' } });
+  });
+  app.post('/echo', async (req) => req.body);
+  started = { app, url: await app.listen({ port: 0, host: '127.0.0.1' }) };
 });
 
 after(async () => {

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
 
-const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 export interface CliRun {
   readonly code: number | null;

@@ -2,6 +2,7 @@
  * The `hangproof` command tree. `runCli` is the whole CLI as a function (argv in, exit code out),
  * so tests can call it in-process as well as through the bin.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerChaos } from './commands/chaos.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -11,7 +12,13 @@ import { registerReport } from './commands/report.js';
 import { CliError, EXIT } from './output/cli-error.js';
 import { type CliIo, processIo } from './output/cli-io.js';
 
-export const VERSION = '0.1.0';
+/**
+ * The package's own version. package.json sits one folder above both src/ (tests, tsx) and dist/
+ * (the installed bin), so one relative URL finds it in either layout.
+ */
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('hangproof')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { likelyCauses } from '../../src/cli/report/likely-causes.js';
-import { type LogEvent, toLogEvent } from '../../src/cli/report/log-events.js';
+import { likelyCauses } from '../src/report/likely-causes.js';
+import { type LogEvent, toLogEvent } from '../src/report/log-events.js';
 
 /** An `event_loop_stall` line as observe logs it, parsed the way `hangproof report` reads it. */
 function stallLine(i: number, stack: string[] | undefined): LogEvent {

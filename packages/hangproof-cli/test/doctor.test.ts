@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { createTestDatabase } from 'hangproof/testing';
-import { auditLadder } from '../../src/cli/doctor/audit-ladder.js';
-import { nginxTimeouts, parseNginx } from '../../src/cli/doctor/nginx-config.js';
-import { normaliseLayers } from '../../src/cli/doctor/timeout-layers.js';
-import { parseDurationMs } from '../../src/cli/output/duration.js';
+import { auditLadder } from '../src/doctor/audit-ladder.js';
+import { nginxTimeouts, parseNginx } from '../src/doctor/nginx-config.js';
+import { normaliseLayers } from '../src/doctor/timeout-layers.js';
+import { parseDurationMs } from '../src/output/duration.js';
 import { closedPort, examples, runCli, startSilentServer } from './run-cli.js';
 
 const ids = (run: { json(): any }): string[] => run.json().findings.map((f: { id: string }) => f.id);
