@@ -3,6 +3,7 @@
  * the pool (from /status.json) and sessions left idle in a transaction (from pg_stat_activity).
  */
 import { fetchJson } from '../http/fetch-json.js';
+import { asStatusJson, listOf } from '../http/status-json.js';
 import { CliError } from '../output/cli-error.js';
 import { CLI_APPLICATION_NAME, withSession } from '../pg/connect.js';
 
@@ -18,16 +19,14 @@ export async function readPoolUse(
   adminToken: string,
   timeoutMs = 2_000,
 ): Promise<PoolUse | undefined> {
-  const doc = (await fetchJson(statusUrl, { 'x-admin-token': adminToken }, timeoutMs)) as {
-    pools?: { name?: unknown; stats?: { inUse?: unknown; waiting?: unknown } | null }[];
-  };
-  const pools = (doc.pools ?? [])
-    .filter((p) => typeof p.stats?.inUse === 'number')
-    .map((p) => ({
-      name: String(p.name),
-      inUse: p.stats?.inUse as number,
-      waiting: typeof p.stats?.waiting === 'number' ? p.stats.waiting : 0,
-    }));
+  const doc = asStatusJson(await fetchJson(statusUrl, { 'x-admin-token': adminToken }, timeoutMs));
+  const pools: PoolUse['pools'][number][] = [];
+  for (const p of listOf(doc?.pools)) {
+    const inUse = p.stats?.inUse;
+    if (typeof inUse !== 'number') continue;
+    const waiting = p.stats?.waiting;
+    pools.push({ name: String(p.name), inUse, waiting: typeof waiting === 'number' ? waiting : 0 });
+  }
   if (pools.length === 0) return undefined;
   return { inUse: pools.reduce((a, p) => a + p.inUse, 0), pools };
 }

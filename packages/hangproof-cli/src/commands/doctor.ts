@@ -13,6 +13,7 @@ import { parsePgBouncerIni } from '../doctor/pgbouncer-ini.js';
 import { readPostgresLayers } from '../doctor/postgres-settings.js';
 import { mergeLayers, normaliseLayers, type TimeoutLayers } from '../doctor/timeout-layers.js';
 import { fetchJson } from '../http/fetch-json.js';
+import { asStatusJson } from '../http/status-json.js';
 import { CliError, EXIT } from '../output/cli-error.js';
 import { type CliIo, painter, printJson, println } from '../output/cli-io.js';
 import { formatMs } from '../output/duration.js';
@@ -68,7 +69,7 @@ export async function collectDoctorReport(o: DoctorOptions): Promise<DoctorRepor
     const url = statusUrl(o.service);
     const headers: Record<string, string> = o.adminToken ? { 'x-admin-token': o.adminToken } : {};
     const status = await fetchJson(url, headers, timeoutMs);
-    const settings = (status as { settings?: unknown } | null)?.settings;
+    const settings = asStatusJson(status)?.settings;
     if (typeof settings !== 'object' || settings === null) {
       throw new CliError(
         'NO_SETTINGS',

@@ -3,6 +3,8 @@
  * /status.json document), rendered by render-markdown.ts and render-html.ts, printed by `--json`.
  * Field names are a contract; add, do not rename.
  */
+
+import { asStatusJson, listOf } from '../http/status-json.js';
 import { type EndpointChange, endpointChanges, MOVE_THRESHOLDS, type MoveThresholds } from './endpoint-changes.js';
 import { type LikelyCause, likelyCauses } from './likely-causes.js';
 import type { LogEvent, RequestEvent } from './log-events.js';
@@ -213,40 +215,37 @@ function poolExhaustion(events: readonly LogEvent[]): PoolExhaustion[] {
 type J = Record<string, unknown>;
 
 function statusSummary(status: unknown): StatusSummary | null {
-  if (typeof status !== 'object' || status === null) return null;
-  const s = status as J;
-  const pools = Array.isArray(s.pools)
-    ? (s.pools as J[]).map((p) => {
-        const st = (p.stats ?? {}) as J;
-        return {
-          name: p.name,
-          max: st.max,
-          inUse: st.inUse,
-          waiting: st.waiting,
-          timeouts: st.timeouts,
-          holders: st.holders,
-        };
-      })
-    : [];
-  const loop = (s.eventLoop ?? {}) as J;
+  const s = asStatusJson(status);
+  if (s === undefined) return null;
+  const pools = listOf(s.pools).map((p) => {
+    const st = p.stats ?? {};
+    return {
+      name: p.name,
+      max: st.max,
+      inUse: st.inUse,
+      waiting: st.waiting,
+      timeouts: st.timeouts,
+      holders: st.holders,
+    };
+  });
+  const stallsTotal = s.eventLoop?.stallsTotal;
   return {
-    service: typeof (s.service as J | undefined)?.name === 'string' ? ((s.service as J).name as string) : null,
+    service: typeof s.service?.name === 'string' ? s.service.name : null,
     pools,
-    stallsTotal: typeof loop.stallsTotal === 'number' ? loop.stallsTotal : null,
-    recentTimeouts: Array.isArray(s.timeouts) ? s.timeouts.length : 0,
+    stallsTotal: typeof stallsTotal === 'number' ? stallsTotal : null,
+    recentTimeouts: listOf(s.timeouts).length,
   };
 }
 
 /** Stalls recorded on /status.json, used when the logs carry none (a log level that dropped them). */
 function stallsFromStatus(status: unknown, events: readonly LogEvent[]): LogEvent[] {
   if (events.some((e) => e.type === 'stall')) return [];
-  const recent = ((status as J | null)?.eventLoop as J | undefined)?.recentStalls;
-  if (!Array.isArray(recent)) return [];
-  return (recent as J[]).flatMap((r): LogEvent[] => {
+  const recent = listOf(asStatusJson(status)?.eventLoop?.recentStalls);
+  return recent.flatMap((r): LogEvent[] => {
     const at = typeof r.at === 'string' ? Date.parse(r.at) : Number.NaN;
     if (Number.isNaN(at)) return [];
-    const frames = Array.isArray(r.stack) ? (r.stack as J[]) : [];
-    const inFlight = Array.isArray(r.inFlight) ? (r.inFlight as J[]) : [];
+    const frames = listOf(r.stack);
+    const inFlight = listOf(r.inFlight);
     return [
       {
         type: 'stall',

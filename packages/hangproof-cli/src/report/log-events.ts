@@ -1,9 +1,10 @@
 /**
  * The log lines `hangproof report` understands, recognised by their fields and `msg` as written by
  * the edge (one line per request), the Postgres guard, the dependency layer and observe. Anything
- * else is counted and ignored. The `msg` texts matched here are those of src/pg, src/deps and
- * src/observe; a change there must be mirrored here (the report tests produce real lines).
+ * else is counted and ignored. The texts come from the library's LOG_MESSAGES and LOG_EVENTS, the
+ * constants its writers use, so the two cannot drift (test/log-contract.test.ts checks both ends).
  */
+import { LOG_EVENTS, LOG_MESSAGES } from 'hangproof';
 
 export interface SpanRecord {
   readonly name: string;
@@ -179,7 +180,7 @@ export function toLogEvent(l: J): LogEvent | undefined {
       spans,
     };
   }
-  if (l.event === 'event_loop_stall') {
+  if (l.event === LOG_EVENTS.eventLoopStall) {
     const inFlight = Array.isArray(l.in_flight) ? (l.in_flight as J[]) : [];
     return {
       type: 'stall',
@@ -193,9 +194,9 @@ export function toLogEvent(l: J): LogEvent | undefined {
       })),
     };
   }
-  if (l.event === 'load_shedding') return { type: 'shed', at, reason: s(l.reason) ?? '', shed: n(l.shed) ?? 1 };
+  if (l.event === LOG_EVENTS.loadShedding) return { type: 'shed', at, reason: s(l.reason) ?? '', shed: n(l.shed) ?? 1 };
   switch (msg) {
-    case 'slow postgres query':
+    case LOG_MESSAGES.slowQuery:
       return {
         type: 'slow-query',
         at,
@@ -205,7 +206,7 @@ export function toLogEvent(l: J): LogEvent | undefined {
         durationMs: n(l.durationMs) ?? 0,
         errorCode: s(l.errorCode),
       };
-    case 'postgres pool acquire timed out':
+    case LOG_MESSAGES.acquireTimeout:
       return {
         type: 'acquire-timeout',
         at,
@@ -216,7 +217,7 @@ export function toLogEvent(l: J): LogEvent | undefined {
         inUse: n(l.inUse),
         holders: Array.isArray(l.holders) ? l.holders.map(holder) : [],
       };
-    case 'postgres statement failed': {
+    case LOG_MESSAGES.statementFailed: {
       const cause = (l.cause ?? {}) as J;
       return {
         type: 'statement-failed',
@@ -229,13 +230,13 @@ export function toLogEvent(l: J): LogEvent | undefined {
         sqlState: s(cause.sqlState) ?? s((cause.cause as J | undefined)?.code),
       };
     }
-    case 'postgres connection refused or dropped':
-    case 'opening a postgres connection timed out':
+    case LOG_MESSAGES.connectionRefused:
+    case LOG_MESSAGES.connectTimeout:
       return { type: 'pg-unavailable', at, host: s(l.host), phase: s(l.phase) ?? 'connect' };
-    case 'postgres connection held longer than the leak detection threshold':
+    case LOG_MESSAGES.connectionLeak:
       return { type: 'leak', at, pool: s(l.pool) ?? 'postgres', holder: holder(l.holder) };
-    case 'dependency health is up':
-    case 'dependency health is down':
+    case LOG_MESSAGES.dependencyUp:
+    case LOG_MESSAGES.dependencyDown:
       return {
         type: 'health',
         at,
@@ -244,17 +245,20 @@ export function toLogEvent(l: J): LogEvent | undefined {
         to: s(l.to) ?? '',
         errorCode: s(l.errorCode),
       };
+    case LOG_MESSAGES.breakerOpened:
+    case LOG_MESSAGES.breakerHalfOpen:
+    case LOG_MESSAGES.breakerClosed:
+      if (typeof l.dependency !== 'string') return undefined;
+      return { type: 'breaker', at, dependency: l.dependency, from: s(l.from) ?? '', to: s(l.to) ?? '' };
+    case LOG_MESSAGES.nPlusOne:
+      return {
+        type: 'n-plus-one',
+        at,
+        requestId: s(l.requestId),
+        route: s(l.route),
+        sql: s(l.sql) ?? '(unknown)',
+        count: n(l.count) ?? 0,
+      };
   }
-  if (msg.startsWith('circuit breaker ') && typeof l.dependency === 'string')
-    return { type: 'breaker', at, dependency: l.dependency, from: s(l.from) ?? '', to: s(l.to) ?? '' };
-  if (msg.startsWith('N+1 query pattern'))
-    return {
-      type: 'n-plus-one',
-      at,
-      requestId: s(l.requestId),
-      route: s(l.route),
-      sql: s(l.sql) ?? '(unknown)',
-      count: n(l.count) ?? 0,
-    };
   return undefined;
 }

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { channels, type RequestContext, type RequestEndEvent } from '../core/index.js';
 import { HangproofError } from '../errors.js';
+import { LOG_EVENTS } from '../log-events.js';
 import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import { EventLoopMonitor, type PressureReason } from './event-loop-monitor.js';
@@ -116,7 +117,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
             measurements.recordStall(report);
             logger.warn(
               {
-                event: 'event_loop_stall',
+                event: LOG_EVENTS.eventLoopStall,
                 stall_ms: report.durationMs,
                 stack: report.stack?.map((f) => `${f.functionName} (${f.url}:${f.line}:${f.column})`),
                 stack_note: report.stackNote,
@@ -160,7 +161,13 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     const now = Date.now();
     if (now - lastShedLogAt >= SHED_LOG_INTERVAL_MS) {
       logger.warn(
-        { event: 'load_shedding', reason, shed: shedSinceLog, in_flight: limiter?.inFlight, queued: limiter?.queued },
+        {
+          event: LOG_EVENTS.loadShedding,
+          reason,
+          shed: shedSinceLog,
+          in_flight: limiter?.inFlight,
+          queued: limiter?.queued,
+        },
         'shedding load: answering 503 OVERLOADED',
       );
       lastShedLogAt = now;

@@ -12,6 +12,7 @@ import {
   watchSignal,
 } from '../core/index.js';
 import { type HangproofError, isHangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
 import type {
   Database,
   DatabaseStats,
@@ -429,7 +430,7 @@ class GuardedDatabase implements Database {
           this.#counters.unavailable++;
           this.#logger.error(
             { pool: this.#o.name, host: this.#host, phase: 'connect', err: errorSummary(err) },
-            'postgres connection refused or dropped',
+            LOG_MESSAGES.connectionRefused,
           );
           throw pgUnavailable('connect', err);
         }
@@ -535,7 +536,7 @@ class GuardedDatabase implements Database {
         waiting: this.#gate.waiting,
         holders: this.#holders.list(),
       },
-      'postgres pool acquire timed out',
+      LOG_MESSAGES.acquireTimeout,
     );
     return err;
   }
@@ -566,7 +567,7 @@ class GuardedDatabase implements Database {
         holders: phase === 'acquire' ? this.#holders.list() : undefined,
         err: cause === undefined ? undefined : errorSummary(cause),
       },
-      phase === 'connect' ? 'opening a postgres connection timed out' : 'postgres pool acquire timed out',
+      phase === 'connect' ? LOG_MESSAGES.connectTimeout : LOG_MESSAGES.acquireTimeout,
     );
     return err;
   }
@@ -600,7 +601,7 @@ class GuardedDatabase implements Database {
           waitedMs: err.details.waitedMs,
           cause: errorSummary(err.cause, params),
         },
-        'postgres statement failed',
+        LOG_MESSAGES.statementFailed,
       );
     }
     return err;

@@ -1,5 +1,6 @@
 import { channels, publish, type RequestContext } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
 import type { ParamRedactor } from './database-options.js';
 import type { PgLogger } from './logger.js';
 
@@ -97,7 +98,7 @@ export class QueryAccounting {
               rows,
               errorCode,
             },
-            'slow postgres query',
+            LOG_MESSAGES.slowQuery,
           );
         }
       },
@@ -118,7 +119,7 @@ export class QueryAccounting {
         count: shape.count,
         threshold,
       },
-      'N+1 query pattern: the same query ran sequentially more than the threshold in one request',
+      LOG_MESSAGES.nPlusOne,
     );
   }
 }
