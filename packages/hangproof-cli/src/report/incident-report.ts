@@ -212,8 +212,6 @@ function poolExhaustion(events: readonly LogEvent[]): PoolExhaustion[] {
   }));
 }
 
-type J = Record<string, unknown>;
-
 function statusSummary(status: unknown): StatusSummary | null {
   const s = asStatusJson(status);
   if (s === undefined) return null;
