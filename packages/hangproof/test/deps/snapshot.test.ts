@@ -4,6 +4,7 @@ import { HangproofError } from 'hangproof';
 import { createDependencies, PgSnapshotStore } from 'hangproof/deps';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
+import { waitUntil } from '../support/latch.js';
 import { inRequest, settle } from './helpers.js';
 import { startTestServer, type TestServer } from './servers.js';
 
@@ -186,7 +187,11 @@ test('with a Postgres store, a restarted process starts warm from the summary ta
     maxStaleMs: 600_000,
   });
   assert.deepEqual(v1.value, { bots: 50 });
-  await sleep(100); // the save runs in the background
+  // The save runs in the background: wait (bounded) for its row.
+  await waitUntil(
+    'the snapshot to be saved',
+    async () => (await pool.query('SELECT 1 FROM hangproof_snapshots')).rowCount === 1,
+  );
   const { rows } = await pool.query('SELECT key, value FROM hangproof_snapshots');
   assert.deepEqual(rows, [{ key: 'bots:overview', value: { bots: 50 } }]);
   await first.close();
