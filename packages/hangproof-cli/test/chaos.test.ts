@@ -381,8 +381,12 @@ describe('process and database faults', () => {
     try {
       await fault.prepare();
       await fault.inject();
-      await new Promise((r) => setTimeout(r, 200));
-      assert.equal(await count(), 3, 'three sleeping sessions');
+      // The sessions start their statements after inject returns: poll the count, bounded.
+      let running = await count();
+      for (const until = performance.now() + 3_000; running < 3 && performance.now() < until; running = await count()) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(running, 3, 'three sleeping sessions');
       const started = performance.now();
       await fault.remove();
       assert.ok(performance.now() - started < 2000, 'cancelled, not waited out');
