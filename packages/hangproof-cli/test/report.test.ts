@@ -226,12 +226,13 @@ describe('hangproof report names the injected cause first', () => {
       });
     });
     t.after(() => service.close());
-    // The watchdog thread needs a moment to start before the loop is blocked.
-    await pause(300);
     await hit(`${service.url}/fast`, 10);
-    for (let i = 0; i < 3; i++) {
+    // The watchdog thread starts alongside the service, and a block before it polls goes unseen:
+    // block until a stall is logged (at most 5 times), each wait for the log line bounded.
+    const stallLogged = (): boolean => service.logText().includes('"event":"event_loop_stall"');
+    for (let i = 0; i < 5 && !stallLogged(); i++) {
       await hit(`${service.url}/crunch`, 1);
-      await pause(200);
+      for (const until = performance.now() + 2_000; !stallLogged() && performance.now() < until; ) await pause(20);
     }
 
     const r = await reportOn('cpu-block', service);
