@@ -62,7 +62,9 @@ test('a fresh value is served without loading; a stale one is served at once whi
   assert.ok(stale.every((r) => r.value === 1 && r.stale && r.warnings.length === 0));
   assert.equal(loads, 2, 'one background refresh for 50 stale reads');
   release();
-  await sleep(10);
+  // The refresh stores the new value in the promise callbacks that follow the load, all of which
+  // run before the next turn of the event loop: wait for that turn, not for a guessed time.
+  await new Promise((r) => setImmediate(r));
   const after = await deps.snapshot('swr', load, opts);
   assert.equal(after.value, 2);
   assert.equal(after.stale, false);
