@@ -34,6 +34,14 @@ export {
   type StallReport,
   watchStalls,
 } from './stall-watchdog.js';
+export type {
+  StatusDependency,
+  StatusDocument,
+  StatusEndpoint,
+  StatusPool,
+  StatusQuery,
+  StatusWindows,
+} from './status-document.js';
 export {
   type EncodedWindow,
   mergeEncoded,

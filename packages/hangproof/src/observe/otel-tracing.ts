@@ -1,4 +1,13 @@
 import type { RequestContext, RequestEndEvent } from '../core/index.js';
+import { importOptionalPeers } from '../missing-peer.js';
+
+/** The OpenTelemetry packages trace export loads; optional peer dependencies of hangproof. */
+export const OTEL_PEERS = [
+  '@opentelemetry/api',
+  '@opentelemetry/sdk-trace-base',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/resources',
+] as const;
 
 /** Exports each finished request as a span tree. */
 export interface RequestTracer {
@@ -38,7 +47,7 @@ function primitiveAttrs(
 }
 
 /**
- * Builds the OpenTelemetry exporter. The SDK packages (optional dependencies) are imported here,
+ * Builds the OpenTelemetry exporter. The SDK packages (optional peer dependencies) are imported here,
  * dynamically, and this module is itself only imported when tracing is requested: a service
  * without the OTLP variables loads no OpenTelemetry code at all. Spans are built from what the
  * request already recorded (ctx.spans) when it ends, so tracing adds nothing to the request path
@@ -46,12 +55,17 @@ function primitiveAttrs(
  * Nothing is registered globally, so a service's own OpenTelemetry setup is left alone.
  */
 export async function createOtelTracer(serviceName: string): Promise<RequestTracer> {
-  const [api, base, exporterModule, resources] = await Promise.all([
-    import('@opentelemetry/api'),
-    import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/exporter-trace-otlp-http'),
-    import('@opentelemetry/resources'),
-  ]);
+  const [api, base, exporterModule, resources] = await importOptionalPeers(
+    'OpenTelemetry tracing (OTEL_EXPORTER_OTLP_* is set)',
+    OTEL_PEERS,
+    () =>
+      Promise.all([
+        import('@opentelemetry/api'),
+        import('@opentelemetry/sdk-trace-base'),
+        import('@opentelemetry/exporter-trace-otlp-http'),
+        import('@opentelemetry/resources'),
+      ]),
+  );
   const provider = new base.BasicTracerProvider({
     resource: resources.resourceFromAttributes({ 'service.name': serviceName }),
     spanProcessors: [new base.BatchSpanProcessor(new exporterModule.OTLPTraceExporter())],

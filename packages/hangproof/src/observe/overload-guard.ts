@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AdmissionControl, RequestContext } from '../core/index.js';
 import { HangproofError } from '../errors.js';
+import { LOG_EVENTS } from '../log-events.js';
 import type { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { PressureReason } from './event-loop-monitor.js';
 import type { GradientLimit } from './gradient-limit.js';
@@ -45,7 +46,13 @@ export function createOverloadGuard(p: OverloadGuardParts): AdmissionControl {
     const now = Date.now();
     if (now - lastShedLogAt >= SHED_LOG_INTERVAL_MS) {
       p.logger.warn(
-        { event: 'load_shedding', reason, shed: shedSinceLog, in_flight: limiter?.inFlight, queued: limiter?.queued },
+        {
+          event: LOG_EVENTS.loadShedding,
+          reason,
+          shed: shedSinceLog,
+          in_flight: limiter?.inFlight,
+          queued: limiter?.queued,
+        },
         'shedding load: answering 503 OVERLOADED',
       );
       lastShedLogAt = now;

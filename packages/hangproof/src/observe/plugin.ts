@@ -2,11 +2,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
-import { channels, type RequestContext, type RequestEndEvent } from '../core/index.js';
-import { HangproofError } from '../errors.js';
+import { channels, type RequestEndEvent } from '../core/index.js';
+import { LOG_EVENTS } from '../log-events.js';
 import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
-import { EventLoopMonitor, type PressureReason } from './event-loop-monitor.js';
+import { EventLoopMonitor } from './event-loop-monitor.js';
 import { ExtraStatus } from './extra-status.js';
 import { GradientLimit } from './gradient-limit.js';
 import { heartbeats } from './heartbeats.js';
@@ -108,7 +108,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
             measurements.recordStall(report);
             logger.warn(
               {
-                event: 'event_loop_stall',
+                event: LOG_EVENTS.eventLoopStall,
                 stall_ms: report.durationMs,
                 stack: report.stack?.map((f) => `${f.functionName} (${f.url}:${f.line}:${f.column})`),
                 stack_note: report.stackNote,

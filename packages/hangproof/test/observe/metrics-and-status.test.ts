@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HangproofError, sleep, step } from 'hangproof';
 import { heartbeats } from 'hangproof/observe';
+import { waitUntil } from '../support/latch.js';
 import { ADMIN_TOKEN, admin, startService } from './helpers.js';
 
 test('GET /metrics needs the admin token and then serves route histograms in Prometheus format', async (t) => {
@@ -66,7 +67,11 @@ test('status.json reports per-route percentiles, errors by code, timeouts with t
   await fetch(`${url}/slow`);
   const hung = await fetch(`${url}/hang`);
   assert.equal(hung.status, 504);
-  await sleep(50);
+  // The request is recorded when it ends, a moment after its 504 is written.
+  await waitUntil('the timed-out request to be recorded', async () => {
+    const r = await fetch(`${url}/status.json`, { headers: admin });
+    return ((await r.json()) as StatusJson).timeouts.length > 0;
+  });
 
   assert.equal((await fetch(`${url}/status.json`)).status, 401);
   const res = await fetch(`${url}/status.json`, { headers: admin });
