@@ -100,6 +100,12 @@ export class NodeEdge {
   beginShutdown(): void {
     this.readiness.markShuttingDown();
     this.lifecycle.beginShutdown();
+    // The requests in flight close their connection after answering: an idle keep-alive socket
+    // would otherwise hold server.close() open until keepAliveTimeout.
+    for (const ctx of this.lifecycle.inFlight) {
+      const res = ctx.owner as ServerResponse;
+      if (!res.headersSent) res.setHeader('connection', 'close');
+    }
   }
 
   get shuttingDown(): boolean {

@@ -26,6 +26,7 @@ export {
   resolveObserveOptions,
 } from './options.js';
 export { tracingRequested } from './otel-tracing.js';
+export { type OverloadGuardOptions, overloadGuard, type ShedReason } from './overload-guard.js';
 export { type ExportedWindows, type ObserveApi, observe } from './plugin.js';
 export {
   type InFlightRequest,

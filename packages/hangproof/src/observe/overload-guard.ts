@@ -1,10 +1,11 @@
-import type { Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { AdmissionControl, RequestContext } from '../core/index.js';
 import { HangproofError } from '../errors.js';
 import { LOG_EVENTS } from '../log-events.js';
-import type { ConcurrencyLimiter } from './concurrency-limiter.js';
+import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { PressureReason } from './event-loop-monitor.js';
-import type { GradientLimit } from './gradient-limit.js';
+import { GradientLimit } from './gradient-limit.js';
+import { type ObserveOptions, resolveObserveOptions } from './options.js';
 
 /** Why a request was refused 503 OVERLOADED. */
 export type ShedReason = PressureReason | 'concurrency' | 'queue_timeout';
@@ -102,4 +103,42 @@ export function createOverloadGuard(p: OverloadGuardParts): AdmissionControl {
       if (adaptive.addSample(now - ctx.admittedAt, ctx.inFlightAtAdmission, now)) limiter.setLimit(adaptive.limit);
     },
   };
+}
+
+/** Options of `overloadGuard`: observe's overload options, for any framework adapter. */
+export type OverloadGuardOptions = Pick<
+  ObserveOptions,
+  'maxInFlight' | 'maxQueued' | 'queueWaitMs' | 'adaptiveLimit' | 'retryAfterSec' | 'exemptPaths' | 'logger'
+>;
+
+/**
+ * observe's concurrency limit as an admission control for the node:http adapters
+ * (`hangproof/http`, `/express`, `/hono`: their `admission` option), with observe's defaults and
+ * checks: a request over the limit waits in a short bounded queue or is refused 503 OVERLOADED
+ * with Retry-After before any work. The Fastify observe plugin installs the same guard itself
+ * (with loop-delay and heap pressure too).
+ */
+export function overloadGuard(options: OverloadGuardOptions): AdmissionControl {
+  const o = resolveObserveOptions(options);
+  if (o.maxInFlight <= 0) throw new RangeError(`maxInFlight must be a positive integer, received ${o.maxInFlight}`);
+  const limiter = new ConcurrencyLimiter({
+    maxInFlight: o.maxInFlight,
+    maxQueued: o.maxQueued,
+    queueWaitMs: o.queueWaitMs,
+  });
+  const adaptive =
+    o.adaptiveLimit === false
+      ? undefined
+      : new GradientLimit(o.maxInFlight, o.adaptiveLimit === true ? {} : o.adaptiveLimit);
+  if (adaptive !== undefined) limiter.setLimit(adaptive.limit);
+  const exempt = new Set<string>(o.exemptPaths);
+  return createOverloadGuard({
+    limiter,
+    adaptive,
+    pressure: () => undefined,
+    exempt: (path) => exempt.has(path),
+    onShed: () => {},
+    retryAfterSec: o.retryAfterSec,
+    logger: options.logger ?? pino(),
+  });
 }

@@ -1,6 +1,7 @@
 /** hangproof/express: the request edge for Express 4 and 5 (and NestJS on Express). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { runWithContext } from '../../core/index.js';
+import { HangproofError } from '../../errors.js';
 import { NodeEdge, type NodeEdgeOptions } from '../node-edge.js';
 
 export { NodeEdge, type NodeEdgeOptions } from '../node-edge.js';
@@ -23,8 +24,12 @@ export interface HangproofExpress {
    * (deadline, overload, draining) stop here, whatever handler came before.
    */
   readonly errorHandler: (err: unknown, req: IncomingMessage, res: ServerResponse, next: Next) => void;
+  /** Register after your routes (`app.use(hp.notFound)`): 404 NOT_FOUND in the error shape. */
+  readonly notFound: (req: IncomingMessage, res: ServerResponse) => void;
   readonly edge: NodeEdge;
 }
+
+const NOT_FOUND = new HangproofError('NOT_FOUND', { message: 'no route matches this method and path' });
 
 /**
  * The hangproof edge for Express: request ids, the deadline in AsyncLocalStorage, a 504
@@ -40,6 +45,7 @@ export function hangproofExpress(options: NodeEdgeOptions = {}): HangproofExpres
   });
   return {
     edge,
+    notFound: (_req, res) => edge.fail(res, NOT_FOUND),
     middleware: (req, res, next) => {
       edge.begin(req, res, '', (ctx) => runWithContext(ctx, next));
     },
