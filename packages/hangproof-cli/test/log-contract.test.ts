@@ -9,7 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { LOG_EVENTS, LOG_MESSAGES } from 'hangproof';
+import { LOG_EVENTS, LOG_MESSAGES, REQUEST_LOG_MESSAGES } from 'hangproof';
 import { toLogEvent } from '../src/report/log-events.js';
 
 const librarySrc = fileURLToPath(new URL('../../hangproof/src/', import.meta.url));
@@ -32,6 +32,15 @@ describe('the log contract', () => {
     }
   });
 
+  test('the report reads a request line whatever way it ended, slim or detailed', () => {
+    for (const [name, msg] of Object.entries(REQUEST_LOG_MESSAGES)) {
+      const line = { time: Date.now(), level: 30, msg, request_id: 'r1', route: '/x', status: 200, db_ms: 3.5 };
+      const e = toLogEvent(line);
+      assert.equal(e?.type, 'request', `REQUEST_LOG_MESSAGES.${name} ("${msg}") is not read as a request`);
+      assert.equal(e?.type === 'request' ? e.spans[0]?.durMs : undefined, 3.5, 'the db total becomes a span');
+    }
+  });
+
   test('the report classifies a line with each structured event the library writes', () => {
     for (const [name, event] of Object.entries(LOG_EVENTS)) {
       const line = { time: Date.now(), level: 40, event, msg: 'any text' };
@@ -40,7 +49,11 @@ describe('the log contract', () => {
   });
 
   test('no library source spells out a contract text instead of using the constant', async () => {
-    const texts = [...Object.values(LOG_MESSAGES), ...Object.values(LOG_EVENTS)];
+    const texts = [
+      ...Object.values(LOG_MESSAGES),
+      ...Object.values(REQUEST_LOG_MESSAGES),
+      ...Object.values(LOG_EVENTS),
+    ];
     const offenders: string[] = [];
     for (const file of await sourceFiles(librarySrc)) {
       if (file.endsWith('log-events.ts')) continue;

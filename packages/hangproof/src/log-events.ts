@@ -8,14 +8,6 @@
 
 /** `msg` of the log lines written by the Postgres guard and the dependency layer. */
 export const LOG_MESSAGES = Object.freeze({
-  /** A request's one line, healthy (the edge; see docs/logging.md). */
-  requestCompleted: 'request completed',
-  /** A request's line when it ended with an error code other than the two below. */
-  requestFailed: 'request failed',
-  /** A request's line when it ended at its deadline (REQUEST_TIMEOUT). */
-  requestTimedOut: 'request timed out',
-  /** A request's line when its client left before the answer (499). */
-  clientClosedRequest: 'client closed request',
   /** A query slower than `slowQueryMs` (pg). */
   slowQuery: 'slow postgres query',
   /** A request waited past its budget for a pooled connection (pg). */
@@ -40,6 +32,21 @@ export const LOG_MESSAGES = Object.freeze({
   breakerHalfOpen: 'circuit breaker half-open',
   /** A dependency's breaker closed again (deps). */
   breakerClosed: 'circuit breaker closed',
+} as const);
+
+/**
+ * `msg` of the one line every request gets (see docs/logging.md). The report knows a request line
+ * by its fields (request_id, route, status), whatever its message; these say how it ended.
+ */
+export const REQUEST_LOG_MESSAGES = Object.freeze({
+  /** It was answered without an error code. */
+  requestCompleted: 'request completed',
+  /** It ended with an error code other than the two below. */
+  requestFailed: 'request failed',
+  /** It ended at its deadline (REQUEST_TIMEOUT). */
+  requestTimedOut: 'request timed out',
+  /** Its client left before the answer (499). */
+  clientClosedRequest: 'client closed request',
 } as const);
 
 /** `event` field of the structured lines written by observe. */

@@ -157,13 +157,33 @@ function span(v: unknown): SpanRecord | undefined {
   };
 }
 
+/**
+ * The `db_ms` and `external_ms` totals of a line without a span list, as one span per kind named
+ * `db` and `external` (no fingerprint: readLogs names the queries from the slow-query lines).
+ */
+function totalsAsSpans(l: J): SpanRecord[] {
+  const out: SpanRecord[] = [];
+  const db = n(l.db_ms);
+  if (db !== undefined && db > 0) out.push(totalSpan('db', db));
+  const external = n(l.external_ms);
+  if (external !== undefined && external > 0) out.push(totalSpan('external', external));
+  return out;
+}
+
+function totalSpan(kind: 'db' | 'external', durMs: number): SpanRecord {
+  return { name: kind, startMs: 0, durMs, kind, fingerprint: undefined, rows: undefined, error: undefined };
+}
+
 /** Classifies one parsed line; undefined for lines the report does not use. */
 export function toLogEvent(l: J): LogEvent | undefined {
   const at = timeOf(l);
   if (at === undefined) return undefined;
   const msg = s(l.msg) ?? '';
   if (typeof l.request_id === 'string' && typeof l.route === 'string' && typeof l.status === 'number') {
-    const spans = Array.isArray(l.spans) ? l.spans.map(span).filter((x): x is SpanRecord => x !== undefined) : [];
+    // A healthy request's line carries per-kind totals instead of its span list (docs/logging.md).
+    const spans = Array.isArray(l.spans)
+      ? l.spans.map(span).filter((x): x is SpanRecord => x !== undefined)
+      : totalsAsSpans(l);
     return {
       type: 'request',
       at,

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CliError } from '../output/cli-error.js';
-import { type LogEvent, toLogEvent } from './log-events.js';
+import { type LogEvent, type SpanRecord, toLogEvent } from './log-events.js';
 
 export interface ReadLogsResult {
   readonly events: LogEvent[];
@@ -61,5 +61,41 @@ export async function readLogs(files: readonly string[], stdin: NodeJS.ReadableS
     rl.close();
   }
   events.sort((a, b) => a.at - b.at);
-  return { events, lines, ignored };
+  return { events: attributeQueries(events), lines, ignored };
+}
+
+/**
+ * A healthy request's line carries its query time as one `db` total, without SQL; the slow-query
+ * lines name the statements and the request they ran for. This splits each such total into the
+ * slow statements of that request (spans with their fingerprint) and the rest, so an endpoint's
+ * dominant step still names the query that made it slow.
+ */
+function attributeQueries(events: LogEvent[]): LogEvent[] {
+  const slowByRequest = new Map<string, { sql: string; durationMs: number }[]>();
+  for (const e of events) {
+    if (e.type !== 'slow-query' || e.requestId === undefined) continue;
+    const list = slowByRequest.get(e.requestId) ?? [];
+    list.push({ sql: e.sql, durationMs: e.durationMs });
+    slowByRequest.set(e.requestId, list);
+  }
+  if (slowByRequest.size === 0) return events;
+  return events.map((e) => {
+    if (e.type !== 'request') return e;
+    const slow = slowByRequest.get(e.requestId);
+    const total = e.spans.find((s) => s.kind === 'db' && s.name === 'db' && s.fingerprint === undefined);
+    if (slow === undefined || total === undefined) return e;
+    const named: SpanRecord[] = slow.map((q) => ({
+      name: 'db',
+      startMs: 0,
+      durMs: q.durationMs,
+      kind: 'db',
+      fingerprint: q.sql,
+      rows: undefined,
+      error: undefined,
+    }));
+    const rest = total.durMs - named.reduce((sum, q) => sum + q.durMs, 0);
+    const spans = e.spans.filter((s) => s !== total).concat(named);
+    if (rest >= 1) spans.push({ ...total, durMs: rest });
+    return { ...e, spans };
+  });
 }

@@ -1,5 +1,5 @@
 import { type Level, type Logger, pino } from 'pino';
-import { LOG_MESSAGES } from '../log-events.js';
+import { REQUEST_LOG_MESSAGES } from '../log-events.js';
 import type { RequestContext } from './request-context.js';
 
 /** Durations above which a request's line is logged at warn and at error, in ms. */
@@ -19,9 +19,9 @@ const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 /** The `msg` of a request's line: the report and the CLI match on these. */
 function messageFor(errorCode: string | undefined): string {
-  if (errorCode === 'REQUEST_TIMEOUT') return LOG_MESSAGES.requestTimedOut;
-  if (errorCode === 'CLIENT_CLOSED_REQUEST') return LOG_MESSAGES.clientClosedRequest;
-  return errorCode === undefined ? LOG_MESSAGES.requestCompleted : LOG_MESSAGES.requestFailed;
+  if (errorCode === 'REQUEST_TIMEOUT') return REQUEST_LOG_MESSAGES.requestTimedOut;
+  if (errorCode === 'CLIENT_CLOSED_REQUEST') return REQUEST_LOG_MESSAGES.clientClosedRequest;
+  return errorCode === undefined ? REQUEST_LOG_MESSAGES.requestCompleted : REQUEST_LOG_MESSAGES.requestFailed;
 }
 
 /** Characters that may go between JSON quotes as they are: printable ASCII without `"` and `\`. */
@@ -143,7 +143,7 @@ export class RequestLog {
       line += `,"db_count":${ctx.dbCount},"db_ms":${round(ctx.dbMs)},"acquire_ms":${round(ctx.acquireMs)}`;
     if (ctx.externalCount > 0) line += `,"external_count":${ctx.externalCount},"external_ms":${round(ctx.externalMs)}`;
     if (ctx.userId !== undefined) line += `,"user_id":${jsonString(ctx.userId)}`;
-    line += `,"${p.messageKey}":"${LOG_MESSAGES.requestCompleted}"${p.end}`;
+    line += `,"${p.messageKey}":"${REQUEST_LOG_MESSAGES.requestCompleted}"${p.end}`;
     p.stream.write(line);
   }
 
