@@ -55,10 +55,11 @@ declare module 'fastify' {
 // once by decorateReply) so a request allocates no state object and no closure for it.
 /** Set while the handler's promise is raced against the deadline: ends the race at the abort. */
 const kRejectRace = Symbol('hangproof.reject-race');
-/** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
+/**
+ * performance.now() when an async handler resolved: from there to the headers is serialization,
+ * and a deadline firing after it must not send a second answer.
+ */
 const kHandlerEndedAt = Symbol('hangproof.handler-ended-at');
-/** A response is on its way out (onSend ran): a deadline firing now must not send a second one. */
-const kResponding = Symbol('hangproof.responding');
 /** The request holds a slot of observe's overload guard, given back at its end. */
 const kAdmitted = Symbol('hangproof.admitted');
 /** The raw response's way back to its reply, for the shared 'close' listener. */
@@ -67,7 +68,6 @@ const kReply = Symbol('hangproof.reply');
 interface EdgeReply extends FastifyReply {
   [kRejectRace]: ((reason: unknown) => void) | null;
   [kHandlerEndedAt]: number;
-  [kResponding]: boolean;
   [kAdmitted]: boolean;
 }
 type TaggedResponse = ServerResponse & { [kReply]?: EdgeReply | undefined };
@@ -89,6 +89,12 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   const beginShutdown = (): void => {
     readiness.markShuttingDown();
     lifecycle.beginShutdown();
+    // While draining, each connection closes after its response: an idle keep-alive socket would
+    // otherwise hold server.close() open until keepAliveTimeout.
+    for (const ctx of lifecycle.inFlight) {
+      const reply = ctx.owner as FastifyReply;
+      if (!reply.raw.headersSent) reply.header('connection', 'close');
+    }
   };
 
   const isAdmin = (request: FastifyRequest): boolean => isAdminToken(request.headers['x-admin-token']);
@@ -108,7 +114,6 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   app.decorateRequest('hangproof', null);
   app.decorateReply(kRejectRace, null);
   app.decorateReply(kHandlerEndedAt, 0);
-  app.decorateReply(kResponding, false);
   app.decorateReply(kAdmitted, false);
 
   /** The shared 'close' listener of every response (`this` is the raw response). */
@@ -127,6 +132,21 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
       ctx.errorCode = 'CLIENT_CLOSED_REQUEST';
     }
     ctx.statusCode = statusCode;
+    // The serialization span, for the requests whose spans are read (slow ones: the detailed log
+    // line, /status); admins got theirs in Server-Timing already.
+    const handlerEndedAt = reply[kHandlerEndedAt];
+    if (
+      handlerEndedAt > 0 &&
+      ctx.elapsedMs() >= opts.slowWarnMs &&
+      !ctx.spans.some((sp) => sp.kind === 'serialization')
+    ) {
+      ctx.addSpan({
+        name: 'serialization',
+        kind: 'serialization',
+        startMs: handlerEndedAt - ctx.startedAt,
+        durationMs: performance.now() - handlerEndedAt,
+      });
+    }
     lifecycle.end(ctx, reply[kAdmitted]);
   }
 
@@ -151,6 +171,9 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     });
     request.hangproof = ctx;
     reply.header('x-request-id', ctx.requestId);
+    if (lifecycle.shuttingDown) reply.header('connection', 'close');
+    // Server-Timing only for admins: set as the headers go out, with the serialization span.
+    if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request)) addServerTiming(reply.raw, ctx, edgeReply);
     (reply.raw as TaggedResponse)[kReply] = edgeReply;
     reply.raw.on('close', onResponseClose);
     if (admission !== 'wait') {
@@ -176,29 +199,6 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   app.addHook('preClose', (done) => {
     beginShutdown();
     done();
-  });
-
-  app.addHook('onSend', (request, reply, payload, done) => {
-    const ctx = request.hangproof;
-    if (ctx !== null) {
-      const edgeReply = reply as EdgeReply;
-      edgeReply[kResponding] = true;
-      const handlerEndedAt = edgeReply[kHandlerEndedAt];
-      if (handlerEndedAt > 0) {
-        ctx.addSpan({
-          name: 'serialization',
-          kind: 'serialization',
-          startMs: handlerEndedAt - ctx.startedAt,
-          durationMs: performance.now() - handlerEndedAt,
-        });
-      }
-      if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request))
-        reply.header('server-timing', formatServerTiming(ctx));
-    }
-    // While draining, close each connection after its response: an idle keep-alive socket would
-    // otherwise hold server.close() open until keepAliveTimeout.
-    if (lifecycle.shuttingDown) reply.header('connection', 'close');
-    done(null, payload);
   });
 
   // Every handler registered after the plugin is raced against its request's deadline, so a
@@ -313,7 +313,8 @@ function answerAbort(ctx: RequestContext): void {
   if (reason === undefined) return;
   const endRace = reply[kRejectRace];
   reply[kRejectRace] = null;
-  if (reason.code !== 'CLIENT_CLOSED_REQUEST' && !reply.sent && !reply[kResponding]) {
+  const responding = reply.sent || reply[kHandlerEndedAt] > 0;
+  if (reason.code !== 'CLIENT_CLOSED_REQUEST' && !responding) {
     ctx.errorCode = reason.code;
     if (reply.raw.headersSent) {
       // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
@@ -332,6 +333,24 @@ function sendError(reply: FastifyReply, error: HangproofError, requestId: string
     .code(error.statusCode)
     .type('application/json; charset=utf-8')
     .send(JSON.stringify(errorBody(error, requestId)));
+}
+
+/** Sets Server-Timing (with the serialization span) just before this response's headers go out. */
+function addServerTiming(res: ServerResponse, ctx: RequestContext, reply: EdgeReply): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function writeHeadWithTiming(this: ServerResponse, ...args: unknown[]) {
+    const handlerEndedAt = reply[kHandlerEndedAt];
+    if (handlerEndedAt > 0) {
+      ctx.addSpan({
+        name: 'serialization',
+        kind: 'serialization',
+        startMs: handlerEndedAt - ctx.startedAt,
+        durationMs: performance.now() - handlerEndedAt,
+      });
+    }
+    if (!this.headersSent) this.setHeader('server-timing', formatServerTiming(ctx));
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
