@@ -112,6 +112,38 @@ describe('lock waits', () => {
     assert.ok(!causes.some((c) => c.subject === 'owners'), 'the first table of the join is not blamed');
   });
 
+  test('a wait captured too late to name its relation goes with the same statement’s named waits', () => {
+    const failed = (requestId: string, i: number): LogEvent =>
+      parsed({
+        time: T0 + i,
+        requestId,
+        msg: 'postgres statement failed',
+        code: 'DEPENDENCY_TIMEOUT',
+        phase: 'lock',
+        sql: JOIN_SQL,
+      });
+    const wait = (requestId: string, i: number, relation: string | null): LogEvent =>
+      parsed({
+        time: T0 + i,
+        requestId,
+        event: 'pg.lock_wait',
+        msg: 'postgres lock wait',
+        outcome: 'lock_timeout',
+        sql: JOIN_SQL,
+        relation,
+        blockers: relation === null ? [] : [psqlBlocker],
+      });
+    const causes = likelyCauses(
+      [],
+      [failed('r-1', 1), wait('r-1', 2, 'bots'), failed('r-2', 3), wait('r-2', 4, null), failed('r-3', 5)],
+    );
+    const locks = causes.filter((c) => c.kind === 'pg.lock_wait');
+    assert.deepEqual(
+      locks.map((c) => [c.subject, c.requests]),
+      [['bots', 3]],
+    );
+  });
+
   test('a lock timeout without a lock-wait line falls back to the statement’s table', () => {
     const causes = likelyCauses(
       [],
@@ -262,4 +294,22 @@ test('a slow query whose plan was captured is named by its dominant node and tab
   assert.equal(causes[0]?.subject, 'Seq Scan on public.bots');
   assert.match(causes[0]?.detail ?? '', /owner_id = \$1/, 'the fingerprint stays in the detail');
   assert.match(causes[0]?.detail ?? '', /consider CREATE INDEX ON public\.bots \(owner_id\)/);
+});
+
+test('a plan that points at no fix leaves the query named by its fingerprint', () => {
+  const FP = 'SELECT pg_sleep($1), count(*) FROM items';
+  const events = [
+    parsed({ time: T0, msg: 'slow postgres query', requestId: 's-1', sql: FP, durationMs: 400 }),
+    parsed({
+      time: T0 + 50,
+      event: 'pg.slow_plan',
+      msg: 'slow postgres statement: Seq Scan on items dominates its plan',
+      fingerprint: FP,
+      dominant: { nodeType: 'Seq Scan', relation: 'items', planRows: 50, costShare: 0.9, condition: null },
+      suggestion: null,
+    }),
+  ];
+  const causes = likelyCauses([], events);
+  assert.equal(causes[0]?.subject, FP);
+  assert.match(causes[0]?.detail ?? '', /its plan is dominated by Seq Scan on items/);
 });

@@ -144,17 +144,36 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
   const unavailableReasons = new Map<string, Set<string>>();
   const plans = new Map<string, { nodeType: string; relation: string | undefined; suggestion: string | undefined }>();
 
-  // First pass: the relation Postgres reported for each request's lock wait. A failed statement
-  // names only its own tables; the first of a join is not necessarily the locked one.
+  // First pass: the relation Postgres reported for each request's lock wait, and for each waiting
+  // statement. A failed statement names only its own tables, and the first of a join is not
+  // necessarily the locked one; a wait whose capture came too late (no relation) is put with the
+  // relation the same statement was seen waiting on, and only failing that with its first table.
   const lockedByRequest = new Map<string, string>();
-  for (const e of events)
-    if (e.type === 'lock-wait' && e.relation !== null && e.requestId !== undefined)
-      lockedByRequest.set(e.requestId, e.relation);
+  const lockedBySql = new Map<string, Map<string, number>>();
+  const waited = new Set<string>();
+  for (const e of events) {
+    if (e.type !== 'lock-wait') continue;
+    if (e.requestId !== undefined) waited.add(e.requestId);
+    if (e.relation === null) continue;
+    if (e.requestId !== undefined) lockedByRequest.set(e.requestId, e.relation);
+    if (e.sql !== undefined) {
+      const counts = lockedBySql.get(e.sql) ?? new Map<string, number>();
+      counts.set(e.relation, (counts.get(e.relation) ?? 0) + 1);
+      lockedBySql.set(e.sql, counts);
+    }
+  }
+  const lockedRelation = (requestId: string | undefined, sql: string | undefined): string | undefined => {
+    const byRequest = requestId === undefined ? undefined : lockedByRequest.get(requestId);
+    if (byRequest !== undefined) return byRequest;
+    const bySql = sql === undefined ? undefined : lockedBySql.get(sql);
+    return bySql === undefined ? undefined : [...bySql.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  };
 
   for (const e of events) {
     switch (e.type) {
       case 'lock-wait': {
-        const b = bucketOf(locks, e.relation ?? tableOf(e.sql) ?? '(a non-relation lock)', lockBucket);
+        const relation = e.relation ?? lockedRelation(e.requestId, e.sql) ?? tableOf(e.sql) ?? '(a non-relation lock)';
+        const b = bucketOf(locks, relation, lockBucket);
         b.lines++;
         b.add(e.requestId);
         if (e.route) b.note(e.route);
@@ -168,11 +187,11 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       case 'statement-failed': {
         const isLock = e.phase === 'lock' || e.sqlState === '55P03';
         if (isLock) {
-          const seen = e.requestId === undefined ? undefined : lockedByRequest.get(e.requestId);
-          const b = bucketOf(locks, seen ?? tableOf(e.sql) ?? '(unknown table)', lockBucket);
+          const relation = lockedRelation(e.requestId, e.sql) ?? tableOf(e.sql) ?? '(unknown table)';
+          const b = bucketOf(locks, relation, lockBucket);
           b.add(e.requestId);
           // Its lock-wait line already counted the line and the route.
-          if (seen === undefined) {
+          if (e.requestId === undefined || !waited.has(e.requestId)) {
             b.lines++;
             if (e.route) b.note(e.route);
           }
@@ -381,17 +400,21 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
     const ids = unexplained(b);
     if (ids.size === 0 && b.ids.size > 0) continue;
     const plan = plans.get(sql);
-    const subject =
-      plan === undefined ? sql : `${plan.nodeType}${plan.relation === undefined ? '' : ` on ${plan.relation}`}`;
+    const node =
+      plan === undefined ? '' : `${plan.nodeType}${plan.relation === undefined ? '' : ` on ${plan.relation}`}`;
+    // A plan names the query only when its dominant node is what to fix (a filtered scan an index
+    // would serve); otherwise the time went elsewhere (a function, the server) and the plan is
+    // only mentioned.
+    const byPlan = plan?.suggestion !== undefined;
     push(
       'pg.slow_query',
-      subject,
-      plan === undefined
-        ? `postgres query ${shortSql(sql)} slow`
-        : `postgres query slow: ${subject} dominates its plan`,
+      byPlan ? node : sql,
+      byPlan ? `postgres query slow: ${node} dominates its plan` : `postgres query ${shortSql(sql)} slow`,
       b,
       ids,
-      `${plan === undefined ? '' : `query ${shortSql(sql)}; `}${b.lines} slow or timed-out statement line(s), ${Math.round(b.ms)} ms logged${plan?.suggestion === undefined ? '' : `; consider ${plan.suggestion}`}`,
+      `${byPlan ? `query ${shortSql(sql)}; ` : ''}${b.lines} slow or timed-out statement line(s), ${Math.round(b.ms)} ms logged${
+        plan === undefined ? '' : byPlan ? `; consider ${plan.suggestion}` : `; its plan is dominated by ${node}`
+      }`,
     );
   }
   for (const [route, b] of pools) {
