@@ -257,7 +257,7 @@ describe('hangproof report names the injected cause first', () => {
     t.after(() => proxy.close());
     // Normal traffic first: the pool holds open connections when the server freezes.
     await hit(`${service.url}/items`, 20, 5, 50);
-    assert.ok(service.db.stats().total >= 2, `${service.db.stats().total} connections open`);
+    assert.ok(service.db.stats().total >= 1, `${service.db.stats().total} connections open`);
     proxy.hang();
     const statuses = await hit(`${service.url}/items`, 15);
     assert.ok(
