@@ -17,7 +17,7 @@
  * dominant node and table (`Seq Scan on bots`).
  */
 import type { LockBlockerRecord, LogEvent, RequestEvent } from './log-events.js';
-import { shortSql, tableOf } from './span-label.js';
+import { blockerLabel, blockerNote, seconds, shortSql, tableOf } from './span-label.js';
 import { blockingFrame } from './stall-frames.js';
 
 export const CAUSE_KINDS = [
@@ -94,23 +94,6 @@ class LockBucket extends Bucket {
   top(): LockBlockerRecord | undefined {
     return [...this.blockers.values()].sort((a, b) => b.seen - a.seen)[0]?.blocker;
   }
-}
-
-/** A blocker for humans: `pid 4100 (psql, idle in transaction 48 s)`, with route and step when known. */
-export function blockerLabel(b: LockBlockerRecord): string {
-  const who =
-    b.route !== undefined ? `${b.route}${b.step === undefined ? '' : ` in step ${b.step}`}` : b.applicationName;
-  const age = b.xactAgeMs === undefined ? '' : ` ${seconds(b.xactAgeMs)}`;
-  return `pid ${b.pid} (${who || 'no application_name'}, ${b.state ?? 'unknown state'}${age})`;
-}
-
-/** The blocker's label and its statement: `pid 4100 (psql, idle in transaction 48 s): LOCK TABLE bots …`. */
-export function blockerNote(b: LockBlockerRecord): string {
-  return b.query === undefined || b.query === '' ? blockerLabel(b) : `${blockerLabel(b)}: ${shortSql(b.query)}`;
-}
-
-function seconds(ms: number): string {
-  return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 100) / 10} s`;
 }
 
 /** A dependency's bucket also counts its calls, failures and open/down transitions. */
