@@ -17,7 +17,7 @@
  * dominant node and table (`Seq Scan on bots`).
  */
 import type { LockBlockerRecord, LogEvent, RequestEvent } from './log-events.js';
-import { blockerLabel, blockerNote, seconds, shortSql, tableOf } from './span-label.js';
+import { blockerLabel, blockerNote, shortSql, tableOf } from './span-label.js';
 import { blockingFrame } from './stall-frames.js';
 
 export const CAUSE_KINDS = [
@@ -326,6 +326,7 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
   for (const [table, b] of locks) {
     const top = b.top();
     const others = b.blockers.size - 1;
+    // The blocker's label carries its state and transaction age; the note adds its statement.
     push(
       'pg.lock_wait',
       table,
@@ -335,7 +336,7 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       `${b.lines} lock wait line(s) on ${table}, ${b.ids.size} request(s)${
         top === undefined
           ? ''
-          : `; held by ${blockerNote(top)}: ${top.state ?? 'unknown state'}, transaction open ${top.xactAgeMs === undefined ? 'for an unknown time' : seconds(top.xactAgeMs)}${others > 0 ? ` (${others} other blocker(s))` : ''}`
+          : `; held by ${blockerNote(top)}${top.xactAgeMs === undefined ? ', transaction age unknown' : ''}${others > 0 ? ` (${others} other blocker(s))` : ''}`
       }${b.notes.size > 0 ? `; routes: ${notes(b)}` : ''}`,
     );
   }
