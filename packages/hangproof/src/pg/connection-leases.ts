@@ -1,0 +1,456 @@
+import pg from 'pg';
+import { BoundedGate, budgetUntil, channels, GateRefusedError, LatencyReservoir } from '../core/index.js';
+import type { HangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
+import type { ResolvedDatabaseOptions } from './database-options.js';
+import type { FailureAccounting } from './failure-accounting.js';
+import { destroyClient, GuardedConnection, type GuardOptions } from './guarded-connection.js';
+import type { HolderRegistry } from './holder-registry.js';
+import type { PgLogger } from './logger.js';
+import {
+  isConnectionError,
+  type PgPhase,
+  POOL_CONNECT_TIMEOUT_MESSAGE,
+  POOL_WAIT_TIMEOUT_MESSAGE,
+  pgTimeout,
+  pgUnavailable,
+} from './pg-errors.js';
+import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
+import { errorSummary } from './redact-params.js';
+import { isOwnAbort, type Scope } from './scope.js';
+import { StatementSweep } from './statement-sweep.js';
+import { type PgEndpoint, unreachableFields } from './unreachable.js';
+
+/** A checkout: the connection's guard, which also carries the checkout's wait and holder record. */
+export type Lease = GuardedConnection;
+
+/** Where a pooled pg client keeps its guard between checkouts. */
+const kGuard = Symbol('hangproof.pg.guard');
+
+/** Bound of the ROLLBACK that ends a failed transaction; it runs after the caller was answered. */
+const ROLLBACK_TIMEOUT_MS = 1_000;
+
+export interface ConnectionLeasesOptions {
+  readonly o: ResolvedDatabaseOptions;
+  /** Lock timeout of the session defaults (kept under the statement limit, see TransactionLimits). */
+  readonly lockTimeoutMs: number;
+  readonly logger: PgLogger;
+  readonly host: string;
+  readonly endpoint: PgEndpoint;
+  readonly holders: HolderRegistry;
+  readonly failures: FailureAccounting;
+}
+
+/**
+ * The leasing of connections: pg's pool (with a Client whose handshake is bounded), the permits
+ * of a bounded FIFO gate in front of it, liveness checks of idle connections, and the way a lease
+ * ends (released, rolled back, or destroyed). Acquire and connect timeouts are counted and
+ * logged here, with the holders of the pool's connections.
+ */
+export class ConnectionLeases {
+  readonly pool: pg.Pool;
+  readonly #o: ResolvedDatabaseOptions;
+  readonly #gate: BoundedGate;
+  /** Gives one pool permit back: shared by every checkout (no closure per acquire). */
+  readonly #releasePermit = (): void => this.#gate.release();
+  readonly #logger: PgLogger;
+  readonly #host: string;
+  readonly #endpoint: PgEndpoint;
+  readonly #holders: HolderRegistry;
+  readonly #failures: FailureAccounting;
+  readonly #waits = new LatencyReservoir(1024);
+  #guardOptions: GuardOptions | undefined;
+  #closed = false;
+
+  constructor(options: ConnectionLeasesOptions) {
+    const o = options.o;
+    this.#o = o;
+    this.#logger = options.logger;
+    this.#host = options.host;
+    this.#endpoint = options.endpoint;
+    this.#holders = options.holders;
+    this.#failures = options.failures;
+    this.pool = new pg.Pool({
+      connectionString: o.connectionString,
+      ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
+      max: o.max,
+      // The TCP/TLS/auth handshake of a new connection is bounded by pg's Client itself
+      // (connectTimeoutMs, below). pg-pool is given no connectionTimeoutMillis: it would arm a
+      // timer on every checkout for its wait queue, which the gate keeps empty.
+      Client: clientWithConnectTimeout(o.connectTimeoutMs),
+      idleTimeoutMillis: o.idleTimeoutMs,
+      maxLifetimeSeconds: Math.ceil(o.maxLifetimeMs / 1000),
+      // Finds dead idle peers (a restarted server behind a NAT) before a query is sent on them.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      // Session defaults for direct connections and for `outsideTransaction` statements. The
+      // per-transaction set_config values are what counts (PgBouncer ignores these).
+      application_name: o.applicationName,
+      statement_timeout: o.statementTimeoutMs,
+      // Kept under the statement limit, as per-statement limits are (TransactionLimits.lockMs), so
+      // a statement stuck behind a lock reports the lock.
+      lock_timeout: options.lockTimeoutMs,
+      idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs,
+    });
+    // Without this listener an idle connection dropped by the server crashes the process.
+    this.pool.on('error', (err) => {
+      // After close(), pg-pool has already let go of its connections while their Terminate is
+      // still on the wire; a server shutting down right behind it is no news.
+      const level = this.#closed ? 'debug' : 'warn';
+      this.#logger[level](
+        { pool: o.name, host: this.#host, err: errorSummary(err) },
+        'idle postgres connection failed',
+      );
+    });
+    // pg-pool listens for errors only while a client is idle; a checked-out client whose socket
+    // dies would otherwise emit 'error' with no listener. The query in flight fails on its own.
+    this.pool.on('connect', (client) => {
+      client.on('error', (err) =>
+        this.#logger.debug({ pool: o.name, err: errorSummary(err) }, 'postgres connection error'),
+      );
+    });
+    this.#gate = new BoundedGate(o.max, o.maxWaiting);
+  }
+
+  /** Connections checked out now. */
+  get held(): number {
+    return this.#gate.held;
+  }
+
+  /** Callers waiting for a permit now. */
+  get waiting(): number {
+    return this.#gate.waiting;
+  }
+
+  /** The acquire waits seen so far (a bounded reservoir). */
+  get waits(): LatencyReservoir {
+    return this.#waits;
+  }
+
+  /** Refuses new acquires (waiters get DEPENDENCY_UNAVAILABLE); the pool itself is ended by the caller. */
+  close(): void {
+    this.#closed = true;
+    this.#gate.close();
+  }
+
+  /** min(limit, remaining - reserve). */
+  #budget(scope: Scope, limitMs: number): number {
+    return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs);
+  }
+
+  /**
+   * Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). The
+   * common case (a free permit and an idle connection that needs no liveness check) costs one
+   * promise and no timer: pg-pool hands an idle connection over on its next tick.
+   */
+  acquire(scope: Scope): Promise<Lease> {
+    const started = performance.now();
+    const permit = this.#gate.tryAcquire() ? this.#releasePermit : undefined;
+    if (permit === undefined || this.pool.idleCount === 0 || this.pool.waitingCount > 0) {
+      return this.#acquireWaiting(scope, started, permit);
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      this.pool.connect((err, client) => {
+        if (err !== undefined && err !== null) {
+          permit();
+          reject(err);
+        } else if (client === undefined) {
+          permit();
+          reject(new Error('pg-pool gave no client'));
+        } else if (this.#needsPing(client, false)) {
+          // Sat idle too long to trust without a check: the full path pings it (or another).
+          client.release();
+          this.#acquireWaiting(scope, started, permit).then(resolve, reject);
+        } else {
+          resolve(this.#lease(client, scope, started, permit));
+        }
+      });
+    });
+  }
+  /** The acquire that may wait: for a permit (bounded FIFO), a new connection, a liveness check. */
+  async #acquireWaiting(scope: Scope, started: number, permit: (() => void) | undefined): Promise<Lease> {
+    const releasePermit = this.#releasePermit;
+    try {
+      if (permit === undefined)
+        await this.#gate.acquire(Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs)), scope.abort);
+    } catch (err) {
+      const waited = performance.now() - started;
+      this.#publishAcquire(waited, false);
+      if (err instanceof GateRefusedError) throw this.#acquireTimeout(scope, err, waited);
+      throw err;
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await this.#checkout(scope, started, releasePermit);
+    } catch (err) {
+      this.#publishAcquire(performance.now() - started, false);
+      throw err;
+    }
+    return this.#lease(client, scope, started, releasePermit);
+  }
+
+  /** The checked-out connection's guard, filled in as this checkout's lease and holder record. */
+  #lease(client: pg.PoolClient, scope: Scope, started: number, releasePermit: () => void): GuardedConnection {
+    const now = performance.now();
+    const waitMs = now - started;
+    this.#waits.add(waitMs);
+    this.#publishAcquire(waitMs, true);
+    const conn = this.#guard(client);
+    conn.waitMs = waitMs;
+    conn.releasePermit = releasePermit;
+    conn.requestId = scope.ctx?.requestId;
+    conn.route = scope.ctx?.name;
+    conn.step = scope.ctx?.stepInFlight;
+    conn.ctx = scope.ctx;
+    conn.since = now;
+    conn.stack = this.#o.captureAcquireStacks ? new Error('acquired here').stack : undefined;
+    this.#holders.add(conn);
+    return conn;
+  }
+
+  /** Gives a lease's connection back (or destroys it) and then its permit; once per checkout. */
+  #release(conn: GuardedConnection): Promise<void> | undefined {
+    const releasePermit = conn.releasePermit;
+    if (releasePermit === undefined) return undefined;
+    conn.releasePermit = undefined;
+    this.#holders.remove(conn);
+    // The request goes with its checkout: a pooled connection must not keep it alive.
+    conn.ctx = undefined;
+    const done = (): void => {
+      conn.lastReleasedAt = performance.now();
+      releasePermit();
+    };
+    let destroying: Promise<void> | undefined;
+    try {
+      if (!conn.usable || conn.inTransaction) this.#failures.counters.discarded++;
+      destroying = conn.release();
+    } finally {
+      if (destroying === undefined) done();
+    }
+    return destroying?.finally(done);
+  }
+
+  #publishAcquire(waitMs: number, ok: boolean): void {
+    if (channels.poolAcquire.hasSubscribers) channels.poolAcquire.publish({ pool: this.#o.name, waitMs, ok });
+  }
+
+  /** True when an idle connection sat unused longer than `pingIdleAfterMs` (a fresh one never). */
+  #needsPing(client: pg.PoolClient, fresh: boolean): boolean {
+    if (fresh) return false;
+    const lastUsed = this.#guard(client).lastReleasedAt;
+    return lastUsed > 0 && performance.now() - lastUsed >= this.#o.pingIdleAfterMs;
+  }
+
+  /**
+   * Gets a live client from pg's pool while holding a permit. A new connection that fails to open
+   * is tried once more (opening is side-effect free) if the budget allows; an idle connection
+   * older than `pingIdleAfterMs` is checked first, and a dead one replaced. When the budget runs
+   * out while pg is still connecting, the permit stays taken until that attempt settles, so the
+   * pool never opens more than `max` connections.
+   */
+  async #checkout(scope: Scope, started: number, releasePermit: () => void): Promise<pg.PoolClient> {
+    let connectFailures = 0;
+    for (let attempt = 0; attempt <= this.#o.max + 1; attempt++) {
+      const fresh = this.pool.idleCount === 0;
+      const phase: PgPhase = fresh ? 'connect' : 'acquire';
+      const limit = this.#budget(scope, fresh ? this.#o.connectTimeoutMs : this.#o.acquireTimeoutMs);
+      if (limit < 1) {
+        releasePermit();
+        if (scope.abort?.aborted) throw scope.abort.abortReason;
+        throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
+      }
+      let client: pg.PoolClient;
+      try {
+        client = await connectWithin(this.pool, limit, scope.abort, releasePermit);
+      } catch (err) {
+        if (err === BUDGET_SPENT) throw this.#phaseTimeout(scope, phase, performance.now() - started, undefined);
+        if (isOwnAbort(scope, err)) throw err;
+        connectFailures++;
+        const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
+        if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
+          this.#logger.warn(
+            {
+              pool: this.#o.name,
+              host: this.#host,
+              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : 'refused'),
+              err: errorSummary(err),
+            },
+            'opening a postgres connection failed; retrying once',
+          );
+          continue;
+        }
+        releasePermit();
+        if (timedOut) throw this.#phaseTimeout(scope, 'connect', performance.now() - started, err);
+        if (isConnectionError(err)) {
+          this.#failures.counters.unavailable++;
+          this.#logger.error(
+            {
+              pool: this.#o.name,
+              host: this.#host,
+              ...unreachableFields(this.#endpoint, 'refused'),
+              phase: 'connect',
+              err: errorSummary(err),
+            },
+            LOG_MESSAGES.connectionRefused,
+          );
+          throw pgUnavailable('connect', err);
+        }
+        throw err;
+      }
+      if (!this.#needsPing(client, fresh)) return client;
+      if (await this.#ping(client, scope)) return client;
+    }
+    releasePermit();
+    throw pgUnavailable('acquire', new Error('no live connection after checking every idle one'));
+  }
+
+  /** `SELECT 1` on a connection that sat idle; a failure destroys it (no cancel: it is dead). */
+  async #ping(client: pg.PoolClient, scope: Scope): Promise<boolean> {
+    const conn = this.#guard(client);
+    try {
+      const limit = Math.max(1, Math.floor(this.#budget(scope, this.#o.pingTimeoutMs)));
+      await conn.run('SELECT 1', undefined, limit, scope.abort);
+      return true;
+    } catch (err) {
+      if (isOwnAbort(scope, err)) {
+        destroyClient(client, err as Error);
+        throw err;
+      }
+      this.#failures.counters.discarded++;
+      this.#logger.warn(
+        { pool: this.#o.name, host: this.#host, err: errorSummary(err) },
+        'idle postgres connection failed its liveness check; destroyed',
+      );
+      destroyClient(client, err instanceof Error ? err : new Error('liveness check failed'));
+      return false;
+    }
+  }
+
+  /** The connection's guard: one per pooled connection, made on its first checkout and reused. */
+  #guard(client: pg.PoolClient): GuardedConnection {
+    const tagged = client as pg.PoolClient & { [kGuard]?: GuardedConnection };
+    let conn = tagged[kGuard];
+    if (conn === undefined) {
+      this.#guardOptions ??= {
+        unresponsiveGraceMs: this.#o.unresponsiveGraceMs,
+        cancelTimeoutMs: this.#o.cancelTimeoutMs,
+        ssl: this.#o.ssl,
+        onCancel: (delivered) => {
+          this.#failures.counters.cancelsSent++;
+          if (delivered) this.#failures.counters.cancelsConfirmed++;
+        },
+        // A bound fires up to a fifth of the grace late; the grace is what it is measured against.
+        sweep: new StatementSweep(Math.max(5, Math.min(50, this.#o.unresponsiveGraceMs / 5))),
+      };
+      conn = new GuardedConnection(client, this.#guardOptions);
+      tagged[kGuard] = conn;
+    }
+    return conn;
+  }
+
+  /**
+   * Ends a lease after the caller has its answer: a failed transaction is rolled back (bounded),
+   * and a connection whose state is unknown is destroyed. Never throws.
+   */
+  finish(lease: Lease, failed: boolean): void {
+    const conn = lease;
+    if (failed && conn.usable && conn.inTransaction) {
+      void this.#rollbackAndRelease(lease);
+      return;
+    }
+    try {
+      this.#release(lease)?.catch((err: unknown) => this.#releaseFailed(err));
+    } catch (err) {
+      this.#releaseFailed(err);
+    }
+  }
+
+  async #rollbackAndRelease(lease: Lease): Promise<void> {
+    try {
+      try {
+        await lease.run('ROLLBACK', undefined, ROLLBACK_TIMEOUT_MS, undefined);
+      } catch (err) {
+        lease.markBroken(err instanceof Error ? err : new Error('ROLLBACK failed'));
+      }
+      await this.#release(lease);
+    } catch (err) {
+      this.#releaseFailed(err);
+    }
+  }
+
+  #releaseFailed(err: unknown): void {
+    this.#logger.error({ pool: this.#o.name, err: errorSummary(err) }, 'releasing a postgres connection failed');
+  }
+
+  /** Turns an acquire refusal into DEPENDENCY_TIMEOUT phase 'acquire' and logs the holders. */
+  #acquireTimeout(scope: Scope, refusal: GateRefusedError, waited: number): HangproofError {
+    const cause = new Error(
+      `${POOL_WAIT_TIMEOUT_MESSAGE}: ${refusal.reason === 'queue-full' ? 'the wait queue is full' : `no connection of pool '${this.#o.name}' (${this.#host}) became free within ${Math.round(waited)} ms`}`,
+    );
+    const err =
+      refusal.reason === 'closed'
+        ? pgUnavailable('acquire', new Error('the database has been closed'))
+        : pgTimeout('acquire', `no postgres connection became free within ${Math.round(waited)} ms`, waited, cause);
+    this.#failures.counters.timeouts.acquire++;
+    this.#logger.error(
+      {
+        pool: this.#o.name,
+        host: this.#host,
+        phase: 'acquire',
+        reason: refusal.reason,
+        waitedMs: Math.round(waited),
+        requestId: scope.ctx?.requestId,
+        route: scope.ctx?.name,
+        inUse: this.#gate.held,
+        waiting: this.#gate.waiting,
+        holders: this.#holders.list(),
+      },
+      LOG_MESSAGES.acquireTimeout,
+    );
+    return err;
+  }
+
+  #phaseTimeout(scope: Scope, phase: PgPhase, waited: number, cause: unknown): HangproofError {
+    const message =
+      phase === 'connect'
+        ? `could not open a postgres connection within ${Math.round(waited)} ms`
+        : `no postgres connection became free within ${Math.round(waited)} ms`;
+    const err = pgTimeout(
+      phase,
+      message,
+      waited,
+      cause ??
+        new Error(
+          `${POOL_CONNECT_TIMEOUT_MESSAGE}: ${this.#host} did not complete the handshake in ${Math.round(waited)} ms`,
+        ),
+    );
+    this.#failures.counters.timeouts[phase]++;
+    this.#logger.error(
+      {
+        pool: this.#o.name,
+        host: this.#host,
+        ...unreachableFields(this.#endpoint, phase === 'connect' ? 'connect_timeout' : undefined),
+        phase,
+        waitedMs: Math.round(waited),
+        requestId: scope.ctx?.requestId,
+        route: scope.ctx?.name,
+        holders: phase === 'acquire' ? this.#holders.list() : undefined,
+        err: cause === undefined ? undefined : errorSummary(cause),
+      },
+      phase === 'connect' ? LOG_MESSAGES.connectTimeout : LOG_MESSAGES.acquireTimeout,
+    );
+    return err;
+  }
+}
+
+/** pg's Client with `connectionTimeoutMillis` of its own, for pg-pool to create connections with. */
+function clientWithConnectTimeout(connectTimeoutMs: number): typeof pg.Client {
+  return class TimedClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super({
+        ...(typeof config === 'string' ? { connectionString: config } : config),
+        connectionTimeoutMillis: connectTimeoutMs,
+      });
+    }
+  };
+}
