@@ -37,6 +37,8 @@ interface PinoInternals {
   readonly end: string;
   readonly messageKey: string;
   readonly stream: { write(line: string): unknown };
+  /** Fields the logger has a serializer for (Fastify's logger: req, res, err); see `serializesAny`. */
+  readonly serialized: ReadonlySet<string>;
 }
 
 const sym = pino.symbols;
@@ -47,9 +49,10 @@ type Internal = Record<symbol, unknown>;
 /**
  * The internals of `logger` when its lines can be written directly, byte for byte as pino would
  * write them, or undefined when pino must build them: a log formatter, mixin, message prefix,
- * nested key, redaction, a serializer of a plain field, a logMethod or streamWrite hook, or a
- * multistream that wants metadata. Each of those changes what a line contains, and a direct line
- * must never differ from what the application configured.
+ * nested key, redaction, a logMethod or streamWrite hook, or a multistream that wants metadata.
+ * Each of those changes what a line contains, and a direct line must never differ from what the
+ * application configured. Serializers (a Fastify logger has req, res and err) touch only the
+ * fields they name: a line with such a field goes through pino (see `serializesAny`).
  */
 function directLineFor(logger: Logger): PinoInternals | undefined {
   const l = logger as unknown as Internal;
@@ -70,7 +73,6 @@ function directLineFor(logger: Logger): PinoInternals | undefined {
     stringifiers !== undefined &&
     Object.keys(stringifiers).length === 0 &&
     stringifiers[sym.wildcardFirstSym] === undefined &&
-    Object.keys(serializers ?? {}).every((k) => k === 'err') &&
     typeof stream?.write === 'function' &&
     stream[sym.needsMetadataGsym] !== true &&
     lsCache !== undefined &&
@@ -86,7 +88,15 @@ function directLineFor(logger: Logger): PinoInternals | undefined {
     end: l[sym.endSym] as string,
     messageKey: l[sym.messageKeySym] as string,
     stream: stream as unknown as { write(line: string): unknown },
+    serialized: new Set(Object.keys(serializers ?? {})),
   };
+}
+
+/** True when one of `fields` has a serializer of the logger: pino must write that line. */
+function serializesAny(p: PinoInternals, fields: Readonly<Record<string, unknown>>): boolean {
+  if (p.serialized.size === 0) return false;
+  for (const key in fields) if (p.serialized.has(key)) return true;
+  return false;
 }
 
 /**
@@ -120,7 +130,9 @@ export class RequestLog {
     if (quiet && level === 'info') level = 'debug';
     if (!this.#logger.isLevelEnabled(level)) return;
     if (level === 'info' || level === 'debug') {
-      if (ctx.errorCode === undefined && this.#direct !== undefined) this.#writeDirect(ctx, level, this.#direct);
+      const direct = this.#direct;
+      if (ctx.errorCode === undefined && direct !== undefined && !(ctx.hasFields && serializesAny(direct, ctx.fields)))
+        this.#writeDirect(ctx, level, direct);
       else this.#logger[level](this.#scalars(ctx), messageFor(ctx.errorCode));
       return;
     }

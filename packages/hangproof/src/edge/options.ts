@@ -20,7 +20,10 @@ export interface HangproofOptions {
   readonly slowWarnMs?: number;
   /** A request slower than this logs at error, in ms. @default 3000 */
   readonly slowErrorMs?: number;
-  /** Logger for the one line per request and the plugin's own events. @default pino to stdout */
+  /**
+   * Logger for the one line per request and the plugin's own events. @default the Fastify app's
+   * logger (`app.log`) when it has one, else pino to stdout (the node:http adapters: pino to stdout)
+   */
   readonly logger?: Logger | undefined;
   /** Path of the liveness route (process only, no I/O). `false` to not register it. @default '/healthz' */
   readonly healthPath?: string | false;

@@ -12,6 +12,7 @@ import {
 } from '../core/index.js';
 import { errorBody, HangproofError } from '../errors.js';
 import { createAdminTokenCheck } from './admin-token.js';
+import { pinoLoggerOf } from './framework-logger.js';
 import { frontDoorOf, writeRefusal } from './front-door.js';
 import {
   type HangproofOptions,
@@ -83,7 +84,8 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     deadlineMs: opts.deadlineMs,
     slowWarnMs: opts.slowWarnMs,
     slowErrorMs: opts.slowErrorMs,
-    logger: opts.logger ?? pino(),
+    // One logger convention: the application's own (Fastify's app.log), else pino on stdout.
+    logger: opts.logger ?? pinoLoggerOf(app.log) ?? pino(),
     quietProbes: opts.quietProbes,
   });
   const isAdminToken = createAdminTokenCheck(opts.adminToken);

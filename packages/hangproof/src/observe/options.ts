@@ -58,7 +58,10 @@ export interface ObserveOptions {
    * without its fields. Keep it well below the request deadline. @default 500
    */
   readonly extraStatusTimeoutMs?: number;
-  /** Logger for loop stalls and shedding. @default pino to stdout */
+  /**
+   * Logger for loop stalls and shedding. @default the hangproof plugin's logger (Fastify); pino
+   * to stdout for `overloadGuard` (pass the edge's logger there)
+   */
   readonly logger?: Logger | undefined;
   /** Path of the Prometheus endpoint; `false` to not register it. @default '/metrics' */
   readonly metricsPath?: string | false;

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { channels, type RequestEndEvent } from '../core/index.js';
 import { LOG_EVENTS } from '../log-events.js';
@@ -63,7 +62,8 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       `extraStatusTimeoutMs must be below the hangproof deadlineMs (${edge.options.deadlineMs}), received ${opts.extraStatusTimeoutMs}`,
     );
   }
-  const logger = opts.logger ?? pino();
+  // The edge's logger (itself the application's by default): one stream for every line.
+  const logger = opts.logger ?? edge.lifecycle.log.logger;
   const measurements = new Measurements(opts);
   measurements.subscribe();
   const monitor = new EventLoopMonitor(opts);
