@@ -3,6 +3,14 @@
  * repeated in docs/reference/deps.md; options are validated when the dependency is declared, so a
  * bad value fails at startup with a RangeError/TypeError naming it, never on the first request.
  */
+import {
+  nonNegative,
+  nonNegativeInt,
+  numberWhere,
+  optionalFunction,
+  positiveInt,
+  positiveMs,
+} from '../core/option-checks.js';
 
 /** Retries of one call. Only idempotent calls are retried, and only on retryable failures. */
 export interface RetryOptions {
@@ -190,30 +198,6 @@ export function validateName(name: unknown): string {
   return name;
 }
 
-function positiveMs(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0))
-    throw new RangeError(`${name} must be a positive number of ms, received ${value}`);
-  return value;
-}
-
-function nonNegative(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`${name} must be >= 0, received ${value}`);
-  return value;
-}
-
-function positiveInt(name: string, value: number): number {
-  if (!(Number.isSafeInteger(value) && value >= 1))
-    throw new RangeError(`${name} must be an integer >= 1, received ${value}`);
-  return value;
-}
-
-function fn<T>(name: string, value: T | undefined): T | undefined {
-  if (value !== undefined && typeof value !== 'function') {
-    throw new TypeError(`${name} must be a function, received ${typeof value}`);
-  }
-  return value;
-}
-
 /** Drops keys whose value is `undefined`, so they do not override a default when spread. */
 export function defined<T extends object>(o: T | undefined): Partial<T> {
   if (o === undefined) return {};
@@ -242,18 +226,12 @@ export function resolveDependencyOptions(name: string, input: DependencyOptions 
     throw new RangeError(`${p('retry.maxAttempts')} must be <= 10, received ${retry.maxAttempts}`);
   nonNegative(p('retry.initialDelayMs'), retry.initialDelayMs);
   nonNegative(p('retry.maxDelayMs'), retry.maxDelayMs);
-  if (!(retry.budgetRatio >= 0 && retry.budgetRatio <= 1)) {
-    throw new RangeError(`${p('retry.budgetRatio')} must be in [0, 1], received ${retry.budgetRatio}`);
-  }
-  if (!(Number.isSafeInteger(retry.budgetMinRetries) && retry.budgetMinRetries >= 0)) {
-    throw new RangeError(`${p('retry.budgetMinRetries')} must be an integer >= 0, received ${retry.budgetMinRetries}`);
-  }
+  numberWhere(p('retry.budgetRatio'), retry.budgetRatio, (v) => v >= 0 && v <= 1, 'in [0, 1]');
+  nonNegativeInt(p('retry.budgetMinRetries'), retry.budgetMinRetries);
   positiveMs(p('retry.budgetWindowMs'), retry.budgetWindowMs);
 
   const b = { ...BREAKER_DEFAULTS, ...defined(input.breaker) };
-  if (!(b.failureRatio > 0 && b.failureRatio < 1)) {
-    throw new RangeError(`${p('breaker.failureRatio')} must be in (0, 1), received ${b.failureRatio}`);
-  }
+  numberWhere(p('breaker.failureRatio'), b.failureRatio, (v) => v > 0 && v < 1, 'in (0, 1)');
   positiveMs(p('breaker.windowMs'), b.windowMs);
   positiveInt(p('breaker.minimumCalls'), b.minimumCalls);
   positiveMs(p('breaker.halfOpenAfterMs'), b.halfOpenAfterMs);
@@ -263,9 +241,7 @@ export function resolveDependencyOptions(name: string, input: DependencyOptions 
 
   const bulkhead = { ...BULKHEAD_DEFAULTS, ...defined(input.bulkhead) };
   positiveInt(p('bulkhead.maxConcurrent'), bulkhead.maxConcurrent);
-  if (!(Number.isSafeInteger(bulkhead.maxQueue) && bulkhead.maxQueue >= 0)) {
-    throw new RangeError(`${p('bulkhead.maxQueue')} must be an integer >= 0, received ${bulkhead.maxQueue}`);
-  }
+  nonNegativeInt(p('bulkhead.maxQueue'), bulkhead.maxQueue);
   nonNegative(p('bulkhead.queueWaitMs'), bulkhead.queueWaitMs);
 
   let health: ResolvedHealth | undefined;
@@ -283,7 +259,7 @@ export function resolveDependencyOptions(name: string, input: DependencyOptions 
     }
     health = {
       path: h.path,
-      probe: fn(p('health.probe'), h.probe),
+      probe: optionalFunction(p('health.probe'), h.probe),
       intervalMs: h.intervalMs,
       timeoutMs: h.timeoutMs,
       critical: h.critical === true,
@@ -299,8 +275,8 @@ export function resolveDependencyOptions(name: string, input: DependencyOptions 
     breaker,
     bulkhead,
     health,
-    isFailure: fn(p('isFailure'), input.isFailure),
-    isRetryable: fn(p('isRetryable'), input.isRetryable),
+    isFailure: optionalFunction(p('isFailure'), input.isFailure),
+    isRetryable: optionalFunction(p('isRetryable'), input.isRetryable),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { numberWhere, positiveMs } from '../core/option-checks.js';
 
 /** Options of the `hangproof` Fastify plugin. Defaults live in EDGE_DEFAULTS. */
 export interface HangproofOptions {
@@ -58,18 +59,13 @@ export interface RouteHangproofConfig {
   readonly deadlineMs?: number;
 }
 
-function positive(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0))
-    throw new RangeError(`${name} must be a positive number of ms, received ${value}`);
-  return value;
-}
-
 export function resolveHangproofOptions(input: HangproofOptions = {}): ResolvedHangproofOptions {
   const o = { ...EDGE_DEFAULTS, ...stripUndefined(input) };
-  positive('deadlineMs', o.deadlineMs);
-  positive('slowWarnMs', o.slowWarnMs);
-  positive('slowErrorMs', o.slowErrorMs);
-  if (o.readinessCacheMs < 0) throw new RangeError(`readinessCacheMs must be >= 0, received ${o.readinessCacheMs}`);
+  positiveMs('deadlineMs', o.deadlineMs);
+  positiveMs('slowWarnMs', o.slowWarnMs);
+  positiveMs('slowErrorMs', o.slowErrorMs);
+  // Infinity is allowed: a readiness answer cached for good.
+  numberWhere('readinessCacheMs', o.readinessCacheMs, (v) => v >= 0, '>= 0');
   if (input.adminToken !== undefined && input.adminToken.length < 16) {
     throw new RangeError(`adminToken must be at least 16 characters, received ${input.adminToken.length}`);
   }

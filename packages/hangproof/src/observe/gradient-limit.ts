@@ -1,4 +1,4 @@
-import { check, positiveInt } from './option-checks.js';
+import { numberWhere, positiveInt } from '../core/option-checks.js';
 
 /** Settings of the adaptive concurrency limit. Defaults live in GRADIENT_LIMIT_DEFAULTS. */
 export interface GradientLimitOptions {
@@ -161,14 +161,14 @@ export function resolveGradientLimitOptions(input: GradientLimitOptions, maxLimi
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
   const o: Resolved = { ...GRADIENT_LIMIT_DEFAULTS, ...defined };
   for (const key of ['initialLimit', 'minLimit', 'minWindowSamples', 'longWindows'] as const) {
-    check(`adaptiveLimit.${key}`, o[key], positiveInt, 'a positive integer');
+    positiveInt(`adaptiveLimit.${key}`, o[key]);
   }
   if (o.minLimit > maxLimit) {
     throw new RangeError(`adaptiveLimit.minLimit must not exceed maxInFlight (${maxLimit}), received ${o.minLimit}`);
   }
-  check('adaptiveLimit.tolerance', o.tolerance, (v) => v >= 1, '>= 1');
-  check('adaptiveLimit.smoothing', o.smoothing, (v) => v > 0 && v <= 1, 'in (0, 1]');
-  check('adaptiveLimit.windowMs', o.windowMs, (v) => v > 0, 'a positive number');
-  check('adaptiveLimit.probeIntervalMs', o.probeIntervalMs, (v) => v >= 0, '>= 0');
+  numberWhere('adaptiveLimit.tolerance', o.tolerance, (v) => v >= 1, '>= 1');
+  numberWhere('adaptiveLimit.smoothing', o.smoothing, (v) => v > 0 && v <= 1, 'in (0, 1]');
+  numberWhere('adaptiveLimit.windowMs', o.windowMs, (v) => v > 0, 'a positive number');
+  numberWhere('adaptiveLimit.probeIntervalMs', o.probeIntervalMs, (v) => v >= 0, '>= 0');
   return o;
 }

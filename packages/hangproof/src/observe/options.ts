@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { nonNegativeInt, numberWhere, oneOf, optionalFunction, positiveInt } from '../core/option-checks.js';
 import { type GradientLimitOptions, resolveGradientLimitOptions } from './gradient-limit.js';
-import { check, nonNegativeInt, positiveInt } from './option-checks.js';
 
 /** Anything with a `stats()` snapshot, such as a hangproof Postgres pool. Numeric fields become gauges. */
 export interface PoolStatsSource {
@@ -195,7 +195,7 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
       : {};
   const o = { ...OBSERVE_DEFAULTS, ...adaptiveWait, ...defined };
   for (const key of ['maxRoutes', 'maxQueryFingerprints', 'maxDependencies', 'recentLimit'] as const) {
-    check(key, o[key], positiveInt, 'a positive integer');
+    positiveInt(key, o[key]);
   }
   for (const key of [
     'maxInFlight',
@@ -205,13 +205,13 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
     'maxHeapUsedBytes',
     'stallThresholdMs',
   ] as const) {
-    check(key, o[key], nonNegativeInt, 'an integer >= 0');
+    nonNegativeInt(key, o[key]);
   }
-  check('slowRequestMs', o.slowRequestMs, (v) => v > 0, 'a positive number of ms');
-  check('retryAfterSec', o.retryAfterSec, positiveInt, 'a positive integer');
-  check('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
-  check('sessionMaxAgeSec', o.sessionMaxAgeSec, positiveInt, 'a positive integer');
-  check('extraStatusTimeoutMs', o.extraStatusTimeoutMs, positiveInt, 'a positive integer');
+  numberWhere('slowRequestMs', o.slowRequestMs, (v) => v > 0, 'a positive number of ms');
+  positiveInt('retryAfterSec', o.retryAfterSec);
+  numberWhere('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
+  positiveInt('sessionMaxAgeSec', o.sessionMaxAgeSec);
+  positiveInt('extraStatusTimeoutMs', o.extraStatusTimeoutMs);
   if (o.adaptiveLimit !== false) {
     if (o.adaptiveLimit !== true && (typeof o.adaptiveLimit !== 'object' || o.adaptiveLimit === null)) {
       throw new TypeError(`adaptiveLimit must be a boolean or an options object, received ${String(o.adaptiveLimit)}`);
@@ -233,24 +233,18 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
       throw new TypeError(`${key} must be a path starting with '/' or false, received ${String(p)}`);
     }
   }
-  if (o.tracing !== 'auto' && o.tracing !== false) {
-    throw new TypeError(`tracing must be 'auto' or false, received ${String(o.tracing)}`);
-  }
+  oneOf('tracing', o.tracing, ['auto', false]);
   if (input.adminToken !== undefined && (typeof input.adminToken !== 'string' || input.adminToken.length < 16)) {
     throw new RangeError(`adminToken must be at least 16 characters, received ${String(input.adminToken).length}`);
   }
-  if (input.allow !== undefined && typeof input.allow !== 'function') {
-    throw new TypeError(`allow must be a function, received ${typeof input.allow}`);
-  }
+  optionalFunction('allow', input.allow);
   for (const [name, pool] of Object.entries(input.pools ?? {})) {
     if (typeof pool?.stats !== 'function') throw new TypeError(`pools.${name} must have a stats() method`);
   }
   if (input.dependencies !== undefined && typeof input.dependencies.status !== 'function') {
     throw new TypeError('dependencies must have a status() method');
   }
-  if (input.extraStatus !== undefined && typeof input.extraStatus !== 'function') {
-    throw new TypeError(`extraStatus must be a function, received ${typeof input.extraStatus}`);
-  }
+  optionalFunction('extraStatus', input.extraStatus);
   return {
     ...o,
     adminToken: input.adminToken,

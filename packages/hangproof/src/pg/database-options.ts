@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
+import { finiteNumber, numberWhere, oneOf, optionalFunction } from '../core/option-checks.js';
 import { type LockEvidenceOptions, resolveLockEvidenceOptions } from './lock-evidence.js';
 import type { PgLogger } from './logger.js';
 import { type PlanEvidenceOptions, resolvePlanEvidenceOptions } from './plan-evidence.js';
@@ -167,25 +168,16 @@ export function resolveDatabaseOptions(input: DatabaseOptions): ResolvedDatabase
   }
   const o = { ...DATABASE_DEFAULTS, ...input } as Record<string, unknown>;
   for (const [key, [min, zeroAllowed]] of Object.entries(NUMERIC)) {
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new TypeError(`${key} must be a finite number, received ${String(v)}`);
-    }
-    if (!(v >= min || (zeroAllowed && v === 0))) {
-      throw new RangeError(`${key} must be ${zeroAllowed ? '0 or ' : ''}at least ${min}, received ${v}`);
-    }
+    const v = finiteNumber(key, o[key]);
+    numberWhere(key, v, (n) => n >= min || (zeroAllowed && n === 0), `${zeroAllowed ? '0 or ' : ''}at least ${min}`);
   }
   if (typeof o.applicationName !== 'string' || o.applicationName.length > 40) {
     throw new RangeError(
       `applicationName must be a string of at most 40 characters, received ${String(o.applicationName)}`,
     );
   }
-  if (o.statementLimits !== 'when-shorter' && o.statementLimits !== 'always') {
-    throw new RangeError(`statementLimits must be 'when-shorter' or 'always', received ${String(o.statementLimits)}`);
-  }
-  if (o.redactParams !== undefined && typeof o.redactParams !== 'function') {
-    throw new TypeError(`redactParams must be a function, received ${typeof o.redactParams}`);
-  }
+  oneOf('statementLimits', o.statementLimits, ['when-shorter', 'always']);
+  optionalFunction('redactParams', o.redactParams);
   return {
     ...(o as typeof DATABASE_DEFAULTS),
     connectionString: input.connectionString,
