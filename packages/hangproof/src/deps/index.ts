@@ -1,7 +1,6 @@
 /** hangproof/deps: calls to other services under the request's deadline, with breakers, retries and bulkheads. */
 
 export type { LatencySummary } from '../core/index.js';
-export { Bulkhead, BulkheadRejectedError, type BulkheadRejection, type Release } from './bulkhead.js';
 export {
   type BreakerPermit,
   type BreakerState,
@@ -32,7 +31,7 @@ export {
   REQUEST_ID_HEADER,
   TIMEOUT_HEADER,
 } from './http-dependency.js';
-export { type DepsLogger, silentLogger } from './logger.js';
+export type { DepsLogger } from './logger.js';
 export {
   BREAKER_DEFAULTS,
   type BreakerOptions,
@@ -48,7 +47,6 @@ export {
   type RetryOptions,
 } from './options.js';
 export { PgSnapshotStore, type PgSnapshotStoreOptions, type Queryable } from './pg-snapshot-store.js';
-export { RetryBudget } from './retry-budget.js';
 export {
   SNAPSHOT_CACHE_DEFAULTS,
   SNAPSHOT_READ_DEFAULTS,

@@ -1,10 +1,8 @@
 /** hangproof/observe: latency windows, Prometheus metrics, loop stalls, overload protection, status page. */
-export { AdminAccess, SESSION_COOKIE } from './admin-access.js';
-export { BoundedRing } from './bounded-ring.js';
-export { ConcurrencyLimiter, type ConcurrencyLimiterOptions } from './concurrency-limiter.js';
-export { EventLoopMonitor, type LoopSample, type PressureReason } from './event-loop-monitor.js';
+export { AdminAccess } from './admin-access.js';
+export type { LoopSample, PressureReason } from './event-loop-monitor.js';
 export type { StatusWarning } from './extra-status.js';
-export { GRADIENT_LIMIT_DEFAULTS, GradientLimit, type GradientLimitOptions } from './gradient-limit.js';
+export { GRADIENT_LIMIT_DEFAULTS, type GradientLimitOptions } from './gradient-limit.js';
 export {
   type HeartbeatReport,
   type HeartbeatStatus,
@@ -12,7 +10,6 @@ export {
   heartbeats,
   MAX_HEARTBEAT_JOBS,
 } from './heartbeats.js';
-export { LatencySeries, SeriesBook } from './latency-series.js';
 export { queryId, type SlowRequest, type TimeoutRecord } from './measurements.js';
 export {
   ADAPTIVE_QUEUE_WAIT_MS,
@@ -23,14 +20,11 @@ export {
   OBSERVE_DEFAULTS,
   type ObserveOptions,
   type PoolStatsSource,
-  resolveObserveOptions,
 } from './options.js';
-export { tracingRequested } from './otel-tracing.js';
 export { type OverloadGuardOptions, overloadGuard, type ShedReason } from './overload-guard.js';
 export { type ExportedWindows, type ObserveApi, observe } from './plugin.js';
 export {
   type InFlightRequest,
-  inFlightSnapshot,
   type StallFrame,
   type StallReport,
   watchStalls,
@@ -46,10 +40,8 @@ export type {
 export {
   type EncodedWindow,
   mergeEncoded,
-  newHistogram,
   summarize,
   WINDOW_NAMES,
-  WINDOWS,
   WindowedHistogram,
   type WindowName,
   type WindowSummary,

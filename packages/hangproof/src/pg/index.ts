@@ -13,7 +13,6 @@ export {
   DATABASE_DEFAULTS,
   type DatabaseOptions,
   type ParamRedactor,
-  resolveDatabaseOptions,
 } from './database-options.js';
 export { fingerprint } from './fingerprint.js';
 export type { HolderView } from './holder-registry.js';
@@ -35,7 +34,7 @@ export {
   type LockWait,
   type LockWaitStats,
 } from './lock-evidence.js';
-export { defaultPgLogger, type PgLogger } from './logger.js';
+export type { PgLogger } from './logger.js';
 export type { PgPhase } from './pg-errors.js';
 export {
   type DominantNode,

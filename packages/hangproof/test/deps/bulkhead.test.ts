@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HangproofError } from 'hangproof';
-import { Bulkhead, createDependencies } from 'hangproof/deps';
+import { createDependencies } from 'hangproof/deps';
+// The bulkhead is an internal of a dependency (not exported); its own behaviour is tested here.
+import { Bulkhead } from '../../src/deps/bulkhead.ts';
 import { waitUntil } from '../support/latch.js';
 import { inRequest, settle } from './helpers.js';
 import { useTestServer } from './servers.js';

@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import Fastify from 'fastify';
 import { sleep } from 'hangproof';
 import { hangproof } from 'hangproof/fastify';
-import { observe, resolveObserveOptions, type StatusWarning } from 'hangproof/observe';
+import { observe, type StatusWarning } from 'hangproof/observe';
 import { pino } from 'pino';
+import { resolveObserveOptions } from '../../src/observe/options.ts';
 import { ADMIN_TOKEN, admin, memoryLogger, startService } from './helpers.js';
 
 interface StatusJson {

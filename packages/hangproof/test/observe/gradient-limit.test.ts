@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  ADAPTIVE_QUEUE_WAIT_MS,
-  ConcurrencyLimiter,
-  GradientLimit,
-  OBSERVE_DEFAULTS,
-  resolveObserveOptions,
-} from 'hangproof/observe';
+import { ADAPTIVE_QUEUE_WAIT_MS, OBSERVE_DEFAULTS } from 'hangproof/observe';
+// Internals of the overload guard (not exported), tested on their own.
+import { ConcurrencyLimiter } from '../../src/observe/concurrency-limiter.ts';
+import { GradientLimit } from '../../src/observe/gradient-limit.ts';
+import { resolveObserveOptions } from '../../src/observe/options.ts';
 
 /** Feeds `windows` windows of 10 samples, 10 ms apart, each from `latencyOf(limit)`. */
 function run(
