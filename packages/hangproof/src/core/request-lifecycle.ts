@@ -38,6 +38,11 @@ export interface AdmissionControl {
   onAdmit(ctx: RequestContext): void;
   wait(ctx: RequestContext): Promise<HangproofError | undefined>;
   release(ctx: RequestContext): void;
+  /**
+   * Offered the lifecycle's logger when installed: an admission control given no logger of its
+   * own logs where the request lines go (one logger convention).
+   */
+  adoptLogger?(logger: Logger): void;
 }
 
 /** What `RequestLifecycle.admit` decides: go on holding a slot, go on without one, wait, or refuse. */
@@ -80,6 +85,7 @@ export class RequestLifecycle {
   /** Installs the overload guard (observe does, once). */
   setAdmission(admission: AdmissionControl | undefined): void {
     this.#admission = admission;
+    admission?.adoptLogger?.(this.log.logger);
   }
 
   get admission(): AdmissionControl | undefined {

@@ -59,8 +59,8 @@ export interface ObserveOptions {
    */
   readonly extraStatusTimeoutMs?: number;
   /**
-   * Logger for loop stalls and shedding. @default the hangproof plugin's logger (Fastify); pino
-   * to stdout for `overloadGuard` (pass the edge's logger there)
+   * Logger for loop stalls and shedding. @default the hangproof plugin's logger (Fastify); for
+   * `overloadGuard`, the logger of the node:http edge it is installed in
    */
   readonly logger?: Logger | undefined;
   /** Path of the Prometheus endpoint; `false` to not register it. @default '/metrics' */

@@ -25,7 +25,8 @@ export interface OverloadGuardParts {
   /** Counts a refusal (observe's measurements). */
   readonly onShed: (reason: ShedReason) => void;
   readonly retryAfterSec: number;
-  readonly logger: Logger;
+  /** Undefined: the logger of the lifecycle it is installed in (see `adoptLogger`). */
+  readonly logger: Logger | undefined;
 }
 
 /**
@@ -40,13 +41,16 @@ export function createOverloadGuard(p: OverloadGuardParts): AdmissionControl {
   const { limiter, adaptive } = p;
   let lastShedLogAt = 0;
   let shedSinceLog = 0;
+  let logger = p.logger;
   const shedErrors = new Map<string, HangproofError>();
   const shed = (reason: ShedReason): HangproofError => {
     p.onShed(reason);
     shedSinceLog++;
     const now = Date.now();
     if (now - lastShedLogAt >= SHED_LOG_INTERVAL_MS) {
-      p.logger.warn(
+      // Installed nowhere that offered a logger: pino on stdout, made only when there is news.
+      logger ??= pino();
+      logger.warn(
         {
           event: LOG_EVENTS.loadShedding,
           reason,
@@ -84,6 +88,9 @@ export function createOverloadGuard(p: OverloadGuardParts): AdmissionControl {
       if (pressure !== undefined) return shed(pressure);
       if (limiter === undefined || limiter.hasRoom() || limiter.canWait()) return undefined;
       return shed('concurrency');
+    },
+    adoptLogger: (l) => {
+      logger ??= l;
     },
     admit: (url) => {
       // Matched on the raw URL: admission runs before routing work. A query string does not count.
@@ -149,6 +156,6 @@ export function overloadGuard(options: OverloadGuardOptions): AdmissionControl {
     exempt: (path) => exempt.has(path),
     onShed: () => {},
     retryAfterSec: o.retryAfterSec,
-    logger: options.logger ?? pino(),
+    logger: options.logger,
   });
 }

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import Fastify from 'fastify';
-import { currentContext } from 'hangproof';
+import { currentContext, LOG_EVENTS } from 'hangproof';
 import { hangproof } from 'hangproof/fastify';
+import { withHangproof } from 'hangproof/http';
+import { overloadGuard } from 'hangproof/observe';
 import { pino } from 'pino';
 
 /** A pino destination that keeps each written line, raw. */
@@ -70,5 +73,49 @@ test("without a logger option the request line goes to Fastify's loggerInstance,
     assert.equal(viaPino, 1, 'only the line with a serialized field went through pino');
   } finally {
     await app.close();
+  }
+});
+
+test("an overloadGuard given no logger logs its shedding through the node:http edge's logger", async () => {
+  const out = capture();
+  let enter: () => void = () => {};
+  const entered = new Promise<void>((resolve) => {
+    enter = resolve;
+  });
+  let finish: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const listener = withHangproof(
+    async (_req, res) => {
+      enter();
+      await held;
+      res.end('ok');
+    },
+    {
+      deadlineMs: 5_000,
+      logger: pino({ level: 'info' }, out.stream),
+      admission: overloadGuard({ maxInFlight: 1, maxQueued: 0 }),
+    },
+  );
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address() as { port: number };
+    const first = fetch(`http://127.0.0.1:${port}/slow`, { signal: AbortSignal.timeout(5_000) });
+    await entered;
+    const refused = await fetch(`http://127.0.0.1:${port}/slow`, { signal: AbortSignal.timeout(5_000) });
+    assert.equal(refused.status, 503);
+    await refused.arrayBuffer();
+    finish();
+    await (await first).arrayBuffer();
+    const shedding = out.lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.event === LOG_EVENTS.loadShedding);
+    assert.equal(shedding.length, 1, out.lines.join('\n'));
+  } finally {
+    finish();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
