@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
@@ -118,4 +119,32 @@ test("an overloadGuard given no logger logs its shedding through the node:http e
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+});
+
+test('a Fastify without a logger (a no-op app.log) gets the request line on stdout, not nowhere', () => {
+  const script = `import Fastify from 'fastify';
+    import { hangproof } from 'hangproof/fastify';
+    const app = Fastify();
+    await app.register(hangproof, { deadlineMs: 1000 });
+    app.get('/ping', async () => 'pong');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const res = await fetch('http://127.0.0.1:' + app.server.address().port + '/ping', { signal: AbortSignal.timeout(5000) });
+    await res.text();
+    await app.close();`;
+  const r = spawnSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      timeout: 20_000,
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const line = r.stdout
+    .split('\n')
+    .filter((l) => l.includes('"request_id"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(line.length, 1, r.stdout);
+  assert.equal(line[0]?.route, '/ping');
+  assert.equal(line[0]?.status, 200);
 });
