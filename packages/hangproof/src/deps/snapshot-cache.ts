@@ -1,4 +1,5 @@
 import { budgetUntil, currentContext, raceAbort, runWithBudget } from '../core/index.js';
+import { numberWhere } from '../core/option-checks.js';
 import { type HangproofCode, type HangproofError, isHangproofError } from '../errors.js';
 import { dependencyTimeout, dependencyUnavailable } from './failure.js';
 import type { DepsLogger } from './logger.js';
@@ -314,9 +315,7 @@ function resolveReadOptions(input: SnapshotReadOptions): ResolvedReadOptions {
     ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
   };
   const check = (name: string, v: unknown, min: number): void => {
-    if (!(typeof v === 'number' && Number.isFinite(v) && v >= min)) {
-      throw new RangeError(`snapshot ${name} must be a number >= ${min}, received ${String(v)}`);
-    }
+    numberWhere(`snapshot ${name}`, v as number, (n) => Number.isFinite(n) && n >= min, `a number >= ${min}`);
   };
   check('freshMs', o.freshMs, 0);
   check('maxStaleMs', o.maxStaleMs, o.freshMs as number);
