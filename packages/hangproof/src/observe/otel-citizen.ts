@@ -32,6 +32,18 @@ const RPC_METADATA_KEY = 'OpenTelemetry SDK Context Key RPC_METADATA';
 /** Epoch ms of a performance.now() reading: the SDK's own clock, so spans line up with the instrumentation's. */
 const epochMs = (perfNow: number): number => performance.timeOrigin + perfNow;
 
+/**
+ * The cancel outcome of an aborted request: its guarded queries the abort stopped (the guard
+ * cancels each on the server). Those that already ended failed with the abort's code; a client
+ * that just left is seen before its abort reaches the queries, which are still running then.
+ */
+function cancelledQueries(ctx: RequestContext, reason: string): number {
+  let n = 0;
+  for (const s of ctx.spans) if (isGuardedQuery(s) && s.attrs?.error === reason) n++;
+  if (ctx.queryRuns !== undefined) for (const runs of ctx.queryRuns.values()) n += runs.inFlight;
+  return n;
+}
+
 export function createCitizenTracer(api: OtelApiModule): CitizenTracer {
   const tracer = api.trace.getTracer('hangproof');
   const rpcKey = api.createContextKey(RPC_METADATA_KEY);
@@ -68,13 +80,8 @@ export function createCitizenTracer(api: OtelApiModule): CitizenTracer {
       if (step !== undefined) span.setAttribute('hangproof.step_in_flight', step);
       if (ctx.lastCompletedStep !== undefined)
         span.setAttribute('hangproof.last_completed_step', ctx.lastCompletedStep);
-      const reason = ctx.abortReason?.code;
-      if (reason !== undefined) {
-        // The cancel outcome: queries the abort stopped (the guard cancels each on the server).
-        let cancelled = 0;
-        for (const s of ctx.spans) if (isGuardedQuery(s) && s.attrs?.error === reason) cancelled++;
-        span.setAttribute('hangproof.cancelled_queries', cancelled);
-      }
+      const reason = clientLeft ? errorCode : ctx.abortReason?.code;
+      if (reason !== undefined) span.setAttribute('hangproof.cancelled_queries', cancelledQueries(ctx, reason));
     },
 
     onQuery(e) {
