@@ -53,6 +53,8 @@ export function createCitizenTracer(api: OtelApiModule): CitizenTracer {
   const parentOf = (ctx: RequestContext | undefined): Context | undefined => {
     const span = ctx === undefined ? undefined : requestSpans.get(ctx);
     if (span !== undefined) return api.trace.setSpan(api.ROOT_CONTEXT, span);
+    // A request without a recording span (not sampled, or no instrumentation) records nothing.
+    if (ctx?.kind === 'request') return undefined;
     // A query outside a request (a job, start-up) joins whatever trace is active, and starts none.
     const active = api.context.active();
     return api.trace.getSpan(active) === undefined ? undefined : active;
