@@ -76,7 +76,7 @@ export function pinnedStdout(
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The CLI from the repository's source, as `npm run` scripts run it. */
-const HANGPROOF_CLI = ['--conditions=source', '--import', 'tsx', 'packages/hangproof/src/cli/main.ts'];
+const HANGPROOF_CLI = ['--conditions=source', '--import', 'tsx', 'packages/hangproof-cli/src/main.ts'];
 
 /**
  * Runs `hangproof load <args> --json` (its open-loop generator) on the load core and returns its

@@ -20,6 +20,8 @@ export interface MeasureOptions {
   readonly warmupSec: number;
   readonly fixedRate: number;
   readonly connections: number;
+  /** The Node binary the server runs on. @default the Node running the suite */
+  readonly nodePath?: string;
 }
 
 /**
@@ -27,7 +29,7 @@ export interface MeasureOptions {
  * without queueing), then a closed-loop saturation run (throughput).
  */
 export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigures> {
-  const server = await startServerProcess(o.serverFile, { BENCH_SCENARIO: o.scenario, ...o.env });
+  const server = await startServerProcess(o.serverFile, { BENCH_SCENARIO: o.scenario, ...o.env }, o.nodePath);
   try {
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
     await runLoad({ url, durationSec: o.warmupSec, connections: o.connections });

@@ -27,9 +27,13 @@ const STARTUP_TIMEOUT_MS = 30_000;
 const IPC_TIMEOUT_MS = 5_000;
 const CALL_TIMEOUT_MS = 30_000;
 
-export async function startServerProcess(file: string, env: Record<string, string>): Promise<ServerProcess> {
+export async function startServerProcess(
+  file: string,
+  env: Record<string, string>,
+  nodePath: string = process.execPath,
+): Promise<ServerProcess> {
   // Plain node on a .mjs server: the built library runs as a user's service would run it.
-  const [cmd, args] = pinned(SERVER_CORE, process.execPath, [file]);
+  const [cmd, args] = pinned(SERVER_CORE, nodePath, [file]);
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const ready = await request<{ url: string }>(child, undefined, 'ready', STARTUP_TIMEOUT_MS);
   return {

@@ -1,4 +1,8 @@
-// Benchmark server for the edge suite. BENCH_SCENARIO picks what wraps the same /hello route.
+// Benchmark server for the edge suite. BENCH_SCENARIO picks what wraps the same /hello route:
+// bare Fastify, Fastify's own request logging, the hangproof plugin (silent, with its log line, or
+// refusing every request), and each other adapter against its bare framework (express-*,
+// hono-*, http-*). Log lines go to /dev/null.
+import { createServer } from 'node:http';
 import Fastify from 'fastify';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { pino } from 'pino';
@@ -6,25 +10,74 @@ import { serveBenchProtocol } from './protocol.mjs';
 
 const scenario = process.env.BENCH_SCENARIO ?? 'bare';
 const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
+const HELLO = { hello: 'world' };
+const [framework, variant] =
+  scenario.includes('-') && !scenario.startsWith('hangproof') && scenario !== 'fastify-logging'
+    ? scenario.split('-')
+    : ['fastify', scenario];
 
-let app;
-if (scenario === 'bare') app = Fastify();
-else if (scenario === 'fastify-logging') app = Fastify({ loggerInstance: pino({ level: 'info' }, devNull()) });
-else {
-  app = Fastify(serverOptions());
-  const logger = scenario === 'hangproof-silent' ? pino({ level: 'silent' }) : pino({ level: 'info' }, devNull());
-  await app.register(hangproof, { logger, deadlineMs: 10_000 });
-  if (scenario === 'hangproof-refusing') {
-    // Every request is refused 503 OVERLOADED: observe's limit of one slot is taken here for
-    // good, and nothing may queue. What a refusal costs is then all the server does.
-    const { observe } = await import('hangproof/observe');
-    await app.register(observe, { maxInFlight: 1, maxQueued: 0, logger: pino({ level: 'info' }, devNull()) });
+/** Starts a node:http server for `listener` and returns its /hello URL. */
+async function listen(listener) {
+  const server = createServer(listener);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${server.address().port}/hello`;
+}
+
+let url;
+if (framework === 'express') {
+  const { default: express } = await import('express');
+  const app = express();
+  if (variant === 'hangproof') {
+    const { hangproofExpress } = await import('hangproof/express');
+    const hp = hangproofExpress({ logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000 });
+    app.use(hp.middleware);
   }
+  app.get('/hello', (_req, res) => res.json(HELLO));
+  url = await listen(app);
+} else if (framework === 'hono') {
+  const { Hono } = await import('hono');
+  const { getRequestListener } = await import('@hono/node-server');
+  const app = new Hono();
+  if (variant === 'hangproof') {
+    const { hangproofHono } = await import('hangproof/hono');
+    const hp = hangproofHono({ logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000 });
+    app.use('*', hp.middleware);
+  }
+  app.get('/hello', (c) => c.json(HELLO));
+  url = await listen(getRequestListener(app.fetch));
+} else if (framework === 'http') {
+  const hello = (_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(HELLO));
+  };
+  if (variant === 'hangproof') {
+    const { withHangproof } = await import('hangproof/http');
+    url = await listen(
+      withHangproof(hello, { logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000, route: () => '/hello' }),
+    );
+  } else {
+    url = await listen(hello);
+  }
+} else {
+  let app;
+  if (variant === 'bare') app = Fastify();
+  else if (variant === 'fastify-logging') app = Fastify({ loggerInstance: pino({ level: 'info' }, devNull()) });
+  else {
+    app = Fastify(serverOptions());
+    const logger = variant === 'hangproof-silent' ? pino({ level: 'silent' }) : pino({ level: 'info' }, devNull());
+    await app.register(hangproof, { logger, deadlineMs: 10_000 });
+    if (variant === 'hangproof-refusing') {
+      // Every request is refused 503 OVERLOADED: observe's limit of one slot is taken here for
+      // good, and nothing may queue. What a refusal costs is then all the server does.
+      const { observe } = await import('hangproof/observe');
+      await app.register(observe, { maxInFlight: 1, maxQueued: 0, logger: pino({ level: 'info' }, devNull()) });
+    }
+  }
+  app.get('/hello', async () => HELLO);
+  if (variant === 'hangproof-refusing') {
+    await app.ready();
+    app.hangproof.lifecycle.admit('/hello');
+  }
+  url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/hello`;
 }
-app.get('/hello', async () => ({ hello: 'world' }));
-if (scenario === 'hangproof-refusing') {
-  await app.ready();
-  app.hangproof.lifecycle.admit('/hello');
-}
-const url = await app.listen({ port: 0, host: '127.0.0.1' });
-serveBenchProtocol(`${url}/hello`);
+serveBenchProtocol(url);

@@ -57,11 +57,15 @@ try {
   const t0 = performance.now();
   let databaseUrl = config.databaseUrl;
   let postgresNote = 'DATABASE_URL';
+  // What `hangproof pg` and psql need. The embedded cluster's URL is shown whole (a local cluster
+  // with the default password); a URL the user gave keeps its password out of the terminal.
+  let databaseUrlShown = config.databaseUrl === undefined ? '' : withoutPassword(config.databaseUrl);
   if (databaseUrl === undefined) {
     say(`desk: starting embedded PostgreSQL (data in ${config.dataDir})`);
     const server = await startEmbeddedPostgres({ dataDir: config.dataDir });
     started.push({ name: 'postgres', stop: () => server.stop() });
     databaseUrl = await ensureDatabase(server.url, 'desk');
+    databaseUrlShown = databaseUrl;
     postgresNote = `embedded, 127.0.0.1:${server.port}, ${server.initialised ? 'new cluster' : 'warm start'}`;
   }
   checkInterrupted();
@@ -136,6 +140,7 @@ try {
   say(`  Market data       ${marketDataUrl}${config.marketDataUrl === undefined ? '   (simulated)' : ''}`);
   say(`  Broker            ${brokerUrl}${config.brokerUrl === undefined ? '   (simulated)' : ''}`);
   say(`  Postgres          ${postgresNote}`);
+  say(`  Database URL      ${databaseUrlShown}   (DATABASE_URL=... npx hangproof pg top)`);
   say(
     `  Admin token       ${config.adminToken}${config.adminTokenGenerated ? '   (random; set ADMIN_TOKEN to keep one)' : ''}`,
   );
@@ -149,6 +154,13 @@ try {
   if (!interrupted) process.stderr.write(`desk: could not start: ${oneLine(message)}\n`);
   await stopStarted();
   process.exit(1);
+}
+
+/** `url` with its password replaced by `***`, for printing. */
+function withoutPassword(url: string): string {
+  const u = new URL(url);
+  if (u.password !== '') u.password = '***';
+  return u.toString();
 }
 
 function oneLine(s: string): string {

@@ -5,7 +5,7 @@ import { type Logger, pino } from 'pino';
  * Runs `hangproof <args>` from the repository root as a user does, bounded by `timeoutMs` (a hang
  * comes back with code null). The library's own CLI tests use the same runner.
  */
-export { type CliRun, runCli as runHangproof } from '../../../packages/hangproof/test/cli/run-cli.js';
+export { type CliRun, runCli as runHangproof } from '../../../packages/hangproof-cli/test/run-cli.js';
 
 /**
  * A pino logger (level info) whose JSON lines are kept in memory, what `hangproof report` reads

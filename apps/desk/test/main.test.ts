@@ -39,6 +39,15 @@ test('npm start on DATABASE_URL migrates, seeds, serves, and stops in order on S
       signal: AbortSignal.timeout(5_000),
     });
     assert.equal(res.status, 200);
+    // The banner gives the URL `hangproof pg` needs, without the password of a URL the user gave.
+    const shownUrl = /Database URL\s+(\S+)/.exec(out)?.[1] ?? '';
+    const given = new URL(database.url);
+    assert.equal(new URL(shownUrl).host, given.host, out);
+    assert.equal(new URL(shownUrl).pathname, given.pathname, out);
+    if (given.password !== '') assert.equal(new URL(shownUrl).password, '***');
+    // A page load asks for a favicon: it is served, and /favicon.ico is not a 404.
+    assert.equal((await fetch(`${base}/favicon.svg`)).headers.get('content-type'), 'image/svg+xml');
+    assert.equal((await fetch(`${base}/favicon.ico`)).status, 204);
 
     child.kill('SIGINT');
     const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);

@@ -30,7 +30,7 @@ export {
   type RequestStart,
   refusalBody,
 } from './request-lifecycle.js';
-export { type LogThresholds, levelFor, REQUEST_LOG_MESSAGES, RequestLog } from './request-log.js';
+export { type LogThresholds, levelFor, RequestLog } from './request-log.js';
 export { runWithBudget } from './run-with-budget.js';
 export { formatServerTiming } from './server-timing.js';
 export { annotate, recordSpan, type SpanOptions, setUserId, step } from './step.js';

@@ -1,4 +1,5 @@
 import { type Level, type Logger, pino } from 'pino';
+import { REQUEST_LOG_MESSAGES } from '../log-events.js';
 import type { RequestContext } from './request-context.js';
 
 /** Durations above which a request's line is logged at warn and at error, in ms. */
@@ -16,18 +17,11 @@ export function levelFor(statusCode: number, durationMs: number, t: LogThreshold
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 
-/** The `msg` of a request's line: the report and the CLI match on these (see LOG_MESSAGES). */
-export const REQUEST_LOG_MESSAGES = Object.freeze({
-  completed: 'request completed',
-  failed: 'request failed',
-  timedOut: 'request timed out',
-  clientClosed: 'client closed request',
-});
-
+/** The `msg` of a request's line: the report and the CLI match on these. */
 function messageFor(errorCode: string | undefined): string {
-  if (errorCode === 'REQUEST_TIMEOUT') return REQUEST_LOG_MESSAGES.timedOut;
-  if (errorCode === 'CLIENT_CLOSED_REQUEST') return REQUEST_LOG_MESSAGES.clientClosed;
-  return errorCode === undefined ? REQUEST_LOG_MESSAGES.completed : REQUEST_LOG_MESSAGES.failed;
+  if (errorCode === 'REQUEST_TIMEOUT') return REQUEST_LOG_MESSAGES.requestTimedOut;
+  if (errorCode === 'CLIENT_CLOSED_REQUEST') return REQUEST_LOG_MESSAGES.clientClosedRequest;
+  return errorCode === undefined ? REQUEST_LOG_MESSAGES.requestCompleted : REQUEST_LOG_MESSAGES.requestFailed;
 }
 
 /** Characters that may go between JSON quotes as they are: printable ASCII without `"` and `\`. */
@@ -149,7 +143,7 @@ export class RequestLog {
       line += `,"db_count":${ctx.dbCount},"db_ms":${round(ctx.dbMs)},"acquire_ms":${round(ctx.acquireMs)}`;
     if (ctx.externalCount > 0) line += `,"external_count":${ctx.externalCount},"external_ms":${round(ctx.externalMs)}`;
     if (ctx.userId !== undefined) line += `,"user_id":${jsonString(ctx.userId)}`;
-    line += `,"${p.messageKey}":"${REQUEST_LOG_MESSAGES.completed}"${p.end}`;
+    line += `,"${p.messageKey}":"${REQUEST_LOG_MESSAGES.requestCompleted}"${p.end}`;
     p.stream.write(line);
   }
 

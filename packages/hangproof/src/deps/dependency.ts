@@ -9,6 +9,7 @@ import {
   sleep,
 } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
 import { AttemptScope } from './attempt-scope.js';
 import { Bulkhead, BulkheadRejectedError, type Release } from './bulkhead.js';
 import { type BreakerPermit, type BreakerState, CircuitBreaker } from './circuit-breaker.js';
@@ -306,8 +307,8 @@ export class Dependency {
     else if (to === 'half-open') this.#transitions.halfOpened++;
     else this.#transitions.closed++;
     const fields = { dependency: this.name, from, to };
-    if (to === 'open') this.#logger.warn(fields, 'circuit breaker opened');
-    else this.#logger.info(fields, `circuit breaker ${to}`);
+    if (to === 'open') this.#logger.warn(fields, LOG_MESSAGES.breakerOpened);
+    else this.#logger.info(fields, to === 'half-open' ? LOG_MESSAGES.breakerHalfOpen : LOG_MESSAGES.breakerClosed);
     publish(channels.breakerState, () => fields);
   }
 

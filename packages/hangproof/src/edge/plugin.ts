@@ -53,12 +53,13 @@ declare module 'fastify' {
 
 // Per-request state of the adapter, kept in reply decorations (fields of Fastify's Reply, set up
 // once by decorateReply) so a request allocates no state object and no closure for it.
-/** Set while the handler's promise is raced against the deadline: rejects the race with the abort reason. */
+/** Set while the handler's promise is raced against the deadline: ends the race at the abort. */
 const kRejectRace = Symbol('hangproof.reject-race');
-/** performance.now() when an async handler resolved; the time from there to onSend is serialization. */
+/**
+ * performance.now() when an async handler resolved: from there to the headers is serialization,
+ * and a deadline firing after it must not send a second answer.
+ */
 const kHandlerEndedAt = Symbol('hangproof.handler-ended-at');
-/** A response is on its way out (onSend ran): a deadline firing now must not send a second one. */
-const kResponding = Symbol('hangproof.responding');
 /** The request holds a slot of observe's overload guard, given back at its end. */
 const kAdmitted = Symbol('hangproof.admitted');
 /** The raw response's way back to its reply, for the shared 'close' listener. */
@@ -67,12 +68,12 @@ const kReply = Symbol('hangproof.reply');
 interface EdgeReply extends FastifyReply {
   [kRejectRace]: ((reason: unknown) => void) | null;
   [kHandlerEndedAt]: number;
-  [kResponding]: boolean;
   [kAdmitted]: boolean;
 }
 type TaggedResponse = ServerResponse & { [kReply]?: EdgeReply | undefined };
 
 const CLIENT_CLOSED = new HangproofError('CLIENT_CLOSED_REQUEST');
+const NOT_FOUND = new HangproofError('NOT_FOUND', { message: 'no route matches this method and path' });
 
 async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): Promise<void> {
   const opts = resolveHangproofOptions(input);
@@ -88,6 +89,12 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   const beginShutdown = (): void => {
     readiness.markShuttingDown();
     lifecycle.beginShutdown();
+    // While draining, each connection closes after its response: an idle keep-alive socket would
+    // otherwise hold server.close() open until keepAliveTimeout.
+    for (const ctx of lifecycle.inFlight) {
+      const reply = ctx.owner as FastifyReply;
+      if (!reply.raw.headersSent) reply.header('connection', 'close');
+    }
   };
 
   const isAdmin = (request: FastifyRequest): boolean => isAdminToken(request.headers['x-admin-token']);
@@ -107,7 +114,6 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   app.decorateRequest('hangproof', null);
   app.decorateReply(kRejectRace, null);
   app.decorateReply(kHandlerEndedAt, 0);
-  app.decorateReply(kResponding, false);
   app.decorateReply(kAdmitted, false);
 
   /** The shared 'close' listener of every response (`this` is the raw response). */
@@ -126,6 +132,21 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
       ctx.errorCode = 'CLIENT_CLOSED_REQUEST';
     }
     ctx.statusCode = statusCode;
+    // The serialization span, for the requests whose spans are read (slow ones: the detailed log
+    // line, /status); admins got theirs in Server-Timing already.
+    const handlerEndedAt = reply[kHandlerEndedAt];
+    if (
+      handlerEndedAt > 0 &&
+      ctx.elapsedMs() >= opts.slowWarnMs &&
+      !ctx.spans.some((sp) => sp.kind === 'serialization')
+    ) {
+      ctx.addSpan({
+        name: 'serialization',
+        kind: 'serialization',
+        startMs: handlerEndedAt - ctx.startedAt,
+        durationMs: performance.now() - handlerEndedAt,
+      });
+    }
     lifecycle.end(ctx, reply[kAdmitted]);
   }
 
@@ -150,6 +171,9 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     });
     request.hangproof = ctx;
     reply.header('x-request-id', ctx.requestId);
+    if (lifecycle.shuttingDown) reply.header('connection', 'close');
+    // Server-Timing only for admins: set as the headers go out, with the serialization span.
+    if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request)) addServerTiming(reply.raw, ctx, edgeReply);
     (reply.raw as TaggedResponse)[kReply] = edgeReply;
     reply.raw.on('close', onResponseClose);
     if (admission !== 'wait') {
@@ -175,29 +199,6 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   app.addHook('preClose', (done) => {
     beginShutdown();
     done();
-  });
-
-  app.addHook('onSend', (request, reply, payload, done) => {
-    const ctx = request.hangproof;
-    if (ctx !== null) {
-      const edgeReply = reply as EdgeReply;
-      edgeReply[kResponding] = true;
-      const handlerEndedAt = edgeReply[kHandlerEndedAt];
-      if (handlerEndedAt > 0) {
-        ctx.addSpan({
-          name: 'serialization',
-          kind: 'serialization',
-          startMs: handlerEndedAt - ctx.startedAt,
-          durationMs: performance.now() - handlerEndedAt,
-        });
-      }
-      if (opts.dangerouslyExposeServerTimingToAll || isAdmin(request))
-        reply.header('server-timing', formatServerTiming(ctx));
-    }
-    // While draining, close each connection after its response: an idle keep-alive socket would
-    // otherwise hold server.close() open until keepAliveTimeout.
-    if (lifecycle.shuttingDown) reply.header('connection', 'close');
-    done(null, payload);
   });
 
   // Every handler registered after the plugin is raced against its request's deadline, so a
@@ -235,8 +236,11 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     reply.code(error.statusCode).send(errorBody(error, request.id));
   });
 
-  app.setNotFoundHandler((_request, reply) => {
-    reply.send(new HangproofError('NOT_FOUND', { message: 'no route matches this method and path' }));
+  // Sent as a plain payload: an application's own setErrorHandler must not turn it into a 500.
+  app.setNotFoundHandler((request, reply) => {
+    const ctx = request.hangproof;
+    if (ctx !== null) ctx.errorCode = 'NOT_FOUND';
+    sendError(reply, NOT_FOUND, request.id);
   });
 
   if (opts.healthPath !== false) {
@@ -273,17 +277,17 @@ function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (er
 }
 
 /**
- * Settles with the handler's promise, or rejects with the abort reason as soon as the request
- * aborts. The request's abort handler (answerAbort) triggers the rejection, so a handler costs no
- * listener of its own.
+ * Settles with the handler's promise, or resolves empty as soon as the request aborts: by then
+ * answerAbort has sent the answer itself, and an empty result tells Fastify there is nothing more
+ * to send. The request's abort handler triggers it, so a handler costs no listener of its own.
  */
 function raceHandler(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<unknown>): Promise<unknown> {
   return new Promise((resolve, reject) => {
     if (ctx.aborted) {
-      reject(ctx.abortReason);
+      resolve(undefined);
       return;
     }
-    reply[kRejectRace] = reject;
+    reply[kRejectRace] = resolve;
     result.then(
       (value) => {
         reply[kRejectRace] = null;
@@ -298,25 +302,55 @@ function raceHandler(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<
   });
 }
 
-/** Ends the request at its abort: rejects the raced handler, or sends the 504 itself (hooks, body, sync handlers). */
+/**
+ * Ends the request at its abort (deadline, draining): sends the error body itself, as a plain
+ * payload, so no error handler of the application (setErrorHandler) can turn the 504 into
+ * something else, then ends the raced handler. A response already streaming is cut short.
+ */
 function answerAbort(ctx: RequestContext): void {
   const reply = ctx.owner as EdgeReply;
   const reason = ctx.abortReason;
   if (reason === undefined) return;
-  const reject = reply[kRejectRace];
-  if (reject !== null) {
-    reply[kRejectRace] = null;
-    reject(reason);
-    return;
-  }
-  if (reason.code === 'CLIENT_CLOSED_REQUEST' || reply.sent || reply[kResponding]) return;
-  if (reply.raw.headersSent) {
-    // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+  const endRace = reply[kRejectRace];
+  reply[kRejectRace] = null;
+  const responding = reply.sent || reply[kHandlerEndedAt] > 0;
+  if (reason.code !== 'CLIENT_CLOSED_REQUEST' && !responding) {
     ctx.errorCode = reason.code;
-    reply.raw.destroy(reason);
-    return;
+    if (reply.raw.headersSent) {
+      // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+      reply.raw.destroy(reason);
+    } else {
+      sendError(reply, reason, ctx.requestId);
+    }
   }
-  reply.send(reason);
+  endRace?.(undefined);
+}
+
+/** The error shape as a plain JSON payload: no error handler runs for it. */
+function sendError(reply: FastifyReply, error: HangproofError, requestId: string): void {
+  if (error.retryAfterSec !== undefined) reply.header('retry-after', String(Math.ceil(error.retryAfterSec)));
+  reply
+    .code(error.statusCode)
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify(errorBody(error, requestId)));
+}
+
+/** Sets Server-Timing (with the serialization span) just before this response's headers go out. */
+function addServerTiming(res: ServerResponse, ctx: RequestContext, reply: EdgeReply): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function writeHeadWithTiming(this: ServerResponse, ...args: unknown[]) {
+    const handlerEndedAt = reply[kHandlerEndedAt];
+    if (handlerEndedAt > 0) {
+      ctx.addSpan({
+        name: 'serialization',
+        kind: 'serialization',
+        startMs: handlerEndedAt - ctx.startedAt,
+        durationMs: performance.now() - handlerEndedAt,
+      });
+    }
+    if (!this.headersSent) this.setHeader('server-timing', formatServerTiming(ctx));
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -1,6 +1,9 @@
+import type { Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { type Logger, pino } from 'pino';
+import type { RequestContext } from '../core/index.js';
 import { HangproofError } from '../errors.js';
+import type { NodeEdge } from './node-edge.js';
 
 /** Options of installShutdown. Defaults live in SHUTDOWN_DEFAULTS. */
 export interface ShutdownOptions {
@@ -40,16 +43,51 @@ export interface ShutdownHandle {
   uninstall(): void;
 }
 
+/** What a shutdown drains: a Fastify app with the hangproof plugin, or a node:http server with its edge. */
+export type ShutdownTarget = FastifyInstance | { readonly server: Server; readonly edge: NodeEdge };
+
+/** The four things a shutdown does to its target, whatever the framework. */
+interface Drainable {
+  readonly deadlineMs: number;
+  beginShutdown(): void;
+  inFlight(): Iterable<RequestContext>;
+  /** Stops accepting; resolves once the open requests are done. */
+  close(): Promise<unknown>;
+  closeAllConnections(): void;
+}
+
+function drainableOf(target: ShutdownTarget): Drainable {
+  if ('edge' in target && 'server' in target && !('hangproof' in target)) {
+    const { server, edge } = target;
+    return {
+      deadlineMs: edge.options.deadlineMs,
+      beginShutdown: () => edge.beginShutdown(),
+      inFlight: () => edge.lifecycle.inFlight,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      closeAllConnections: () => server.closeAllConnections(),
+    };
+  }
+  const app = target as FastifyInstance;
+  return {
+    deadlineMs: app.hangproof.options.deadlineMs,
+    beginShutdown: () => app.hangproof.beginShutdown(),
+    inFlight: () => app.hangproof.inFlight(),
+    close: () => app.close(),
+    closeAllConnections: () => app.server.closeAllConnections(),
+  };
+}
+
 /**
  * Graceful shutdown for a hangproof app: on the first signal, fail readiness, stop accepting,
  * let in-flight requests finish up to `drainMs` (then abort them with SHUTTING_DOWN and close
  * their connections), run close hooks each within `hookTimeoutMs`, and exit. A second signal exits
  * at once with code 1. Every step is bounded, so shutdown itself can never hang.
  */
-export function installShutdown(app: FastifyInstance, options: ShutdownOptions = {}): ShutdownHandle {
+export function installShutdown(target: ShutdownTarget, options: ShutdownOptions = {}): ShutdownHandle {
+  const app = drainableOf(target);
   const o = { ...SHUTDOWN_DEFAULTS, ...options };
   const logger = options.logger ?? pino();
-  const drainMs = o.drainMs ?? app.hangproof.options.deadlineMs + 1000;
+  const drainMs = o.drainMs ?? app.deadlineMs + 1000;
   const exit = o.exit ?? ((code: number) => process.exit(code));
   const hooks: { name: string; fn: () => unknown }[] = [];
   let running: Promise<number> | undefined;
@@ -63,7 +101,7 @@ export function installShutdown(app: FastifyInstance, options: ShutdownOptions =
     void shutdown(signal);
   };
   const onDiagnostic = (): void => {
-    const inFlight = [...app.hangproof.inFlight()].map((ctx) => ({
+    const inFlight = [...app.inFlight()].map((ctx) => ({
       request_id: ctx.requestId,
       route: ctx.name,
       elapsed_ms: Math.round(ctx.elapsedMs()),
@@ -82,7 +120,7 @@ export function installShutdown(app: FastifyInstance, options: ShutdownOptions =
   async function run(reason: string): Promise<number> {
     const started = performance.now();
     logger.info({ reason, drain_ms: drainMs }, 'shutdown started');
-    app.hangproof.beginShutdown();
+    app.beginShutdown();
     if (o.readinessGraceMs > 0) await sleep(o.readinessGraceMs);
     let code = 0;
     const closed = app.close().then(
@@ -91,14 +129,14 @@ export function installShutdown(app: FastifyInstance, options: ShutdownOptions =
     );
     if (!(await Promise.race([closed, sleep(drainMs).then(() => false)]))) {
       code = 1;
-      const stuck = [...app.hangproof.inFlight()];
+      const stuck = [...app.inFlight()];
       logger.error(
         { in_flight: stuck.length, routes: stuck.map((c) => c.name) },
         'drain bound reached: aborting requests still in flight',
       );
       for (const ctx of stuck) ctx.abort(new HangproofError('SHUTTING_DOWN', { retryAfterSec: 1 }));
       await Promise.race([closed, sleep(250)]);
-      app.server.closeAllConnections();
+      app.closeAllConnections();
       await Promise.race([closed, sleep(o.hookTimeoutMs)]);
     }
     for (const hook of hooks) {

@@ -26,6 +26,7 @@ export {
   resolveObserveOptions,
 } from './options.js';
 export { tracingRequested } from './otel-tracing.js';
+export { type OverloadGuardOptions, overloadGuard, type ShedReason } from './overload-guard.js';
 export { type ExportedWindows, type ObserveApi, observe } from './plugin.js';
 export {
   type InFlightRequest,
@@ -34,6 +35,14 @@ export {
   type StallReport,
   watchStalls,
 } from './stall-watchdog.js';
+export type {
+  StatusDependency,
+  StatusDocument,
+  StatusEndpoint,
+  StatusPool,
+  StatusQuery,
+  StatusWindows,
+} from './status-document.js';
 export {
   type EncodedWindow,
   mergeEncoded,

@@ -1,5 +1,14 @@
 import type { RequestContext, RequestEndEvent } from '../core/index.js';
+import { importOptionalPeers } from '../missing-peer.js';
 import { recordedSpanAttributes } from './otel-attributes.js';
+
+/** The OpenTelemetry packages trace export loads; optional peer dependencies of hangproof. */
+export const OTEL_PEERS = [
+  '@opentelemetry/api',
+  '@opentelemetry/sdk-trace-base',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/resources',
+] as const;
 
 /** Exports each finished request as a span tree. */
 export interface RequestTracer {
@@ -24,7 +33,8 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /**
  * Builds hangproof's own OpenTelemetry exporter, the fallback for a service that registered no
- * tracer provider of its own (see otel-citizen.ts for one that did). The SDK packages (optional dependencies) are imported here,
+ * tracer provider of its own (see otel-citizen.ts for one that did). The SDK packages (optional
+ * peer dependencies) are imported here,
  * dynamically, and this module is itself only imported when tracing is requested: a service
  * without the OTLP variables loads no OpenTelemetry code at all. Spans are built from what the
  * request already recorded (ctx.spans) when it ends, so tracing adds nothing to the request path
@@ -32,12 +42,17 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
  * Nothing is registered globally, so a service's own OpenTelemetry setup is left alone.
  */
 export async function createOtelTracer(serviceName: string): Promise<RequestTracer> {
-  const [api, base, exporterModule, resources] = await Promise.all([
-    import('@opentelemetry/api'),
-    import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/exporter-trace-otlp-http'),
-    import('@opentelemetry/resources'),
-  ]);
+  const [api, base, exporterModule, resources] = await importOptionalPeers(
+    'OpenTelemetry tracing (OTEL_EXPORTER_OTLP_* is set)',
+    OTEL_PEERS,
+    () =>
+      Promise.all([
+        import('@opentelemetry/api'),
+        import('@opentelemetry/sdk-trace-base'),
+        import('@opentelemetry/exporter-trace-otlp-http'),
+        import('@opentelemetry/resources'),
+      ]),
+  );
   const provider = new base.BasicTracerProvider({
     resource: resources.resourceFromAttributes({ 'service.name': serviceName }),
     spanProcessors: [new base.BatchSpanProcessor(new exporterModule.OTLPTraceExporter())],

@@ -6,10 +6,10 @@ import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { channels, type QueryEvent, type RequestContext, type RequestEndEvent } from '../core/index.js';
 import { detectOtelApi } from '../core/otel-api.js';
-import { HangproofError } from '../errors.js';
+import { LOG_EVENTS } from '../log-events.js';
 import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
-import { EventLoopMonitor, type PressureReason } from './event-loop-monitor.js';
+import { EventLoopMonitor } from './event-loop-monitor.js';
 import { ExtraStatus } from './extra-status.js';
 import { GradientLimit } from './gradient-limit.js';
 import { heartbeats } from './heartbeats.js';
@@ -18,6 +18,7 @@ import { Measurements } from './measurements.js';
 import { type ObserveOptions, resolveObserveOptions } from './options.js';
 import type { CitizenTracer } from './otel-citizen.js';
 import type { RequestTracer } from './otel-tracing.js';
+import { createOverloadGuard } from './overload-guard.js';
 import { createRegistry } from './prometheus.js';
 import { watchStalls } from './stall-watchdog.js';
 import { registerStatusRoutes } from './status-routes.js';
@@ -53,9 +54,6 @@ declare module 'fastify' {
     observe: ObserveApi;
   }
 }
-
-/** At most one "shedding" warning per interval, however many requests are refused. */
-const SHED_LOG_INTERVAL_MS = 10_000;
 
 /** The response of a traced request, tagged with its context for the shared 'close' listener. */
 const kTracedContext = Symbol('hangproof.traced-context');
@@ -137,7 +135,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
             measurements.recordStall(report);
             logger.warn(
               {
-                event: 'event_loop_stall',
+                event: LOG_EVENTS.eventLoopStall,
                 stall_ms: report.durationMs,
                 stack: report.stack?.map((f) => `${f.functionName} (${f.url}:${f.line}:${f.column})`),
                 stack_note: report.stackNote,
@@ -160,78 +158,23 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       : undefined;
   if (adaptive !== undefined) limiter?.setLimit(adaptive.limit);
 
-  let lastShedLogAt = 0;
-  let shedSinceLog = 0;
-  const shedErrors = new Map<string, HangproofError>();
-  const shed = (reason: PressureReason | 'concurrency' | 'queue_timeout'): HangproofError => {
-    measurements.recordShed(reason);
-    shedSinceLog++;
-    const now = Date.now();
-    if (now - lastShedLogAt >= SHED_LOG_INTERVAL_MS) {
-      logger.warn(
-        { event: 'load_shedding', reason, shed: shedSinceLog, in_flight: limiter?.inFlight, queued: limiter?.queued },
-        'shedding load: answering 503 OVERLOADED',
-      );
-      lastShedLogAt = now;
-      shedSinceLog = 0;
-    }
-    // One error per reason, built once: a refusal must cost far less than serving.
-    let error = shedErrors.get(reason);
-    if (error === undefined) {
-      error = new HangproofError('OVERLOADED', { retryAfterSec: opts.retryAfterSec, details: { reason } });
-      shedErrors.set(reason, error);
-    }
-    return error;
-  };
-
   const exempt = new Set<string>(opts.exemptPaths);
   const ownRoutes = new Set<string>();
   const routeExempt = (path: string): void => {
     exempt.add(path);
     if (path !== opts.metricsPath) ownRoutes.add(path);
   };
-
-  // Exempt paths (probes, /metrics, /status) are matched on the raw URL: admission runs before
-  // routing work. A query string does not change the path.
-  const exemptUrl = (url: string): boolean => {
-    if (exempt.size === 0) return false;
-    const q = url.indexOf('?');
-    return exempt.has(q < 0 ? url : url.slice(0, q));
-  };
-  const admitted = (ctx: RequestContext): void => {
-    if (adaptive !== undefined) {
-      ctx.admittedAt = performance.now();
-      ctx.inFlightAtAdmission = limiter?.inFlight ?? 0;
-    }
-  };
-  edge.lifecycle.setAdmission({
-    admit: (url) => {
-      if (exemptUrl(url)) return 'exempt';
-      const pressure = monitor.pressure;
-      if (pressure !== undefined) return shed(pressure);
-      if (limiter === undefined || limiter.tryAcquire()) return undefined;
-      return limiter.canWait() ? 'wait' : shed('concurrency');
-    },
-    wait: async (ctx) => {
-      const granted = (await limiter?.wait(ctx.signal)) ?? true;
-      // A request that ended while it waited (client gone, deadline answered) goes no further.
-      if (ctx.aborted || ctx.ended) {
-        if (granted) limiter?.release();
-        return shed('queue_timeout');
-      }
-      if (!granted) return shed('queue_timeout');
-      admitted(ctx);
-      return undefined;
-    },
-    onAdmit: admitted,
-    release: (ctx) => {
-      if (limiter === undefined) return;
-      limiter.release();
-      if (adaptive === undefined || !(ctx.admittedAt > 0)) return;
-      const now = performance.now();
-      if (adaptive.addSample(now - ctx.admittedAt, ctx.inFlightAtAdmission, now)) limiter.setLimit(adaptive.limit);
-    },
-  });
+  edge.lifecycle.setAdmission(
+    createOverloadGuard({
+      limiter,
+      adaptive,
+      pressure: () => monitor.pressure,
+      exempt: (path) => exempt.has(path),
+      onShed: (reason) => measurements.recordShed(reason),
+      retryAfterSec: opts.retryAfterSec,
+      logger,
+    }),
+  );
 
   if (tracer !== undefined) {
     const noteParent = tracer.noteParent.bind(tracer);

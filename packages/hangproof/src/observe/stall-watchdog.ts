@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RequestContext } from '../core/index.js';
-import { WATCHDOG_SOURCE } from './stall-watchdog-worker.js';
+import type { WatchdogData, WatchdogMessage, WatchdogStallMessage } from './stall-watchdog-protocol.js';
 
 /** One frame of the code that blocked the loop. `line` and `column` are 1-based. */
 export interface StallFrame {
@@ -139,18 +139,41 @@ function shorten(url: string): string {
   return url.startsWith(cwdPrefix) ? url.slice(cwdPrefix.length) : url;
 }
 
-interface WorkerStallMessage {
-  readonly kind: 'stall';
-  readonly startedAtEpochMs: number;
-  readonly durationMs: number;
-  readonly frames: StallFrame[] | undefined;
-  readonly inFlight: InFlightRequest[] | undefined;
-  readonly pausedAfterMs: number | undefined;
-  readonly note: string | undefined;
+/**
+ * Starts the watchdog thread from its own module. Compiled, that is the .js beside this file, run
+ * with none of the main process's flags. Run from source (tests: `--conditions=source --import
+ * tsx`) this file is .ts and so is the thread's: a one-line bootstrap loads it through tsx, which
+ * the main thread already uses (a worker does not inherit the parent's loader). It starts a little
+ * slower there, never in a built service.
+ */
+function startThread(workerData: WatchdogData): Worker {
+  const ownUrl = import.meta.url;
+  if (!ownUrl.endsWith('.ts')) {
+    return new Worker(new URL('./stall-watchdog-thread.js', ownUrl), { execArgv: [], workerData });
+  }
+  const thread = new URL('./stall-watchdog-thread.ts', ownUrl).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => tsx.tsImport(${JSON.stringify(thread)}, ${JSON.stringify(thread)}))`;
+  return new Worker(boot, { eval: true, execArgv: [], workerData });
 }
 
-function onWorkerMessage(message: WorkerStallMessage | { kind: 'warning'; message: string }): void {
+let ready: { promise: Promise<void>; resolve: () => void } | undefined;
+
+/**
+ * Resolves once the running watchdog thread polls (stalls from then on are seen); at once when no
+ * watchdog runs. Tests wait on it instead of guessing how long a thread takes to start.
+ */
+export function stallWatchdogReady(): Promise<void> {
+  return ready?.promise ?? Promise.resolve();
+}
+
+function onWorkerMessage(message: WatchdogMessage): void {
+  if (message.kind === 'ready') ready?.resolve();
   if (message.kind !== 'stall') return;
+  onStall(message);
+}
+
+function onStall(message: WatchdogStallMessage): void {
   // The message arrives right after the loop resumed: the stall ended a moment ago.
   const endedAtPerf = performance.now() - MESSAGE_LATENCY_MS;
   const startedAtPerf = endedAtPerf - message.durationMs;
@@ -196,23 +219,25 @@ function start(options: StallWatchdogOptions): void {
   const beatMs = Math.max(10, Math.floor(options.thresholdMs / 4));
   const beat = setInterval(() => Atomics.add(beats, 0, 1), beatMs);
   beat.unref();
-  const worker = new Worker(WATCHDOG_SOURCE, {
-    eval: true,
-    // No loader or flags of the main process (a TypeScript loader would slow the thread's start).
-    execArgv: [],
-    workerData: {
-      buffer,
-      thresholdMs: options.thresholdMs,
-      pollMs: Math.max(5, Math.floor(beatMs / 2)),
-      captureStacks: options.captureStacks,
-      snapshotExpression: SNAPSHOT_EXPRESSION,
-      longStallLogMs: Math.max(LONG_STALL_LOG_MS, options.thresholdMs * 10),
-    },
+  const workerData: WatchdogData = {
+    buffer,
+    thresholdMs: options.thresholdMs,
+    pollMs: Math.max(5, Math.floor(beatMs / 2)),
+    captureStacks: options.captureStacks,
+    snapshotExpression: SNAPSHOT_EXPRESSION,
+    longStallLogMs: Math.max(LONG_STALL_LOG_MS, options.thresholdMs * 10),
+  };
+  let resolveReady = (): void => {};
+  const promise = new Promise<void>((resolve) => {
+    resolveReady = resolve;
   });
+  ready = { promise, resolve: resolveReady };
+  const worker = startThread(workerData);
   worker.unref();
   worker.on('message', onWorkerMessage);
   worker.on('error', () => {
     // The watchdog is an aid: losing it must never take the service down.
+    resolveReady();
   });
   running = { worker, beat, options };
 }
@@ -222,5 +247,7 @@ function stop(): void {
   clearInterval(running.beat);
   void running.worker.terminate();
   running = undefined;
+  ready?.resolve();
+  ready = undefined;
   delete (globalThis as Record<symbol, unknown>)[kSnapshot];
 }

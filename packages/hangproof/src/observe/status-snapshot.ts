@@ -6,9 +6,10 @@ import type { Heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import type { BreakerView, Measurements, SlowRequest, TimeoutRecord } from './measurements.js';
 import type { ResolvedObserveOptions } from './options.js';
+import type { StatusDocument, StatusPool, StatusWindows } from './status-document.js';
 import { WINDOW_NAMES, type WindowName, type WindowSummary, windowStartMs } from './windowed-histogram.js';
 
-export type Windows = Readonly<Record<WindowName, WindowSummary>>;
+export type Windows = StatusWindows;
 
 /** Slowest query fingerprints listed on /status. */
 const SLOWEST_QUERIES = 10;
@@ -77,7 +78,7 @@ export interface SnapshotParts {
  * The data behind /status and /status.json. Field names are a contract with the status page and
  * `hangproof doctor`; add fields, do not rename them. Latencies are in ms.
  */
-export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()): Record<string, unknown> {
+export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()): StatusDocument {
   const m = p.measurements;
   const o = p.options;
   const endpoints = [...m.routes.series()]
@@ -111,7 +112,8 @@ export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()
     const source = o.pools[name];
     return {
       name,
-      stats: source === undefined ? null : safe(() => source.stats()),
+      // stats() returns the pool's plain snapshot object (PoolStatsSource).
+      stats: source === undefined ? null : (safe(() => source.stats()) as StatusPool['stats']),
       acquire: acquire.get(name) ?? null,
     };
   });

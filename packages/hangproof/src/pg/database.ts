@@ -14,6 +14,7 @@ import {
   watchSignal,
 } from '../core/index.js';
 import { type HangproofError, isHangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
 import type {
   Database,
   DatabaseStats,
@@ -539,7 +540,7 @@ class GuardedDatabase implements Database {
               phase: 'connect',
               err: errorSummary(err),
             },
-            'postgres connection refused or dropped',
+            LOG_MESSAGES.connectionRefused,
           );
           throw pgUnavailable('connect', err);
         }
@@ -653,7 +654,7 @@ class GuardedDatabase implements Database {
         waiting: this.#gate.waiting,
         holders: this.#holders.list(),
       },
-      'postgres pool acquire timed out',
+      LOG_MESSAGES.acquireTimeout,
     );
     return err;
   }
@@ -685,7 +686,7 @@ class GuardedDatabase implements Database {
         holders: phase === 'acquire' ? this.#holders.list() : undefined,
         err: cause === undefined ? undefined : errorSummary(cause),
       },
-      phase === 'connect' ? 'opening a postgres connection timed out' : 'postgres pool acquire timed out',
+      phase === 'connect' ? LOG_MESSAGES.connectTimeout : LOG_MESSAGES.acquireTimeout,
     );
     return err;
   }
@@ -726,7 +727,7 @@ class GuardedDatabase implements Database {
           waitedMs: err.details.waitedMs,
           cause: errorSummary(err.cause, params),
         },
-        'postgres statement failed',
+        LOG_MESSAGES.statementFailed,
       );
       // What it waited for, from Postgres itself, off the request path (see LockEvidence).
       if (phase === 'lock') {

@@ -1,3 +1,4 @@
+import { LOG_MESSAGES } from '../log-events.js';
 import type { PgLogger } from './logger.js';
 
 /**
@@ -85,7 +86,7 @@ export class HolderRegistry {
       this.leaksDetected++;
       this.#logger.warn(
         { pool: this.#pool, holder: view(h, now), leakDetectionMs: this.#leakMs, acquireStack: h.stack },
-        'postgres connection held longer than the leak detection threshold',
+        LOG_MESSAGES.connectionLeak,
       );
     }
   }

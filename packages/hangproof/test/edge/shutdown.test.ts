@@ -4,30 +4,57 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { latch } from '../support/latch.ts';
 import { json, startApp } from '../support/start-app.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/shutdown-server.ts', import.meta.url));
 
-async function startServer(
-  env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; url: string; out: () => string }> {
+interface FixtureServer {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** Everything the fixture wrote to stdout so far. */
+  out(): string;
+  /** Resolves when stdout (or, with `stream: 'stderr'`, the log) contains `text`; bounded. */
+  printed(text: string, stream?: 'stdout' | 'stderr', timeoutMs?: number): Promise<void>;
+}
+
+async function startServer(env: Record<string, string> = {}): Promise<FixtureServer> {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', FIXTURE], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
+  const text = { stdout: '', stderr: '' };
   child.stdout?.on('data', (c) => {
-    out += c;
+    text.stdout += c;
   });
-  child.stderr?.resume();
-  const until = performance.now() + 15_000;
-  while (!out.includes('listening ') && performance.now() < until) await sleep(20);
-  const match = /listening (\S+)/.exec(out);
-  if (match?.[1] === undefined) {
+  child.stderr?.on('data', (c) => {
+    text.stderr += c;
+  });
+  const printed = async (wanted: string, stream: 'stdout' | 'stderr' = 'stdout', timeoutMs = 15_000) => {
+    const source = stream === 'stdout' ? child.stdout : child.stderr;
+    const until = performance.now() + timeoutMs;
+    while (!text[stream].includes(wanted)) {
+      const left = until - performance.now();
+      if (left <= 0 || child.exitCode !== null) throw new Error(`the fixture did not print "${wanted}"`);
+      // The next chunk, or the bound; the timer is cleared so it cannot keep the test process alive.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        source?.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  };
+  try {
+    await printed('listening ');
+  } catch (err) {
     child.kill('SIGKILL');
-    throw new Error('fixture server did not start');
+    throw err;
   }
-  return { child, url: match[1], out: () => out };
+  const match = /listening (\S+)/.exec(text.stdout);
+  if (match?.[1] === undefined) throw new Error('fixture server printed no URL');
+  return { child, url: match[1], out: () => text.stdout, printed };
 }
 
 async function exitOf(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; ms: number }> {
@@ -42,9 +69,9 @@ async function exitOf(child: ChildProcess, timeoutMs: number): Promise<{ code: n
 }
 
 test('SIGTERM drains an in-flight request, runs the close hooks and exits 0', async () => {
-  const { child, url, out } = await startServer();
+  const { child, url, out, printed } = await startServer();
   const inFlight = fetch(`${url}/work?ms=700`).then(async (r) => ({ status: r.status, body: await json(r) }));
-  await sleep(150);
+  await printed('handling /work 700');
   child.kill('SIGTERM');
   const res = await inFlight;
   assert.equal(res.status, 200);
@@ -55,11 +82,11 @@ test('SIGTERM drains an in-flight request, runs the close hooks and exits 0', as
 });
 
 test('a second signal exits at once', async () => {
-  const { child, url } = await startServer();
+  const { child, url, printed } = await startServer();
   const inFlight = fetch(`${url}/work?ms=8000`).catch(() => 'reset');
-  await sleep(150);
+  await printed('handling /work 8000');
   child.kill('SIGTERM');
-  await sleep(100);
+  await printed('shutdown started', 'stderr');
   const t0 = performance.now();
   child.kill('SIGINT');
   const { code } = await exitOf(child, 2000);
@@ -69,9 +96,9 @@ test('a second signal exits at once', async () => {
 });
 
 test('requests that outlive the drain bound are aborted and the process still exits', async () => {
-  const { child, url } = await startServer({ DRAIN_MS: '300' });
+  const { child, url, printed } = await startServer({ DRAIN_MS: '300' });
   const inFlight = fetch(`${url}/work?ms=8000`).then(async (r) => ({ status: r.status, body: await json(r) }));
-  await sleep(150);
+  await printed('handling /work 8000');
   child.kill('SIGTERM');
   const { code, ms } = await exitOf(child, 3000);
   assert.equal(code, 1, 'a forced drain exits non-zero');
@@ -82,15 +109,17 @@ test('requests that outlive the drain bound are aborted and the process still ex
 });
 
 test('app.close() with a request in flight returns once it is answered, not after the keep-alive timeout', async (t) => {
+  const entered = latch();
   const { app, url } = await startApp({ deadlineMs: 5000 }, (app) => {
     app.get('/slow', async () => {
+      entered.open();
       await sleep(400);
       return { done: true };
     });
   });
   t.after(() => app.close());
   const inFlight = fetch(`${url}/slow`);
-  await sleep(100);
+  await entered.opened;
   const t0 = performance.now();
   const closed = app.close();
   const res = await inFlight;

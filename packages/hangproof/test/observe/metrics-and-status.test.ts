@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { HangproofError, sleep, step } from 'hangproof';
 import { heartbeats } from 'hangproof/observe';
 import { createTestDatabase } from 'hangproof/testing';
+import { waitUntil } from '../support/latch.js';
 import { ADMIN_TOKEN, admin, botsDatabase, startService } from './helpers.js';
 
 test('GET /metrics needs the admin token and then serves route histograms in Prometheus format', async (t) => {
@@ -66,12 +67,14 @@ test('GET /metrics follows Prometheus conventions: one quantity per metric, its 
   assert.equal((await fetch(`${url}/bots`)).status, 200);
   // The loop monitor reports after its first sample interval; the gauges exist from then on.
   let text = '';
-  const until = performance.now() + 10_000;
-  while (performance.now() < until) {
-    text = await (await fetch(`${url}/metrics`, { headers: admin })).text();
-    if (/^hangproof_event_loop_delay_p99_seconds \d/m.test(text)) break;
-    await sleep(50);
-  }
+  await waitUntil(
+    'the event-loop gauges have a first sample',
+    async () => {
+      text = await (await fetch(`${url}/metrics`, { headers: admin })).text();
+      return /^hangproof_event_loop_delay_p99_seconds \d/m.test(text);
+    },
+    10_000,
+  );
 
   assert.doesNotMatch(text, /quantile=/);
   assert.doesNotMatch(text, /hangproof_pool_stat/);
@@ -130,7 +133,11 @@ test('status.json reports per-route percentiles, errors by code, timeouts with t
   await fetch(`${url}/slow`);
   const hung = await fetch(`${url}/hang`);
   assert.equal(hung.status, 504);
-  await sleep(50);
+  // The request is recorded when it ends, a moment after its 504 is written.
+  await waitUntil('the timed-out request to be recorded', async () => {
+    const r = await fetch(`${url}/status.json`, { headers: admin });
+    return ((await r.json()) as StatusJson).timeouts.length > 0;
+  });
 
   assert.equal((await fetch(`${url}/status.json`)).status, 401);
   const res = await fetch(`${url}/status.json`, { headers: admin });

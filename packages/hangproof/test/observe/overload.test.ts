@@ -4,6 +4,7 @@ import { sleep } from 'hangproof';
 import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase } from 'hangproof/testing';
 import { pino } from 'pino';
+import { countdown, latch, waitUntil } from '../support/latch.js';
 import { admin, busyLoop, startService } from './helpers.js';
 
 interface ErrorJson {
@@ -11,16 +12,20 @@ interface ErrorJson {
 }
 
 test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After at once, and probes still answer', async (t) => {
+  const inHandler = countdown(2);
+  const release = latch();
   const { app, url } = await startService({ maxInFlight: 2, maxQueued: 0, retryAfterSec: 3 }, (app) => {
     app.get('/work', async () => {
-      await sleep(400);
+      inHandler.arrive();
+      await release.opened;
       return 'done';
     });
   });
   t.after(() => app.close());
+  t.after(release.open);
 
   const busy = [fetch(`${url}/work`), fetch(`${url}/work`)];
-  await sleep(100);
+  await inHandler.reached;
   const started = performance.now();
   const refused = await fetch(`${url}/work`);
   const tookMs = performance.now() - started;
@@ -33,6 +38,7 @@ test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After 
 
   assert.equal((await fetch(`${url}/healthz`)).status, 200, '/healthz is exempt');
   assert.equal((await fetch(`${url}/metrics`, { headers: admin })).status, 200, '/metrics is exempt');
+  release.open();
   assert.deepEqual(
     (await Promise.all(busy)).map((r) => r.status),
     [200, 200],
@@ -44,29 +50,35 @@ test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After 
 });
 
 test('a request waits at most queueWaitMs for a slot: served if one frees in time, 503 otherwise', async (t) => {
+  let entered = latch();
   const { app, url } = await startService({ maxInFlight: 1, maxQueued: 1, queueWaitMs: 300 }, (app) => {
     app.get('/work', async (req) => {
       const ms = Number((req.query as { ms?: string }).ms ?? 0);
+      entered.open();
       await sleep(ms);
       return 'done';
     });
   });
   t.after(() => app.close());
+  const queuedNow = async (): Promise<number> =>
+    ((await (await fetch(`${url}/status.json`, { headers: admin })).json()) as { overload: { queued: number } })
+      .overload.queued;
 
   // The slot frees after ~100 ms, within the 300 ms wait: the queued request is served.
   const first = fetch(`${url}/work?ms=100`);
-  await sleep(30);
+  await entered.opened;
   const queued = await fetch(`${url}/work?ms=0`);
   assert.equal(queued.status, 200);
   assert.equal((await first).status, 200);
 
   // The slot is held for 1500 ms: the queued request gives up after ~300 ms, and with the queue
   // full a third one is refused at once.
+  entered = latch();
   const long = fetch(`${url}/work?ms=1500`);
-  await sleep(30);
+  await entered.opened;
   const started = performance.now();
   const waiting = fetch(`${url}/work?ms=0`);
-  await sleep(30);
+  await waitUntil('the second request to queue', async () => (await queuedNow()) === 1);
   const third = await fetch(`${url}/work?ms=0`);
   assert.equal(third.status, 503);
   assert.equal(((await third.json()) as ErrorJson).error.reason, 'concurrency');
@@ -83,9 +95,14 @@ test('requests are shed while the heap in use is above maxHeapUsedBytes', async 
     app.get('/work', async () => 'done');
   });
   t.after(() => app.close());
-  await sleep(100);
-  const res = await fetch(`${url}/work`);
-  assert.equal(res.status, 503);
+  // The heap is sampled every 20 ms: wait for the first sample to take effect.
+  let res = await fetch(`${url}/work`);
+  await waitUntil('a request to be shed', async () => {
+    if (res.status === 503) return true;
+    await res.arrayBuffer();
+    res = await fetch(`${url}/work`);
+    return false;
+  });
   assert.equal(((await res.json()) as ErrorJson).error.reason, 'heap');
   assert.equal((await fetch(`${url}/readyz`)).status, 200, '/readyz is exempt');
 });
@@ -122,8 +139,11 @@ test('requests are shed while the event loop lags past maxEventLoopDelayMs, and 
   assert.ok(reasons.every((r) => r === 'event_loop'));
 
   // A few quiet samples later the pressure is gone.
-  await sleep(700);
-  assert.equal((await fetch(`${url}/work`)).status, 200);
+  await waitUntil('requests to be admitted again', async () => {
+    const res = await fetch(`${url}/work`);
+    await res.arrayBuffer();
+    return res.status === 200;
+  });
 });
 
 test('with adaptiveLimit the limit shrinks once requests queue for the database, and the excess gets 503 at once', async (t) => {

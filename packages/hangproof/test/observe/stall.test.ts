@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { sleep, step } from 'hangproof';
+import { stallWatchdogReady } from '../../src/observe/stall-watchdog.js';
 import { admin, busyLoop, memoryLogger, startService } from './helpers.js';
 
 /** Formats a deep object over and over for `ms`: a loop blocked inside Node's own JavaScript. */
@@ -30,6 +31,10 @@ interface StallJson {
 
 test('a request that blocks the loop for ~500 ms is reported with its stack, its step and the other requests in flight', async (t) => {
   const { logger, lines } = memoryLogger();
+  let enteredWaiting = (): void => {};
+  const waitingEntered = new Promise<void>((resolve) => {
+    enteredWaiting = resolve;
+  });
   // A low threshold leaves the watchdog most of the 500 ms to pause the thread, even on a busy CPU.
   const { app, url } = await startService({ logger, stallThresholdMs: 100 }, (app) => {
     app.get('/crunch', async () => {
@@ -37,16 +42,17 @@ test('a request that blocks the loop for ~500 ms is reported with its stack, its
       return 'done';
     });
     app.get('/waiting', async () => {
+      enteredWaiting();
       await step('wait-upstream', () => sleep(1500));
       return 'done';
     });
   });
   t.after(() => app.close());
-  // Let the watchdog thread start before the loop is blocked.
-  await sleep(300);
+  // The watchdog thread polls before the loop is blocked.
+  await stallWatchdogReady();
 
   const waiting = fetch(`${url}/waiting`, { headers: { 'x-request-id': 'waiting-1' } });
-  await sleep(100);
+  await waitingEntered;
   const res = await fetch(`${url}/crunch`, { headers: { 'x-request-id': 'crunch-1' } });
   assert.equal(res.status, 200);
 
@@ -103,7 +109,7 @@ test("a stall inside Node's own code (util.inspect) still lists the requests in 
     });
   });
   t.after(() => app.close());
-  await sleep(300);
+  await stallWatchdogReady();
   // The pause lands in Node's code nearly always; when it lands in the loop's own line instead,
   // the case is not exercised, so the request is repeated (at most 3 times).
   let line: Record<string, unknown> | undefined;
@@ -143,7 +149,7 @@ test('with stack capture off, a stall is still reported with the requests in fli
     });
   });
   t.after(() => app.close());
-  await sleep(300);
+  await stallWatchdogReady();
   assert.equal((await fetch(`${url}/crunch`, { headers: { 'x-request-id': 'crunch-2' } })).status, 200);
   const line = lines.find((l) => l.event === 'event_loop_stall');
   assert.ok(line, 'a stall was logged');
@@ -158,11 +164,13 @@ test('a process that exits with the watchdog running exits cleanly, without "Wai
     import { hangproof } from 'hangproof/fastify';
     import { observe } from 'hangproof/observe';
     import { pino } from 'pino';
+    import { stallWatchdogReady } from '../../src/observe/stall-watchdog.js';
     const app = Fastify();
     await app.register(hangproof, { logger: pino({ level: 'silent' }) });
     await app.register(observe, { logger: pino({ level: 'silent' }), defaultMetrics: false });
     await app.ready();
-    setTimeout(() => process.exit(0), 300);
+    await stallWatchdogReady();
+    process.exit(0);
   `;
   const child = spawn(
     process.execPath,

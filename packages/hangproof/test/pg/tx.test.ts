@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
+import { latch } from '../support/latch.js';
 import { adminClient, captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
@@ -91,12 +92,17 @@ test('a transaction that times out leaves no session idle in transaction', async
 });
 
 test('a transaction body that ignores the deadline is still ended and rolled back', async () => {
+  const lateQueryTried = latch();
   const outcome = await timed(() =>
     inRequest(300, 'POST /bots/slow-body', () =>
       db.tx(async (t) => {
         await t.query('UPDATE bots SET balance = 99 WHERE id = 4');
         await new Promise((r) => setTimeout(r, 800));
-        await t.query('UPDATE bots SET balance = 100 WHERE id = 4');
+        try {
+          await t.query('UPDATE bots SET balance = 100 WHERE id = 4');
+        } finally {
+          lateQueryTried.open();
+        }
       }),
     ),
   );
@@ -107,7 +113,7 @@ test('a transaction body that ignores the deadline is still ended and rolled bac
   const { rows } = await admin.query<{ balance: number }>('SELECT balance FROM bots WHERE id = 4');
   assert.equal(rows[0]?.balance, 0);
   // The late query of the abandoned body is refused, never run on a connection someone else has.
-  await new Promise((r) => setTimeout(r, 600));
+  await lateQueryTried.opened;
   const after = await admin.query<{ balance: number }>('SELECT balance FROM bots WHERE id = 4');
   assert.equal(after.rows[0]?.balance, 0);
 });

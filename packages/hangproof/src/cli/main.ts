@@ -1,9 +1,0 @@
-#!/usr/bin/env node
-/** The `hangproof` bin. All logic lives in program.ts; this only wires the process. */
-import { runCli } from './program.js';
-
-const code = await runCli(process.argv.slice(2));
-process.exitCode = code;
-// Every wait in the CLI is bounded, but a socket a library forgot to close must not keep the
-// process (and the operator's terminal) alive: exit shortly after the work is done.
-setTimeout(() => process.exit(code), 1500).unref();

@@ -1,0 +1,251 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino } from 'pino';
+import {
+  type AdmissionControl,
+  formatServerTiming,
+  type RequestContext,
+  RequestLifecycle,
+  refusalBody,
+  resolveRequestId,
+} from '../core/index.js';
+import { errorBody, HangproofError } from '../errors.js';
+import { createAdminTokenCheck } from './admin-token.js';
+import { type HangproofOptions, type ResolvedHangproofOptions, resolveHangproofOptions } from './options.js';
+import { Readiness, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessReport } from './readiness.js';
+import { toHangproofError } from './to-hangproof-error.js';
+
+/** Options of the node:http based adapters (http, Express, Hono): the Fastify plugin's, plus these. */
+export interface NodeEdgeOptions extends HangproofOptions {
+  /**
+   * The overload guard deciding, before a request costs anything, whether it is served (see
+   * `overloadGuard` in hangproof/observe). @default undefined (every request is served)
+   */
+  readonly admission?: AdmissionControl | undefined;
+}
+
+// Per-request state kept on the raw response, so a request allocates no state object or closure.
+const kCtx = Symbol('hangproof.ctx');
+const kAdmitted = Symbol('hangproof.admitted');
+type EdgeResponse = ServerResponse & { [kCtx]?: RequestContext | undefined; [kAdmitted]?: boolean };
+
+const CLIENT_CLOSED = new HangproofError('CLIENT_CLOSED_REQUEST');
+const noop = (): void => {};
+
+/**
+ * The request edge on node:http's request and response, for every adapter whose framework runs
+ * on them (a plain listener, Express, Hono on @hono/node-server): refusals before any context,
+ * health and readiness probes, the request id, the deadline carried in AsyncLocalStorage, the
+ * 504 REQUEST_TIMEOUT at the deadline even when the handler never answers, Server-Timing for
+ * admins, the error shape, the one log line, and draining at shutdown. An adapter calls `begin`
+ * once per request and `fail` for the errors its framework hands it.
+ */
+export class NodeEdge {
+  readonly options: ResolvedHangproofOptions;
+  readonly lifecycle: RequestLifecycle;
+  readonly readiness: Readiness;
+  readonly #isAdminToken: (presented: unknown) => boolean;
+  readonly #routeAtEnd: ((res: ServerResponse) => string | undefined) | undefined;
+  readonly #startedAt = Date.now();
+  /** The shared 'close' listener of every response (`this` is the response). */
+  readonly #onClose: (this: EdgeResponse) => void;
+
+  constructor(input: NodeEdgeOptions, routeAtEnd?: (res: ServerResponse) => string | undefined) {
+    this.options = resolveHangproofOptions(input);
+    this.lifecycle = new RequestLifecycle({
+      deadlineMs: this.options.deadlineMs,
+      slowWarnMs: this.options.slowWarnMs,
+      slowErrorMs: this.options.slowErrorMs,
+      logger: this.options.logger ?? pino(),
+      quietProbes: this.options.quietProbes,
+    });
+    this.lifecycle.setAdmission(input.admission);
+    this.readiness = new Readiness(this.options.readinessCacheMs);
+    this.#isAdminToken = createAdminTokenCheck(this.options.adminToken);
+    this.#routeAtEnd = routeAtEnd;
+    const lifecycle = this.lifecycle;
+    const edge = this;
+    this.#onClose = function onClose(this: EdgeResponse): void {
+      const ctx = this[kCtx];
+      if (ctx === undefined) return;
+      this[kCtx] = undefined;
+      let statusCode = this.statusCode;
+      if (!this.writableEnded) {
+        ctx.abort(CLIENT_CLOSED);
+        statusCode = 499;
+        ctx.errorCode = 'CLIENT_CLOSED_REQUEST';
+      }
+      ctx.statusCode = statusCode;
+      const route = edge.#routeAtEnd?.(this);
+      if (route !== undefined) ctx.name = route;
+      lifecycle.end(ctx, this[kAdmitted] === true);
+    };
+  }
+
+  /** Registers a check `/readyz` runs (with a timeout, cached). */
+  addReadinessCheck(name: string, check: ReadinessCheck, options?: ReadinessCheckOptions): void {
+    this.readiness.add(name, check, options);
+  }
+
+  /** The current readiness answer (cached like `/readyz`). */
+  evaluateReadiness(): Promise<ReadinessReport> {
+    return this.readiness.evaluate();
+  }
+
+  /** True when the request carries the configured admin token (X-Admin-Token). */
+  isAdmin(req: IncomingMessage): boolean {
+    return this.#isAdminToken(req.headers['x-admin-token']);
+  }
+
+  /** Turns `/readyz` to 503 and answers new requests 503 SHUTTING_DOWN (keep-alive closed). */
+  beginShutdown(): void {
+    this.readiness.markShuttingDown();
+    this.lifecycle.beginShutdown();
+    // The requests in flight close their connection after answering: an idle keep-alive socket
+    // would otherwise hold server.close() open until keepAliveTimeout.
+    for (const ctx of this.lifecycle.inFlight) {
+      const res = ctx.owner as ServerResponse;
+      if (!res.headersSent) res.setHeader('connection', 'close');
+    }
+  }
+
+  get shuttingDown(): boolean {
+    return this.lifecycle.shuttingDown;
+  }
+
+  /**
+   * Starts a request: answers refusals and the health and readiness probes itself, otherwise
+   * builds the request's context and calls `proceed` inside it (AsyncLocalStorage). `route` is the
+   * route pattern when the framework knows it already (else '' and `routeAtEnd` names it later).
+   */
+  begin(req: IncomingMessage, res: ServerResponse, route: string, proceed: (ctx: RequestContext) => void): void {
+    const url = req.url ?? '/';
+    // Probes first: they answer (truthfully) even while requests are refused or drained.
+    if (this.#answerProbe(url, res)) return;
+    const decision = this.lifecycle.admit(url);
+    if (typeof decision === 'object') {
+      this.#refuse(req, res, decision);
+      return;
+    }
+    const ctx = this.lifecycle.begin({
+      requestId: resolveRequestId(req.headers['x-request-id']),
+      method: req.method ?? 'GET',
+      route,
+      url,
+      budgetMs: this.lifecycle.budgetFor(undefined, req.headers[this.options.timeoutHeader]),
+      onAbort: answerAbort,
+      owner: res,
+    });
+    const r = res as EdgeResponse;
+    r[kCtx] = ctx;
+    res.setHeader('x-request-id', ctx.requestId);
+    if (this.options.dangerouslyExposeServerTimingToAll || this.isAdmin(req)) addServerTiming(res, ctx);
+    if (this.lifecycle.shuttingDown) res.setHeader('connection', 'close');
+    res.on('close', this.#onClose);
+    if (decision === 'admitted') {
+      r[kAdmitted] = true;
+      this.lifecycle.admitted(ctx);
+    } else if (decision === 'wait') {
+      // The admission queue: a short bounded wait that ends with the request if it ends first.
+      this.lifecycle.admission?.wait(ctx).then((refusal) => {
+        if (ctx.aborted || ctx.ended) return;
+        if (refusal !== undefined) {
+          this.fail(res, refusal);
+          return;
+        }
+        r[kAdmitted] = true;
+        proceed(ctx);
+      });
+      return;
+    }
+    proceed(ctx);
+  }
+
+  /**
+   * Answers `err` in the error shape (status, code, message, requestId; never a stack or SQL)
+   * unless the response is already out; the request's own deadline or disconnect wins over
+   * whatever error its handler surfaced for it.
+   */
+  fail(res: ServerResponse, err: unknown): void {
+    const ctx = (res as EdgeResponse)[kCtx];
+    const error = toHangproofError(err, ctx?.aborted ? ctx.abortReason : undefined);
+    if (ctx !== undefined) {
+      ctx.errorCode = error.code;
+      ctx.err = err;
+    }
+    if (res.headersSent || res.writableEnded) return;
+    writeError(res, error, ctx?.requestId ?? resolveRequestId(undefined));
+  }
+
+  /** The context of the request behind `res`, while it runs. */
+  contextOf(res: ServerResponse): RequestContext | undefined {
+    return (res as EdgeResponse)[kCtx];
+  }
+
+  #refuse(req: IncomingMessage, res: ServerResponse, error: HangproofError): void {
+    const requestId = resolveRequestId(req.headers['x-request-id']);
+    res.statusCode = error.statusCode;
+    res.setHeader('x-request-id', requestId);
+    res.setHeader('content-type', 'application/json; charset=utf-8');
+    if (error.retryAfterSec !== undefined) res.setHeader('retry-after', String(Math.ceil(error.retryAfterSec)));
+    if (this.lifecycle.shuttingDown) res.setHeader('connection', 'close');
+    res.end(refusalBody(error, requestId));
+  }
+
+  /** Answers /healthz and /readyz; true when `url` was one of them. */
+  #answerProbe(url: string, res: ServerResponse): boolean {
+    const { healthPath, readyPath } = this.options;
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const health = path === healthPath;
+    if (!health && path !== readyPath) return false;
+    res.setHeader('content-type', 'application/json; charset=utf-8');
+    res.setHeader('cache-control', 'no-store');
+    if (health) {
+      res.end(JSON.stringify({ status: 'ok', uptimeSec: Math.round((Date.now() - this.#startedAt) / 1000) }));
+      return true;
+    }
+    this.readiness.evaluate().then(
+      (report) => {
+        res.statusCode = report.ready ? 200 : 503;
+        res.end(JSON.stringify({ status: report.ready ? 'ready' : 'not_ready', ...report }));
+      },
+      () => {
+        res.statusCode = 503;
+        res.end(JSON.stringify({ status: 'not_ready' }));
+      },
+    );
+    return true;
+  }
+}
+
+/** Sets Server-Timing just before the headers go out (admins only: it wraps this one response). */
+function addServerTiming(res: ServerResponse, ctx: RequestContext): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function writeHeadWithTiming(this: ServerResponse, ...args: unknown[]) {
+    if (!this.headersSent) this.setHeader('server-timing', formatServerTiming(ctx));
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
+}
+
+/** Ends the request at its abort: the 504 (or 503 SHUTTING_DOWN) if nothing was sent yet, else cut short. */
+function answerAbort(ctx: RequestContext): void {
+  const res = ctx.owner as ServerResponse;
+  const reason = ctx.abortReason;
+  if (reason === undefined || reason.code === 'CLIENT_CLOSED_REQUEST' || res.writableEnded) return;
+  ctx.errorCode = reason.code;
+  // The handler may still write after this answer: its late writes must not crash the process.
+  res.on('error', noop);
+  if (res.headersSent) {
+    // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+    res.destroy(reason);
+    return;
+  }
+  writeError(res, reason, ctx.requestId);
+}
+
+function writeError(res: ServerResponse, error: HangproofError, requestId: string): void {
+  res.statusCode = error.statusCode;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  if (error.retryAfterSec !== undefined) res.setHeader('retry-after', String(Math.ceil(error.retryAfterSec)));
+  res.end(JSON.stringify(errorBody(error, requestId)));
+}
