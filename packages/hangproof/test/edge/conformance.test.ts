@@ -103,7 +103,13 @@ const adapters: Adapter[] = [
       const url = await app.listen({ port: 0, host: '127.0.0.1' });
       let code: number | undefined;
       const { installShutdown: installFastifyShutdown } = await import('hangproof/fastify');
-      const handle = installFastifyShutdown(app, { signals: [], drainMs: 3_000, exit: (c) => void (code = c) });
+      const handle = installFastifyShutdown(app, {
+        signals: [],
+        drainMs: 3_000,
+        exit: (c) => {
+          code = c;
+        },
+      });
       return {
         url,
         logs,
@@ -198,7 +204,16 @@ const adapters: Adapter[] = [
 /** nodeService for a server that is already listening (Hono's `serve`). */
 async function nodeServiceAt(server: Server, edge: NodeEdge, logs: LogCapture, url: string): Promise<Service> {
   let code: number | undefined;
-  const handle = installShutdown({ server, edge }, { signals: [], drainMs: 3_000, exit: (c) => void (code = c) });
+  const handle = installShutdown(
+    { server, edge },
+    {
+      signals: [],
+      drainMs: 3_000,
+      exit: (c) => {
+        code = c;
+      },
+    },
+  );
   return {
     url,
     logs,
