@@ -74,6 +74,11 @@ export class BoundedGate {
     return !this.#closed && this.#queue.length < this.#maxWaiting;
   }
 
+  /** True when tryAcquire would succeed now (a look, nothing taken). */
+  get hasRoom(): boolean {
+    return !this.#closed && this.#held < this.#limit && this.#queue.length === 0;
+  }
+
   /** A slot at once when one is free and nobody waits (the common case); give it back with `release`. */
   tryAcquire(): boolean {
     if (this.#closed || this.#held >= this.#limit || this.#queue.length > 0) return false;

@@ -29,6 +29,12 @@ export interface LifecycleOptions {
  */
 export interface AdmissionControl {
   admit(url: string): HangproofError | 'wait' | 'exempt' | undefined;
+  /**
+   * The refusal `admit` would give now, or undefined, taking nothing: for a front door that
+   * refuses before the framework routes the request (its slot is taken later by `admit`, in the
+   * same turn of the event loop).
+   */
+  peek(url: string): HangproofError | undefined;
   onAdmit(ctx: RequestContext): void;
   wait(ctx: RequestContext): Promise<HangproofError | undefined>;
   release(ctx: RequestContext): void;
@@ -98,6 +104,12 @@ export class RequestLifecycle {
     if (this.#shuttingDown) return SHUTTING_DOWN;
     if (this.#admission === undefined) return 'exempt';
     return this.#admission.admit(url) ?? 'admitted';
+  }
+
+  /** The refusal `admit` would answer now (shutting down, overloaded), taking no slot. */
+  peek(url: string): HangproofError | undefined {
+    if (this.#shuttingDown) return SHUTTING_DOWN;
+    return this.#admission?.peek(url);
   }
 
   /** The request's budget: the route's deadline, shortened (never lengthened) by the caller's header. */

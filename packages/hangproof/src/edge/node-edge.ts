@@ -5,11 +5,11 @@ import {
   formatServerTiming,
   type RequestContext,
   RequestLifecycle,
-  refusalBody,
   resolveRequestId,
 } from '../core/index.js';
 import { errorBody, HangproofError } from '../errors.js';
 import { createAdminTokenCheck } from './admin-token.js';
+import { writeRefusal } from './front-door.js';
 import { type HangproofOptions, type ResolvedHangproofOptions, resolveHangproofOptions } from './options.js';
 import { Readiness, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessReport } from './readiness.js';
 import { toHangproofError } from './to-hangproof-error.js';
@@ -182,13 +182,7 @@ export class NodeEdge {
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, error: HangproofError): void {
-    const requestId = resolveRequestId(req.headers['x-request-id']);
-    res.statusCode = error.statusCode;
-    res.setHeader('x-request-id', requestId);
-    res.setHeader('content-type', 'application/json; charset=utf-8');
-    if (error.retryAfterSec !== undefined) res.setHeader('retry-after', String(Math.ceil(error.retryAfterSec)));
-    if (this.lifecycle.shuttingDown) res.setHeader('connection', 'close');
-    res.end(refusalBody(error, requestId));
+    writeRefusal(res, error, resolveRequestId(req.headers['x-request-id']), this.lifecycle.shuttingDown);
   }
 
   /** Answers /healthz and /readyz; true when `url` was one of them. */

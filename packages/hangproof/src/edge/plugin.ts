@@ -7,10 +7,12 @@ import {
   type RequestContext,
   RequestLifecycle,
   refusalBody,
+  resolveRequestId,
   runWithContext,
 } from '../core/index.js';
 import { errorBody, HangproofError } from '../errors.js';
 import { createAdminTokenCheck } from './admin-token.js';
+import { frontDoorOf, writeRefusal } from './front-door.js';
 import {
   type HangproofOptions,
   type ResolvedHangproofOptions,
@@ -148,6 +150,18 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
       });
     }
     lifecycle.end(ctx, reply[kAdmitted]);
+  }
+
+  // With serverOptions(), refusals are answered in the server's own listener, before Fastify routes
+  // the request; the onRequest hook below then takes the admitted request's slot in the same turn.
+  const door = frontDoorOf(app.server);
+  if (door !== undefined) {
+    door.refuse = (req, res) => {
+      const refusal = lifecycle.peek(req.url ?? '/');
+      if (refusal === undefined) return false;
+      writeRefusal(res, refusal, resolveRequestId(req.headers['x-request-id']), lifecycle.shuttingDown);
+      return true;
+    };
   }
 
   app.addHook('onRequest', (request, reply, done) => {

@@ -3,6 +3,7 @@ import { type FastifyServerOptions, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { resolveRequestId } from '../core/index.js';
 import { errorBody, type HangproofCode, HangproofError } from '../errors.js';
+import { frontDoorServerFactory } from './front-door.js';
 
 /** Options that shape the Node server under Fastify so its timeouts nest around the deadlines. */
 export interface ServerTimeoutOptions {
@@ -21,6 +22,12 @@ export interface ServerTimeoutOptions {
   readonly bodyLimitBytes?: number;
   /** Logger Fastify uses for its own messages. @default none */
   readonly logger?: Logger;
+  /**
+   * Refuse requests (overloaded, draining) in the node:http server's own listener, before Fastify
+   * routes them (see front-door.ts). `false` for a server Fastify builds itself (needed for
+   * http2). @default true
+   */
+  readonly frontDoor?: boolean;
 }
 
 export const SERVER_DEFAULTS = Object.freeze({
@@ -74,6 +81,7 @@ export function serverOptions(input: ServerTimeoutOptions = {}): FastifyServerOp
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     clientErrorHandler: answerClientError,
+    ...(input.frontDoor === false ? {} : { serverFactory: frontDoorServerFactory }),
     ...(input.logger === undefined ? {} : { loggerInstance: input.logger }),
   } as FastifyServerOptions;
 }

@@ -52,6 +52,11 @@ export class ConcurrencyLimiter {
     return this.#gate.waiting;
   }
 
+  /** True when tryAcquire would take a slot now (nothing is taken). */
+  hasRoom(): boolean {
+    return this.#gate.hasRoom;
+  }
+
   /** Takes a slot if one is free now. */
   tryAcquire(): boolean {
     return this.#gate.tryAcquire();

@@ -73,11 +73,21 @@ export function createOverloadGuard(p: OverloadGuardParts): AdmissionControl {
       ctx.inFlightAtAdmission = limiter?.inFlight ?? 0;
     }
   };
+  const exemptUrl = (url: string): boolean => {
+    const q = url.indexOf('?');
+    return p.exempt(q < 0 ? url : url.slice(0, q));
+  };
   return {
+    peek: (url) => {
+      if (exemptUrl(url)) return undefined;
+      const pressure = p.pressure();
+      if (pressure !== undefined) return shed(pressure);
+      if (limiter === undefined || limiter.hasRoom() || limiter.canWait()) return undefined;
+      return shed('concurrency');
+    },
     admit: (url) => {
       // Matched on the raw URL: admission runs before routing work. A query string does not count.
-      const q = url.indexOf('?');
-      if (p.exempt(q < 0 ? url : url.slice(0, q))) return 'exempt';
+      if (exemptUrl(url)) return 'exempt';
       const pressure = p.pressure();
       if (pressure !== undefined) return shed(pressure);
       if (limiter === undefined || limiter.tryAcquire()) return undefined;

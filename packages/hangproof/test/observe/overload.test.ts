@@ -14,7 +14,13 @@ interface ErrorJson {
 test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After at once, and probes still answer', async (t) => {
   const inHandler = countdown(2);
   const release = latch();
+  let hooksRun = 0;
   const { app, url } = await startService({ maxInFlight: 2, maxQueued: 0, retryAfterSec: 3 }, (app) => {
+    // The application's own hook: a refused request never reaches Fastify, so never runs it.
+    app.addHook('onRequest', (_req, _reply, done) => {
+      hooksRun++;
+      done();
+    });
     app.get('/work', async () => {
       inHandler.arrive();
       await release.opened;
@@ -26,6 +32,7 @@ test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After 
 
   const busy = [fetch(`${url}/work`), fetch(`${url}/work`)];
   await inHandler.reached;
+  const hooksBefore = hooksRun;
   const started = performance.now();
   const refused = await fetch(`${url}/work`);
   const tookMs = performance.now() - started;
@@ -35,6 +42,8 @@ test('beyond the in-flight limit a request gets 503 OVERLOADED with Retry-After 
   assert.equal(body.error.code, 'OVERLOADED');
   assert.equal(body.error.reason, 'concurrency');
   assert.ok(tookMs < 200, `refused at once, not after the others (${Math.round(tookMs)} ms)`);
+  assert.equal(hooksRun, hooksBefore, 'refused before Fastify routed it: no hook of the application ran');
+  assert.match(refused.headers.get('x-request-id') ?? '', /^[A-Za-z0-9._:-]+$/);
 
   assert.equal((await fetch(`${url}/healthz`)).status, 200, '/healthz is exempt');
   assert.equal((await fetch(`${url}/metrics`, { headers: admin })).status, 200, '/metrics is exempt');
