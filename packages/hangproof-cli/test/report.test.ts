@@ -7,11 +7,12 @@ import { step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
-import { createDatabase, type Database } from 'hangproof/pg';
+import { createDatabase, type Database, type DatabaseOptions } from 'hangproof/pg';
+import pg from 'pg';
 import { pino } from 'pino';
 import { lockFault } from '../src/chaos/lock-fault.js';
 import { within } from '../src/output/within.js';
-import { itemsFixture, runCli, startSilentServer } from './run-cli.js';
+import { itemsFixture, runCli, runSql, startPgProxy, startSilentServer } from './run-cli.js';
 
 const ADMIN_TOKEN = 'report-admin-token-0123456789';
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,7 +33,7 @@ interface LoggedService {
  */
 async function startLoggedService(
   routes: (app: FastifyInstance, db: Database, logger: pino.Logger) => void,
-  pgOptions: { lockTimeoutMs?: number; slowQueryMs?: number } = {},
+  pgOptions: Partial<Omit<DatabaseOptions, 'logger'>> = {},
 ): Promise<LoggedService> {
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
@@ -43,8 +44,8 @@ async function startLoggedService(
     max: 5,
     acquireTimeoutMs: 300,
     statementTimeoutMs: 800,
-    slowQueryMs: pgOptions.slowQueryMs ?? 200,
-    ...(pgOptions.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: pgOptions.lockTimeoutMs }),
+    slowQueryMs: 200,
+    ...pgOptions,
     logger,
   });
   await app.register(observe, {
@@ -84,6 +85,20 @@ async function hit(url: string, n: number, concurrency = 5, gapMs = 0): Promise<
     if (gapMs > 0) await pause(gapMs);
   }
   return statuses;
+}
+
+/** Waits (bounded, polling the log) until a line satisfies `match`; true when one did. */
+async function logged(service: LoggedService, match: (line: any) => boolean, withinMs = 5_000): Promise<boolean> {
+  const seen = (): boolean =>
+    service
+      .logText()
+      .split('\n')
+      .some((l) => l !== '' && match(JSON.parse(l)));
+  for (const until = performance.now() + withinMs; performance.now() < until; ) {
+    if (seen()) return true;
+    await pause(20);
+  }
+  return seen();
 }
 
 /** Writes the service's log to a file and runs `hangproof report` on it with --json and --out-dir. */
@@ -171,6 +186,135 @@ describe('hangproof report names the injected cause first', () => {
     assert.equal(r.causes[0].subject, 'items');
     assert.ok(r.causes[0].requests >= 10);
     assert.ok(r.timeouts.length > 0, 'the lock timeouts are grouped');
+  });
+
+  test('a session idle in transaction holding a table lock under a join: the cause names that table and the session', async (t) => {
+    await runSql(
+      fx.database.url,
+      `CREATE TABLE owners (id int PRIMARY KEY, name text NOT NULL);
+       CREATE TABLE bots (id int PRIMARY KEY, owner_id int NOT NULL REFERENCES owners (id));
+       INSERT INTO owners SELECT g, 'owner ' || g FROM generate_series(1, 10) g;
+       INSERT INTO bots SELECT g, 1 + g % 10 FROM generate_series(1, 100) g;`,
+    );
+    const service = await startLoggedService(
+      (app, db) => {
+        // `owners` is the statement's first table; `bots` is the one locked.
+        app.get('/overview', async () => {
+          const { rows } = await db.query(
+            'SELECT o.name, count(b.id) AS bots FROM owners o JOIN bots b ON b.owner_id = o.id GROUP BY o.name',
+          );
+          return rows;
+        });
+      },
+      { lockTimeoutMs: 400 },
+    );
+    t.after(() => service.close());
+    await hit(`${service.url}/overview`, 20);
+
+    // Someone in psql opened a transaction, locked the table and went quiet.
+    const psql = new pg.Client({ connectionString: fx.database.url, application_name: 'psql' });
+    await psql.connect();
+    t.after(() => psql.end());
+    await psql.query('BEGIN');
+    await psql.query('LOCK TABLE bots IN ACCESS EXCLUSIVE MODE');
+    try {
+      const statuses = await hit(`${service.url}/overview`, 15);
+      assert.ok(
+        statuses.every((s) => s >= 500),
+        `statuses ${statuses}`,
+      );
+      assert.ok(
+        await logged(service, (l) => l.event === 'pg.lock_wait' && l.relation === 'bots'),
+        'the library logged what Postgres says the requests waited for',
+      );
+    } finally {
+      await psql.query('ROLLBACK');
+    }
+
+    const r = await reportOn('join-lock', service);
+    assert.equal(r.causes[0].kind, 'pg.lock_wait', JSON.stringify(r.causes.slice(0, 3)));
+    assert.equal(r.causes[0].subject, 'bots', JSON.stringify(r.causes.slice(0, 3)));
+    assert.match(r.causes[0].title, /^lock wait on bots, held by pid \d+ \(psql, idle in transaction/);
+    assert.match(r.causes[0].detail, /idle in transaction.*LOCK TABLE bots/);
+    assert.ok(r.causes[0].requests >= 10, `${r.causes[0].requests} requests`);
+    assert.ok(
+      !r.causes.some((c: { subject: string }) => c.subject === 'owners'),
+      'the join’s first table is not blamed',
+    );
+  });
+
+  test('Postgres frozen behind its address: the top cause is pg.unavailable on the host:port the service uses', async (t) => {
+    const proxy = await startPgProxy(new URL(fx.database.url));
+    const service = await startLoggedService(
+      (app, db) => {
+        app.get('/items', async () => (await db.query('SELECT count(*) AS n FROM items')).rows);
+      },
+      // The server's own statement_timeout cannot fire on a frozen server: the client gives up
+      // at statementTimeoutMs plus its grace, inside the request's 1 s deadline.
+      { connectionString: proxy.url, statementTimeoutMs: 300, connectTimeoutMs: 300 },
+    );
+    t.after(() => service.close());
+    t.after(() => proxy.close());
+    // Normal traffic first: the pool holds open connections when the server freezes.
+    await hit(`${service.url}/items`, 20, 5, 50);
+    assert.ok(service.db.stats().total >= 1, `${service.db.stats().total} connections open`);
+    proxy.hang();
+    const statuses = await hit(`${service.url}/items`, 15);
+    assert.ok(
+      statuses.every((s) => s >= 500),
+      `statuses ${statuses}`,
+    );
+    assert.ok(
+      await logged(service, (l) => l.event === 'pg.unavailable' && l.port === proxy.port),
+      'the library logged the server as unreachable',
+    );
+
+    const r = await reportOn('frozen-postgres', service);
+    assert.equal(r.causes[0].kind, 'pg.unavailable', JSON.stringify(r.causes.slice(0, 4)));
+    assert.equal(r.causes[0].subject, `127.0.0.1:${proxy.port}`);
+    for (const symptom of ['pg.slow_query', 'pg.pool_exhausted']) {
+      const c = r.causes.find((x: { kind: string }) => x.kind === symptom);
+      assert.ok(c === undefined || c.score < r.causes[0].score, `${symptom} ranks below: ${JSON.stringify(c)}`);
+    }
+  });
+
+  test('an index dropped under load: the top cause names the Seq Scan and its table from the captured plan', async (t) => {
+    await runSql(
+      fx.database.url,
+      `CREATE TABLE accounts (id int PRIMARY KEY, owner_id int NOT NULL, note text NOT NULL);
+       INSERT INTO accounts SELECT g, g, md5(g::text) FROM generate_series(1, 300000) g;
+       CREATE INDEX accounts_owner_id ON accounts (owner_id);
+       ANALYZE accounts;`,
+    );
+    let owner = 0;
+    const service = await startLoggedService(
+      (app, db) => {
+        app.get('/accounts', async () => {
+          owner = (owner % 300_000) + 1;
+          return (await db.query('SELECT id, note FROM accounts WHERE owner_id = $1', [owner])).rows;
+        });
+      },
+      // A seq scan of 300k rows takes tens of ms, an index lookup well under one.
+      { slowQueryMs: 8, planEvidence: { perFingerprintMs: 0, minIntervalMs: 0, timeoutMs: 2_000 } },
+    );
+    t.after(() => service.close());
+    await hit(`${service.url}/accounts`, 20, 5, 100);
+    await runSql(fx.database.url, 'DROP INDEX accounts_owner_id');
+    const statuses = await hit(`${service.url}/accounts`, 20);
+    assert.ok(
+      statuses.every((s) => s === 200),
+      `statuses ${statuses}`,
+    );
+    assert.ok(
+      await logged(service, (l) => l.event === 'pg.slow_plan' && String(l.fingerprint).includes('accounts')),
+      'the library captured the slow statement’s plan',
+    );
+
+    const r = await reportOn('dropped-index', service);
+    assert.equal(r.causes[0].kind, 'pg.slow_query', JSON.stringify(r.causes.slice(0, 3)));
+    assert.match(r.causes[0].subject, /^Seq Scan on (public\.)?accounts$/);
+    assert.match(r.causes[0].detail, /FROM accounts WHERE owner_id=\?/, 'the fingerprint stays in the detail');
+    assert.match(r.causes[0].detail, /consider CREATE INDEX .*accounts \(owner_id\)/);
   });
 
   test('a hung provider: the top cause is the dependency, down once its breaker opened', async (t) => {

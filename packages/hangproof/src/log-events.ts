@@ -49,12 +49,18 @@ export const REQUEST_LOG_MESSAGES = Object.freeze({
   clientClosedRequest: 'client closed request',
 } as const);
 
-/** `event` field of the structured lines written by observe. */
+/** `event` field of the structured lines written by observe and the Postgres guard. */
 export const LOG_EVENTS = Object.freeze({
-  /** The event loop was blocked longer than `stallThresholdMs`. */
+  /** The event loop was blocked longer than `stallThresholdMs` (observe). */
   eventLoopStall: 'event_loop_stall',
-  /** Requests were answered 503 OVERLOADED (at most one line per interval). */
+  /** Requests were answered 503 OVERLOADED (at most one line per interval) (observe). */
   loadShedding: 'load_shedding',
+  /** A guarded statement waited on a lock: the relation and the sessions holding it (pg). */
+  pgLockWait: 'pg.lock_wait',
+  /** Postgres could not be reached (refused, handshake timed out, no answer), with host and port (pg). */
+  pgUnavailable: 'pg.unavailable',
+  /** The plan of a slow statement: its dominant node and the index that would serve it (pg). */
+  pgSlowPlan: 'pg.slow_plan',
 } as const);
 
 export type LogMessage = (typeof LOG_MESSAGES)[keyof typeof LOG_MESSAGES];

@@ -4,14 +4,20 @@
  * route, dependency or stack frame) and the request ids and log lines that support it.
  *
  * Ranking: every cause scores the requests it explains, weighted by how specific its evidence is.
- * A lock wait, a loop stall or a failing dependency is a root cause, so it counts three or two
- * times; a slow query twice, but not for requests already explained by a lock wait or a stall (a
- * query waiting on a lock is slow too); pool exhaustion once, since it is usually the symptom of
- * slow holders; N+1 half. Log lines without a request add a little, so a stall that hit no request
- * still shows.
+ * A lock wait, a loop stall or an unreachable Postgres is a root cause, so it counts three times;
+ * a failing dependency twice; a slow query twice, but not for requests already explained by a
+ * lock wait, a stall or an unreachable Postgres (a query waiting on a lock, or on a server that
+ * never answers, is slow too); pool exhaustion once, since it is usually the symptom of slow
+ * holders, and not for explained requests either; N+1 half. Log lines without a request add a
+ * little, so a stall that hit no request still shows.
+ *
+ * Subjects name what to fix: a lock wait names the relation Postgres reported locked (not the
+ * first table of the waiting statement) and the session holding it; an unreachable Postgres names
+ * the host:port the service connects to; a slow query whose plan was captured names the plan's
+ * dominant node and table (`Seq Scan on bots`).
  */
-import type { LogEvent, RequestEvent } from './log-events.js';
-import { shortSql, tableOf } from './span-label.js';
+import type { LockBlockerRecord, LogEvent, RequestEvent } from './log-events.js';
+import { blockerLabel, blockerNote, shortSql, tableOf } from './span-label.js';
 import { blockingFrame } from './stall-frames.js';
 
 export const CAUSE_KINDS = [
@@ -47,13 +53,18 @@ const WEIGHT: Readonly<Record<CauseKind, number>> = {
   'event_loop.blocked': 3,
   'dependency.down': 2,
   'dependency.slow': 2,
-  'pg.unavailable': 2,
+  'pg.unavailable': 3,
   'pg.slow_query': 2,
   'pg.pool_exhausted': 1,
   'pg.connection_leak': 1,
   'pg.n_plus_one': 0.5,
 };
 const LINE_WEIGHT = 0.25;
+/**
+ * Requests whose db span timed out this long (ms) before the first or after the last of several
+ * `pg.unavailable` lines are explained by the outage too (a request's deadline is at most this).
+ */
+const OUTAGE_MARGIN_MS = 10_000;
 /** Stalls whose blocking stack was not captured (the watchdog gave up, or capture was off). */
 const NO_STACK = '(no stack captured)';
 
@@ -67,6 +78,21 @@ class Bucket {
   }
   note(text: string): void {
     this.notes.set(text, (this.notes.get(text) ?? 0) + 1);
+  }
+}
+
+/** A lock's bucket also keeps the sessions that held it, by pid, with their latest state. */
+class LockBucket extends Bucket {
+  readonly blockers = new Map<number, { blocker: LockBlockerRecord; seen: number }>();
+  addBlocker(b: LockBlockerRecord): void {
+    const known = this.blockers.get(b.pid);
+    // The latest sighting carries the longest transaction age.
+    if (known === undefined || (b.xactAgeMs ?? 0) >= (known.blocker.xactAgeMs ?? 0))
+      this.blockers.set(b.pid, { blocker: b, seen: (known?.seen ?? 0) + 1 });
+    else known.seen++;
+  }
+  top(): LockBlockerRecord | undefined {
+    return [...this.blockers.values()].sort((a, b) => b.seen - a.seen)[0]?.blocker;
   }
 }
 
@@ -87,9 +113,10 @@ function bucketOf<B extends Bucket>(map: Map<string, B>, key: string, make: () =
 }
 const bucket = (): Bucket => new Bucket();
 const depBucket = (): DependencyBucket => new DependencyBucket();
+const lockBucket = (): LockBucket => new LockBucket();
 
 export function likelyCauses(requests: readonly RequestEvent[], events: readonly LogEvent[]): LikelyCause[] {
-  const locks = new Map<string, Bucket>();
+  const locks = new Map<string, LockBucket>();
   const stalls = new Map<string, Bucket>();
   const deps = new Map<string, DependencyBucket>();
   const slow = new Map<string, Bucket>();
@@ -97,16 +124,60 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
   const leaks = new Map<string, Bucket>();
   const nPlusOne = new Map<string, Bucket>();
   const unavailable = new Map<string, Bucket>();
+  const unavailableReasons = new Map<string, Set<string>>();
+  const plans = new Map<string, { nodeType: string; relation: string | undefined; suggestion: string | undefined }>();
+
+  // First pass: the relation Postgres reported for each request's lock wait, and for each waiting
+  // statement. A failed statement names only its own tables, and the first of a join is not
+  // necessarily the locked one; a wait whose capture came too late (no relation) is put with the
+  // relation the same statement was seen waiting on, and only failing that with its first table.
+  const lockedByRequest = new Map<string, string>();
+  const lockedBySql = new Map<string, Map<string, number>>();
+  const waited = new Set<string>();
+  for (const e of events) {
+    if (e.type !== 'lock-wait') continue;
+    if (e.requestId !== undefined) waited.add(e.requestId);
+    if (e.relation === null) continue;
+    if (e.requestId !== undefined) lockedByRequest.set(e.requestId, e.relation);
+    if (e.sql !== undefined) {
+      const counts = lockedBySql.get(e.sql) ?? new Map<string, number>();
+      counts.set(e.relation, (counts.get(e.relation) ?? 0) + 1);
+      lockedBySql.set(e.sql, counts);
+    }
+  }
+  const lockedRelation = (requestId: string | undefined, sql: string | undefined): string | undefined => {
+    const byRequest = requestId === undefined ? undefined : lockedByRequest.get(requestId);
+    if (byRequest !== undefined) return byRequest;
+    const bySql = sql === undefined ? undefined : lockedBySql.get(sql);
+    return bySql === undefined ? undefined : [...bySql.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  };
 
   for (const e of events) {
     switch (e.type) {
+      case 'lock-wait': {
+        const relation = e.relation ?? lockedRelation(e.requestId, e.sql) ?? tableOf(e.sql) ?? '(a non-relation lock)';
+        const b = bucketOf(locks, relation, lockBucket);
+        b.lines++;
+        b.add(e.requestId);
+        if (e.route) b.note(e.route);
+        const first = e.blockers[0];
+        if (first !== undefined) b.addBlocker(first);
+        break;
+      }
+      case 'slow-plan':
+        plans.set(e.fingerprint, { nodeType: e.nodeType, relation: e.relation, suggestion: e.suggestion });
+        break;
       case 'statement-failed': {
         const isLock = e.phase === 'lock' || e.sqlState === '55P03';
         if (isLock) {
-          const b = bucketOf(locks, tableOf(e.sql) ?? '(unknown table)', bucket);
-          b.lines++;
+          const relation = lockedRelation(e.requestId, e.sql) ?? tableOf(e.sql) ?? '(unknown table)';
+          const b = bucketOf(locks, relation, lockBucket);
           b.add(e.requestId);
-          if (e.route) b.note(e.route);
+          // Its lock-wait line already counted the line and the route.
+          if (e.requestId === undefined || !waited.has(e.requestId)) {
+            b.lines++;
+            if (e.route) b.note(e.route);
+          }
         } else if (e.phase === 'query' || e.sqlState === '57014') {
           const b = bucketOf(slow, e.sql ?? '(unknown)', bucket);
           b.lines++;
@@ -165,8 +236,16 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
         break;
       }
       case 'pg-unavailable': {
-        const b = bucketOf(unavailable, e.host ?? 'postgres', bucket);
+        const host = e.host ?? 'postgres';
+        const b = bucketOf(unavailable, host, bucket);
         b.lines++;
+        b.add(e.requestId);
+        let reasons = unavailableReasons.get(host);
+        if (reasons === undefined) {
+          reasons = new Set();
+          unavailableReasons.set(host, reasons);
+        }
+        reasons.add(e.reason ?? e.phase);
         break;
       }
       default:
@@ -196,8 +275,22 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
     }
   }
 
+  // Several unreachable lines: requests whose db span timed out meanwhile waited on the same
+  // outage (a pooled connection to a silent server, an acquire behind those), not on slow SQL.
+  const outage = events.filter((e) => e.type === 'pg-unavailable');
+  const mainHost = [...unavailable.entries()].sort((a, b) => b[1].lines - a[1].lines)[0]?.[1];
+  if (outage.length >= 2 && mainHost !== undefined) {
+    const from = Math.min(...outage.map((e) => e.at)) - OUTAGE_MARGIN_MS;
+    const to = Math.max(...outage.map((e) => e.at)) + OUTAGE_MARGIN_MS;
+    for (const r of requests)
+      if (r.at >= from && r.at <= to && r.spans.some((s) => s.kind === 'db' && s.error === 'DEPENDENCY_TIMEOUT'))
+        mainHost.add(r.requestId);
+  }
+
   const explained = new Set<string>();
-  for (const b of [...locks.values(), ...stalls.values()]) for (const id of b.ids) explained.add(id);
+  for (const b of [...locks.values(), ...stalls.values(), ...unavailable.values()])
+    for (const id of b.ids) explained.add(id);
+  const unexplained = (b: Bucket): Set<string> => new Set([...b.ids].filter((id) => !explained.has(id)));
 
   const out: LikelyCause[] = [];
   const push = (
@@ -230,15 +323,23 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       .map(([t, c]) => `${t} (x${c})`)
       .join(', ');
 
-  for (const [table, b] of locks)
+  for (const [table, b] of locks) {
+    const top = b.top();
+    const others = b.blockers.size - 1;
+    // The blocker's label carries its state and transaction age; the note adds its statement.
     push(
       'pg.lock_wait',
       table,
-      `lock wait on ${table}`,
+      `lock wait on ${table}${top === undefined ? '' : `, held by ${blockerLabel(top)}`}`,
       b,
       b.ids,
-      `${b.lines} statement(s) gave up waiting for a lock on ${table}${b.notes.size > 0 ? `; routes: ${notes(b)}` : ''}`,
+      `${b.lines} lock wait line(s) on ${table}, ${b.ids.size} request(s)${
+        top === undefined
+          ? ''
+          : `; held by ${blockerNote(top)}${top.xactAgeMs === undefined ? ', transaction age unknown' : ''}${others > 0 ? ` (${others} other blocker(s))` : ''}`
+      }${b.notes.size > 0 ? `; routes: ${notes(b)}` : ''}`,
     );
+  }
   // Stalls without a stack are weaker evidence: under CPU pressure the watchdog may miss the
   // stack of the very blocker it caught other times, so they rank below the stalls it named.
   const namedStalls = [...stalls.keys()].some((frame) => frame !== NO_STACK);
@@ -268,36 +369,50 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       `${d.failed} of ${d.calls} call(s) failed${b.notes.size > 0 ? ` (${notes(b)})` : ''}; ${d.down} open/down transition(s) or fast refusals`,
     );
   }
-  for (const [host, b] of unavailable)
+  for (const [host, b] of unavailable) {
+    const reasons = [...(unavailableReasons.get(host) ?? [])].sort().join(', ');
     push(
       'pg.unavailable',
       host,
-      `postgres at ${host} unreachable`,
+      `postgres at ${host} unreachable${reasons === '' ? '' : ` (${reasons})`}`,
       b,
       b.ids,
-      `${b.lines} refused, dropped or timed-out connection(s)`,
-    );
-  for (const [sql, b] of slow) {
-    const ids = new Set([...b.ids].filter((id) => !explained.has(id)));
-    if (ids.size === 0 && b.ids.size > 0) continue;
-    push(
-      'pg.slow_query',
-      sql,
-      `postgres query ${shortSql(sql)} slow`,
-      b,
-      ids,
-      `${b.lines} slow or timed-out statement line(s), ${Math.round(b.ms)} ms logged`,
+      `${b.lines} refused, dropped, timed-out or unanswered connection line(s); ${b.ids.size} request(s) waited on it`,
     );
   }
-  for (const [route, b] of pools)
+  for (const [sql, b] of slow) {
+    const ids = unexplained(b);
+    if (ids.size === 0 && b.ids.size > 0) continue;
+    const plan = plans.get(sql);
+    const node =
+      plan === undefined ? '' : `${plan.nodeType}${plan.relation === undefined ? '' : ` on ${plan.relation}`}`;
+    // A plan names the query only when its dominant node is what to fix (a filtered scan an index
+    // would serve); otherwise the time went elsewhere (a function, the server) and the plan is
+    // only mentioned.
+    const byPlan = plan?.suggestion !== undefined;
+    push(
+      'pg.slow_query',
+      byPlan ? node : sql,
+      byPlan ? `postgres query slow: ${node} dominates its plan` : `postgres query ${shortSql(sql)} slow`,
+      b,
+      ids,
+      `${byPlan ? `query ${shortSql(sql)}; ` : ''}${b.lines} slow or timed-out statement line(s), ${Math.round(b.ms)} ms logged${
+        plan === undefined ? '' : byPlan ? `; consider ${plan.suggestion}` : `; its plan is dominated by ${node}`
+      }`,
+    );
+  }
+  for (const [route, b] of pools) {
+    const ids = unexplained(b);
+    if (ids.size === 0 && b.ids.size > 0) continue;
     push(
       'pg.pool_exhausted',
       route,
       `pool exhausted by ${route}`,
       b,
-      b.ids,
+      ids,
       `${b.lines} acquire timeout(s) on pool ${notes(b)}; most connections held by ${route}`,
     );
+  }
   for (const [route, b] of leaks)
     push(
       'pg.connection_leak',

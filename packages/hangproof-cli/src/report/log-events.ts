@@ -41,8 +41,44 @@ export interface HolderRecord {
   readonly heldMs: number;
 }
 
+/** A session holding the lock a statement waited for, as Postgres named it (`pg.lock_wait`). */
+export interface LockBlockerRecord {
+  readonly pid: number;
+  readonly applicationName: string;
+  readonly route: string | undefined;
+  readonly step: string | undefined;
+  /** `active`, `idle in transaction`... */
+  readonly state: string | undefined;
+  readonly xactAgeMs: number | undefined;
+  /** Its current or last statement, literals removed. */
+  readonly query: string | undefined;
+}
+
 export type LogEvent =
   | RequestEvent
+  | {
+      readonly type: 'lock-wait';
+      readonly at: number;
+      /** `waiting` (seen by the sweep) or `lock_timeout` (the statement gave up). */
+      readonly outcome: string;
+      readonly requestId: string | undefined;
+      readonly route: string | undefined;
+      /** The locked table, or null when the lock is not on one or was not seen. */
+      readonly relation: string | null;
+      /** The waiting statement's fingerprint, when it failed. */
+      readonly sql: string | undefined;
+      readonly blockers: readonly LockBlockerRecord[];
+    }
+  | {
+      readonly type: 'slow-plan';
+      readonly at: number;
+      readonly fingerprint: string;
+      /** The plan node with the largest own cost: `Seq Scan`, `Sort`... */
+      readonly nodeType: string;
+      readonly relation: string | undefined;
+      /** An index that would serve it, when there is one. */
+      readonly suggestion: string | undefined;
+    }
   | {
       readonly type: 'slow-query';
       readonly at: number;
@@ -83,8 +119,12 @@ export type LogEvent =
   | {
       readonly type: 'pg-unavailable';
       readonly at: number;
+      /** `hostname:port` of what the service connects to (older lines: `host` alone). */
       readonly host: string | undefined;
       readonly phase: string;
+      /** `connect_timeout`, `refused` or `no_answer` (older lines have none). */
+      readonly reason: string | undefined;
+      readonly requestId: string | undefined;
     }
   | { readonly type: 'leak'; readonly at: number; readonly pool: string; readonly holder: HolderRecord }
   | {
@@ -134,6 +174,27 @@ function timeOf(l: J): number | undefined {
 function holder(v: unknown): HolderRecord {
   const h = (v ?? {}) as J;
   return { requestId: s(h.requestId), route: s(h.route), step: s(h.step) ?? undefined, heldMs: n(h.heldMs) ?? 0 };
+}
+
+function blocker(v: unknown): LockBlockerRecord {
+  const b = (v ?? {}) as J;
+  return {
+    pid: n(b.pid) ?? 0,
+    applicationName: s(b.applicationName) ?? '',
+    route: s(b.route),
+    step: s(b.step),
+    state: s(b.state),
+    xactAgeMs: n(b.xactAgeMs),
+    query: s(b.query),
+  };
+}
+
+/** Host and port of a `pg.unavailable` line (`hostname` + `port`), else the older `host` field. */
+function endpointOf(l: J): string | undefined {
+  const hostname = s(l.hostname);
+  const port = n(l.port);
+  if (hostname !== undefined) return port === undefined ? hostname : `${hostname}:${port}`;
+  return s(l.host);
 }
 
 function span(v: unknown): SpanRecord | undefined {
@@ -215,6 +276,41 @@ export function toLogEvent(l: J): LogEvent | undefined {
     };
   }
   if (l.event === LOG_EVENTS.loadShedding) return { type: 'shed', at, reason: s(l.reason) ?? '', shed: n(l.shed) ?? 1 };
+  if (l.event === LOG_EVENTS.pgLockWait) {
+    return {
+      type: 'lock-wait',
+      at,
+      outcome: s(l.outcome) ?? 'waiting',
+      requestId: s(l.requestId),
+      route: s(l.route),
+      relation: s(l.relation) ?? null,
+      sql: s(l.sql),
+      blockers: Array.isArray(l.blockers) ? l.blockers.map(blocker) : [],
+    };
+  }
+  // Whatever its message (a refused connect, a handshake or a query with no answer), a line with
+  // this event says Postgres could not be reached.
+  if (l.event === LOG_EVENTS.pgUnavailable) {
+    return {
+      type: 'pg-unavailable',
+      at,
+      host: endpointOf(l),
+      phase: s(l.phase) ?? 'connect',
+      reason: s(l.reason),
+      requestId: s(l.requestId),
+    };
+  }
+  if (l.event === LOG_EVENTS.pgSlowPlan) {
+    const dominant = (l.dominant ?? {}) as J;
+    return {
+      type: 'slow-plan',
+      at,
+      fingerprint: s(l.fingerprint) ?? '(unknown)',
+      nodeType: s(dominant.nodeType) ?? '(unknown node)',
+      relation: s(dominant.relation),
+      suggestion: s(l.suggestion),
+    };
+  }
   switch (msg) {
     case LOG_MESSAGES.slowQuery:
       return {
@@ -250,9 +346,17 @@ export function toLogEvent(l: J): LogEvent | undefined {
         sqlState: s(cause.sqlState) ?? s((cause.cause as J | undefined)?.code),
       };
     }
+    // Lines of a service older than the `pg.unavailable` event.
     case LOG_MESSAGES.connectionRefused:
     case LOG_MESSAGES.connectTimeout:
-      return { type: 'pg-unavailable', at, host: s(l.host), phase: s(l.phase) ?? 'connect' };
+      return {
+        type: 'pg-unavailable',
+        at,
+        host: s(l.host),
+        phase: s(l.phase) ?? 'connect',
+        reason: undefined,
+        requestId: s(l.requestId),
+      };
     case LOG_MESSAGES.connectionLeak:
       return { type: 'leak', at, pool: s(l.pool) ?? 'postgres', holder: holder(l.holder) };
     case LOG_MESSAGES.dependencyUp:

@@ -1,4 +1,4 @@
-import type { SpanRecord } from './log-events.js';
+import type { LockBlockerRecord, SpanRecord } from './log-events.js';
 
 /** Longest fingerprint shown in a label; the full text is in the query table. */
 const MAX_SQL_CHARS = 80;
@@ -15,9 +15,30 @@ export function spanLabel(s: SpanRecord): string {
   return s.name;
 }
 
-/** The first table a statement names (FROM, JOIN, UPDATE, INTO, TABLE), unquoted. */
+/**
+ * The first table a statement names (FROM, JOIN, UPDATE, INTO, TABLE), unquoted. Only a guess at
+ * which table a statement waited for: the report prefers the relation a `pg.lock_wait` line names.
+ */
 export function tableOf(sql: string | undefined): string | undefined {
   if (sql === undefined) return undefined;
   const m = /\b(?:from|join|update|into|table)\s+(?:only\s+)?("?[\w$]+"?(?:\."?[\w$]+"?)?)/i.exec(sql);
   return m?.[1]?.replace(/"/g, '');
+}
+
+/** A blocker for humans: `pid 4100 (psql, idle in transaction 48 s)`, with route and step when known. */
+export function blockerLabel(b: LockBlockerRecord): string {
+  const who =
+    b.route !== undefined ? `${b.route}${b.step === undefined ? '' : ` in step ${b.step}`}` : b.applicationName;
+  const age = b.xactAgeMs === undefined ? '' : ` ${seconds(b.xactAgeMs)}`;
+  return `pid ${b.pid} (${who || 'no application_name'}, ${b.state ?? 'unknown state'}${age})`;
+}
+
+/** The blocker's label and its statement: `pid 4100 (psql, idle in transaction 48 s): LOCK TABLE bots …`. */
+export function blockerNote(b: LockBlockerRecord): string {
+  return b.query === undefined || b.query === '' ? blockerLabel(b) : `${blockerLabel(b)}: ${shortSql(b.query)}`;
+}
+
+/** A duration for humans: `0.3 s`, `48 s`. */
+export function seconds(ms: number): string {
+  return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 100) / 10} s`;
 }

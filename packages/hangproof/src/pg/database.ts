@@ -94,7 +94,7 @@ class GuardedDatabase implements Database {
   /** Errors already counted and logged, so a failure seen by a query and its transaction logs once. */
   readonly #accounted = new WeakSet<object>();
   readonly #host: string;
-  /** Host name and port for the `pg.unavailable` lines (see unreachable.ts). */
+  /** Host name and port for the LOG_EVENTS.pgUnavailable lines (see unreachable.ts). */
   readonly #endpoint: PgEndpoint;
   readonly #counters = {
     timeouts: { connect: 0, acquire: 0, query: 0, lock: 0, transaction: 0 } as Record<PgPhase, number>,

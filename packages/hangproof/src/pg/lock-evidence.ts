@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
+import { LOG_EVENTS } from '../log-events.js';
 import { fingerprint } from './fingerprint.js';
 import type { HolderView } from './holder-registry.js';
 import type { PgLogger } from './logger.js';
@@ -124,7 +125,7 @@ export interface LockEvidenceInit {
 }
 
 /** Stable `event` of the log line; the report and dashboards match on it. */
-export const LOCK_WAIT_EVENT = 'pg.lock_wait';
+export const LOCK_WAIT_EVENT = LOG_EVENTS.pgLockWait;
 
 /** Longest blocker statement kept, in characters. */
 const MAX_QUERY_CHARS = 200;

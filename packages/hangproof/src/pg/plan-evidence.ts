@@ -1,6 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { isHangproofError } from '../errors.js';
+import { LOG_EVENTS } from '../log-events.js';
 import { isSingleStatement } from './limited-query.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
@@ -96,7 +97,7 @@ export interface PlanEvidenceInit {
 }
 
 /** Stable `event` of the log line. */
-export const SLOW_PLAN_EVENT = 'pg.slow_plan';
+export const SLOW_PLAN_EVENT = LOG_EVENTS.pgSlowPlan;
 
 /** Statements EXPLAIN accepts (DDL and utility statements have no plan). */
 const EXPLAINABLE = /^\s*\(?\s*(?:SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE)\b/i;

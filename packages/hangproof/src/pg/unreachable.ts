@@ -1,11 +1,12 @@
 import type { HangproofError } from '../errors.js';
+import { LOG_EVENTS } from '../log-events.js';
 import { sqlState } from './pg-errors.js';
 
 /**
  * Stable `event` of every log line that says Postgres could not be reached, as opposed to a query
  * that ran slowly: the report ranks it above the per-query symptoms it causes.
  */
-export const PG_UNAVAILABLE_EVENT = 'pg.unavailable';
+export const PG_UNAVAILABLE_EVENT = LOG_EVENTS.pgUnavailable;
 
 /** Why Postgres counts as unreachable. */
 export type UnreachableReason = 'connect_timeout' | 'refused' | 'no_answer';
