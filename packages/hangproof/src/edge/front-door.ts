@@ -63,10 +63,18 @@ export function frontDoorServerFactory(
 
 /** Answers a refusal on a raw response: status, request id, Retry-After, a prebuilt body. */
 export function writeRefusal(res: ServerResponse, error: HangproofError, requestId: string, closing: boolean): void {
-  res.statusCode = error.statusCode;
-  res.setHeader('x-request-id', requestId);
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  if (error.retryAfterSec !== undefined) res.setHeader('retry-after', String(Math.ceil(error.retryAfterSec)));
-  if (closing) res.setHeader('connection', 'close');
-  res.end(refusalBody(error, requestId));
+  const body = refusalBody(error, requestId);
+  // One writeHead with a flat header list: no header map is built for a refusal.
+  const headers = [
+    'x-request-id',
+    requestId,
+    'content-type',
+    'application/json; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+  ];
+  if (error.retryAfterSec !== undefined) headers.push('retry-after', String(Math.ceil(error.retryAfterSec)));
+  if (closing) headers.push('connection', 'close');
+  res.writeHead(error.statusCode, headers);
+  res.end(body);
 }
