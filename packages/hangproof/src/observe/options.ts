@@ -121,8 +121,10 @@ export interface ObserveOptions {
    */
   readonly captureStallStacks?: boolean;
   /**
-   * Export request spans with OpenTelemetry when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (`'auto'`), or never (`false`). @default 'auto'
+   * OpenTelemetry (`'auto'`): when the application registered a global tracer provider, hangproof's
+   * spans join its traces (the instrumentation's request span enriched, no second one); else
+   * hangproof's own exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set. `false`: never. @default 'auto'
    */
   readonly tracing?: 'auto' | false;
   /** `service.name` of exported spans. @default OTEL_SERVICE_NAME, else 'hangproof-service' */

@@ -1,8 +1,11 @@
+import type { Channel } from 'node:diagnostics_channel';
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
-import { channels, type RequestEndEvent } from '../core/index.js';
+import { channels, type QueryEvent, type RequestContext, type RequestEndEvent } from '../core/index.js';
+import { detectOtelApi } from '../core/otel-api.js';
 import { LOG_EVENTS } from '../log-events.js';
 import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
@@ -13,6 +16,7 @@ import { heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import { Measurements } from './measurements.js';
 import { type ObserveOptions, resolveObserveOptions } from './options.js';
+import type { CitizenTracer } from './otel-citizen.js';
 import type { RequestTracer } from './otel-tracing.js';
 import { createOverloadGuard } from './overload-guard.js';
 import { createRegistry } from './prometheus.js';
@@ -51,6 +55,16 @@ declare module 'fastify' {
   }
 }
 
+/** The response of a traced request, tagged with its context for the shared 'close' listener. */
+const kTracedContext = Symbol('hangproof.traced-context');
+type TracedResponse = ServerResponse & { [kTracedContext]?: RequestContext | undefined };
+
+/** Subscribes `fn` to `channel`; returns the unsubscribe. */
+function listen(channel: Channel, fn: (message: unknown) => void): () => void {
+  channel.subscribe(fn);
+  return () => channel.unsubscribe(fn);
+}
+
 /** Longest wait for the span exporter to flush at close, in ms. */
 const TRACER_SHUTDOWN_MS = 5_000;
 
@@ -87,15 +101,28 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
   });
 
   let tracer: RequestTracer | undefined;
-  let onTracedEnd: ((m: unknown) => void) | undefined;
+  let citizen: CitizenTracer | undefined;
+  const unsubscribes: (() => void)[] = [];
   if (opts.tracing === 'auto') {
-    // Imported only here, so that without OTLP variables no OpenTelemetry code is loaded.
-    const { tracingRequested, createOtelTracer } = await import('./otel-tracing.js');
-    if (tracingRequested()) {
-      const t = await createOtelTracer(opts.serviceName);
-      tracer = t;
-      onTracedEnd = (m) => t.onRequestEnd(m as RequestEndEvent);
-      channels.requestEnd.subscribe(onTracedEnd);
+    // The application's own tracer provider wins: hangproof joins its traces and exports nothing
+    // itself. Without one, the OTLP variables ask for hangproof's own exporter. Either module is
+    // imported only here, so a service without OpenTelemetry loads none of it.
+    const api = await detectOtelApi();
+    if (api !== undefined) {
+      const { createCitizenTracer } = await import('./otel-citizen.js');
+      const c = createCitizenTracer(api);
+      citizen = c;
+      unsubscribes.push(
+        listen(channels.query, (m) => c.onQuery(m as QueryEvent)),
+        listen(channels.requestEnd, (m) => c.onRequestEnd((m as RequestEndEvent).ctx)),
+      );
+    } else {
+      const { tracingRequested, createOtelTracer } = await import('./otel-tracing.js');
+      if (tracingRequested()) {
+        const t = await createOtelTracer(opts.serviceName);
+        tracer = t;
+        unsubscribes.push(listen(channels.requestEnd, (m) => t.onRequestEnd(m as RequestEndEvent)));
+      }
     }
   }
 
@@ -158,6 +185,25 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       done();
     });
   }
+  if (citizen !== undefined) {
+    const c = citizen;
+    // Runs before the HTTP instrumentation's own 'close' listener, which ends the request span:
+    // the outcome has to be on the span by then.
+    function onClosing(this: TracedResponse): void {
+      const ctx = this[kTracedContext];
+      this[kTracedContext] = undefined;
+      if (ctx !== undefined) c.onResponseClosing(ctx, !this.writableEnded);
+    }
+    app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      const ctx = request.hangproof;
+      if (ctx !== null) {
+        c.onRequestStart(ctx);
+        (reply.raw as TracedResponse)[kTracedContext] = ctx;
+        reply.raw.prependListener('close', onClosing);
+      }
+      done();
+    });
+  }
 
   const snapshot = (): Record<string, unknown> =>
     buildStatusSnapshot({
@@ -166,7 +212,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       limiter,
       heartbeats,
       options: opts,
-      tracing: tracer !== undefined,
+      tracing: tracer !== undefined || citizen !== undefined,
       ownRoutes,
     });
 
@@ -199,7 +245,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     edge.lifecycle.setAdmission(undefined);
     monitor.stop();
     stopStalls?.();
-    if (onTracedEnd !== undefined) channels.requestEnd.unsubscribe(onTracedEnd);
+    for (const unsubscribe of unsubscribes) unsubscribe();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
   });
 }
@@ -229,7 +275,8 @@ function exportWindows(m: Measurements, window: WindowName): ExportedWindows {
  * hangproof's observability and overload protection for Fastify: per-route, Postgres, pool and
  * dependency latency windows; GET /metrics (Prometheus); the admin status page; event-loop delay
  * and stall reports with the blocking stack; a concurrency limit with a short bounded queue; load
- * shedding on loop delay or heap; OpenTelemetry export when the OTLP variables are set.
+ * shedding on loop delay or heap; OpenTelemetry: spans in the application's own traces when it
+ * registered a tracer provider, else hangproof's own export when the OTLP variables are set.
  * Register it after the `hangproof` plugin, once per process.
  */
 export const observe = fp(observePlugin, { fastify: '5.x', name: 'hangproof-observe', dependencies: ['hangproof'] });

@@ -180,6 +180,8 @@ class GuardedDatabase implements Database {
     const plans = this.#planEvidence;
     this.#accounting = new QueryAccounting({
       pool: o.name,
+      serverAddress: this.#endpoint.hostname,
+      serverPort: this.#endpoint.port,
       slowQueryMs: o.slowQueryMs,
       nPlusOneThreshold: o.nPlusOneThreshold,
       redactParams: o.redactParams ?? redactParams,
