@@ -43,6 +43,7 @@ export class ProbeListener {
   readonly #sources: ProbeSources;
   #port = 0;
   #refreshing = false;
+  #onStart: ((m: ProbeThreadMessage) => void) | undefined;
   #closed: Promise<void> | undefined;
 
   private constructor(options: ProbeListenerOptions, sources: ProbeSources) {
@@ -70,10 +71,13 @@ export class ProbeListener {
         readyPath: options.readyPath,
       } satisfies ProbeThreadData,
     });
-    this.#worker.unref();
+    // One 'message' listener for the thread's life, attached before unref(): adding one later
+    // would ref the thread's port again and keep the process alive.
     this.#worker.on('message', (m: ProbeThreadMessage) => {
       if (m.kind === 'refresh-readiness') this.refreshReadiness();
+      else this.#onStart?.(m);
     });
+    this.#worker.unref();
   }
 
   /** Starts the thread and resolves once its port is bound; rejects (and stops it) if it cannot bind. */
@@ -135,6 +139,7 @@ export class ProbeListener {
 
   #listening(options: ProbeListenerOptions): Promise<number> {
     const worker = this.#worker;
+    const self = this;
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(
         () => done(new Error(`probe listener did not bind within ${START_BOUND_MS} ms`)),
@@ -150,11 +155,13 @@ export class ProbeListener {
       const onExit = (code: number): void => done(new Error(`probe thread exited with code ${code} before binding`));
       function done(err: Error | undefined, port = 0): void {
         clearTimeout(timer);
-        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+        worker.off('error', onError).off('exit', onExit);
+        self.#onStart = undefined;
         if (err === undefined) resolve(port);
         else reject(err);
       }
-      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+      self.#onStart = onMessage;
+      worker.on('error', onError).on('exit', onExit);
     });
   }
 }

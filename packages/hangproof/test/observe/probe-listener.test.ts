@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { test } from 'node:test';
@@ -118,9 +119,11 @@ test('the probe port reports stalled while a synchronous loop blocks the main th
 
   const blocked = probe(`${url}/block?ms=1500`);
   await lineOf(service, (l) => l === 'blocking', 5000);
-  // The heartbeat ages from now on; probe back to back until it is older than 300 ms (bounded).
+  // The heartbeat ages from now on; probe back to back until it is older than 300 ms, for at most
+  // the 1500 ms the loop stays blocked.
   let stalled: ProbeAnswer | undefined;
-  for (let i = 0; i < 200 && stalled === undefined; i++) {
+  const until = performance.now() + 1500;
+  while (stalled === undefined && performance.now() < until) {
     const a = await probe(`${probeUrl}/healthz`);
     assert.ok(a.ms < 250, `answered in ${Math.round(a.ms)} ms while the loop was blocked`);
     if (a.status === 503) stalled = a;
@@ -162,6 +165,47 @@ test('the probe listener closes with the app and reports draining once shutdown 
 
   await app.close();
   await assert.rejects(probe(`${probeUrl}/healthz`), { code: 'ECONNREFUSED' });
+});
+
+/** Runs the exit fixture with `flags`; resolves with its output once it exits by itself (bounded). */
+function runExitFixture(flags: string[]): Promise<{ stdout: string; exitMs: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [...flags, `${fixtures}probe-exit.mjs`],
+      { timeout: 15_000, killSignal: 'SIGKILL' },
+      (err, stdout) => (err === null ? resolve({ stdout, exitMs: performance.now() - started }) : reject(err)),
+    );
+  });
+}
+
+test('neither the probe thread nor the heartbeat keeps the process alive (from source)', async () => {
+  const { stdout } = await runExitFixture(['--conditions=source', '--import', 'tsx']);
+  const answer = JSON.parse(stdout) as { status: number; body: { status: string } };
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body.status, 'ok');
+});
+
+const DIST_THREAD = fileURLToPath(new URL('../../dist/observe/probe-thread.js', import.meta.url));
+
+test('the compiled probe thread starts with no loader and lets the process exit', {
+  skip: existsSync(DIST_THREAD) ? false : 'run npm run build first',
+}, async () => {
+  const { stdout } = await runExitFixture([]);
+  assert.equal((JSON.parse(stdout) as { status: number }).status, 200);
+});
+
+test('a probe port that cannot be bound fails the app start, naming the port', async (t) => {
+  const first = await startService({ probePort: 0, probeHost: '127.0.0.1' }, () => {});
+  t.after(() => first.app.close());
+  const taken = first.app.observe.probePort() as number;
+  await assert.rejects(
+    startService({ probePort: taken, probeHost: '127.0.0.1' }, () => {}),
+    {
+      message: new RegExp(`cannot bind 127\\.0\\.0\\.1:${taken}: EADDRINUSE`),
+    },
+  );
 });
 
 test('probe options are validated with the value received', () => {
