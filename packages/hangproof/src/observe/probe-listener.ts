@@ -67,6 +67,7 @@ export class ProbeListener {
         host: options.host,
         port: options.port,
         stalledAfterMs: options.stalledAfterMs,
+        beatMs: PROBE_BEAT_MS,
         healthPath: options.healthPath,
         readyPath: options.readyPath,
       } satisfies ProbeThreadData,

@@ -30,6 +30,22 @@ export class ProbeMemory {
   setReady(ready: boolean): void {
     Atomics.store(this.#values, READY, ready ? READY_YES : READY_NO);
     Atomics.store(this.#stamps, CHECKED, process.hrtime.bigint());
+    Atomics.add(this.#values, READINESS_SEQ, 1);
+    Atomics.notify(this.#values, READINESS_SEQ);
+  }
+
+  /** Counts readiness evaluations written so far; `waitForReadiness` waits for it to move. */
+  get readinessSeq(): number {
+    return Atomics.load(this.#values, READINESS_SEQ);
+  }
+
+  /**
+   * Probe thread: resolves once an evaluation after `seq` is written, or after `timeoutMs`,
+   * without blocking the thread (Atomics.waitAsync).
+   */
+  async waitForReadiness(seq: number, timeoutMs: number): Promise<void> {
+    const waited = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.#values, READINESS_SEQ, seq, timeoutMs);
+    if (waited.async) await waited.value;
   }
 
   /** Main thread: shutdown began; readiness is false from now on. */
@@ -71,9 +87,20 @@ const CHECKED = 1;
 const LAG = 0;
 const READY = 1;
 const DRAINING = 2;
+const READINESS_SEQ = 3;
 const READY_UNKNOWN = 0;
 const READY_YES = 1;
 const READY_NO = 2;
+
+/** Atomics.waitAsync (Node 16+), which the ES2023 lib of this project does not declare. */
+interface AtomicsWaitAsync {
+  waitAsync(
+    array: Int32Array,
+    index: number,
+    value: number,
+    timeoutMs: number,
+  ): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+}
 
 function ageMs(stamp: bigint): number {
   if (stamp === 0n) return Number.POSITIVE_INFINITY;

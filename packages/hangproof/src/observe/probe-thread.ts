@@ -17,6 +17,8 @@ export interface ProbeThreadData {
   readonly host: string;
   readonly port: number;
   readonly stalledAfterMs: number;
+  /** Period of the main thread's heartbeat, in ms. */
+  readonly beatMs: number;
   readonly healthPath: string;
   readonly readyPath: string;
 }
@@ -33,6 +35,8 @@ const MAX_CONNECTIONS = 64;
 const SOCKET_BOUND_MS = 1000;
 /** A /readyz asks the main thread to re-evaluate readiness at most this often, in ms. */
 const REFRESH_EVERY_MS = 200;
+/** Longest wait of a /readyz for the evaluation it asked for, in ms. */
+const READY_WAIT_MS = 100;
 
 const data = workerData as ProbeThreadData;
 const port = parentPort;
@@ -65,34 +69,53 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
   else send(res, 404, { status: 'not_found' });
 }
 
-/** Liveness: the main loop beat recently. The lag includes the time since the last beat beyond its period. */
+/**
+ * Liveness: the main loop beat recently. Its lag is the last beat's, or the time since the last
+ * beat beyond its period when that is more (a beat that is late now).
+ */
 function health(res: ServerResponse): void {
   const age = memory.heartbeatAgeMs();
   if (age > data.stalledAfterMs) {
     send(res, 503, { status: 'stalled', stalledForMs: finite(age) });
     return;
   }
-  send(res, 200, { status: 'ok', lagMs: memory.lagMs });
+  send(res, 200, { status: 'ok', lagMs: Math.max(memory.lagMs, Math.round(age - data.beatMs)) });
 }
 
-/** Readiness: the main loop is alive, not draining, and its last readiness evaluation passed. */
+/**
+ * Readiness: the main loop is alive, not draining, and its last readiness evaluation passed. When
+ * that evaluation is older than REFRESH_EVERY_MS, the main thread is asked for a new one and the
+ * answer waits for it at most READY_WAIT_MS: a flooded main thread gets the last evaluation, never
+ * a wait.
+ */
 function ready(res: ServerResponse): void {
+  const now = performance.now();
+  if (
+    !memory.draining &&
+    memory.readinessAgeMs() >= REFRESH_EVERY_MS &&
+    now - refreshAskedAt >= REFRESH_EVERY_MS &&
+    memory.heartbeatAgeMs() <= data.stalledAfterMs
+  ) {
+    refreshAskedAt = now;
+    const seq = memory.readinessSeq;
+    port?.postMessage({ kind: 'refresh-readiness' } satisfies ProbeThreadMessage);
+    void memory.waitForReadiness(seq, READY_WAIT_MS).then(() => answerReady(res));
+    return;
+  }
+  answerReady(res);
+}
+
+function answerReady(res: ServerResponse): void {
   const age = memory.heartbeatAgeMs();
-  const checkedAgoMs = finite(memory.readinessAgeMs());
   if (memory.draining) {
     send(res, 503, { status: 'not_ready', reason: 'draining', shuttingDown: true });
     return;
-  }
-  const now = performance.now();
-  if (now - refreshAskedAt >= REFRESH_EVERY_MS) {
-    // The answer below is the last evaluation's; the next probe sees this refresh.
-    refreshAskedAt = now;
-    port?.postMessage({ kind: 'refresh-readiness' } satisfies ProbeThreadMessage);
   }
   if (age > data.stalledAfterMs) {
     send(res, 503, { status: 'not_ready', reason: 'stalled', stalledForMs: finite(age) });
     return;
   }
+  const checkedAgoMs = finite(memory.readinessAgeMs());
   const isReady = memory.ready;
   if (isReady === undefined) {
     send(res, 503, { status: 'not_ready', reason: 'not_checked_yet' });

@@ -5,7 +5,11 @@ import { request } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { resolveObserveOptions } from 'hangproof/observe';
+import Fastify from 'fastify';
+import { HangproofError } from 'hangproof';
+import { hangproof } from 'hangproof/fastify';
+import { observe, resolveObserveOptions } from 'hangproof/observe';
+import { pino } from 'pino';
 import { startService } from './helpers.js';
 
 type Child = ChildProcessByStdio<Writable, Readable, null>;
@@ -165,6 +169,38 @@ test('the probe listener closes with the app and reports draining once shutdown 
 
   await app.close();
   await assert.rejects(probe(`${probeUrl}/healthz`), { code: 'ECONNREFUSED' });
+});
+
+test("the probe port's /readyz follows the app's readiness checks", async (t) => {
+  let failing = false;
+  const app = Fastify();
+  await app.register(hangproof, { logger: pino({ level: 'silent' }), readinessCacheMs: 0 });
+  await app.register(observe, {
+    logger: pino({ level: 'silent' }),
+    defaultMetrics: false,
+    probePort: 0,
+    probeHost: '127.0.0.1',
+  });
+  app.hangproof.addReadinessCheck('db', () => {
+    if (failing) throw new HangproofError('DEPENDENCY_UNAVAILABLE');
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => app.close());
+  const probeUrl = `http://127.0.0.1:${app.observe.probePort()}`;
+  assert.equal((await probe(`${probeUrl}/readyz`)).status, 200);
+
+  failing = true;
+  // A probe asks for a new evaluation when the last is 200 ms old and waits for it up to 100 ms;
+  // probe until it shows (bounded).
+  let notReady: ProbeAnswer | undefined;
+  const until = performance.now() + 3000;
+  while (notReady === undefined && performance.now() < until) {
+    const a = await probe(`${probeUrl}/readyz`);
+    assert.ok(a.ms < 250, `answered in ${Math.round(a.ms)} ms`);
+    if (a.status === 503) notReady = a;
+  }
+  assert.equal(notReady?.body.reason, 'checks_failed');
+  assert.equal((await probe(`${probeUrl}/healthz`)).status, 200, 'a failing dependency is not a dead process');
 });
 
 /** Runs the exit fixture with `flags`; resolves with its output once it exits by itself (bounded). */
