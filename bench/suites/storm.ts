@@ -66,7 +66,7 @@ interface Row {
   readonly refusedRps: number;
   readonly otherRps: number;
   readonly cpuPerRefusalMicros: number;
-  readonly probes: Record<string, { onset: Stats; during: Stats; failed: number }>;
+  readonly probes: Record<string, { onset: Stats; during: Stats; failed: number; notOk: number }>;
   /** Where the main port's probes waited: per step, over all probes of the storm. */
   readonly phases: Record<string, Stats>;
 }
@@ -179,6 +179,7 @@ export async function stormSuite(s: SuiteSettings): Promise<{ markdown: string; 
                   onset: stats(answered.filter((p) => p.atMs < ONSET_MS).map((p) => p.totalMs)),
                   during: stats(answered.filter((p) => p.atMs >= ONSET_MS).map((p) => p.totalMs)),
                   failed: mine.length - answered.length,
+                  notOk: answered.filter((p) => p.status !== 200).length,
                 },
               ];
             }),
@@ -243,12 +244,14 @@ function render(rows: readonly Row[], s: SuiteSettings): string {
   }
   lines.push(
     '',
-    '| server | probe | onset p50 / p99 / max (ms) | during p50 / p99 / max (ms) | failed |',
-    '|---|---|---|---|---|',
+    '| server | probe | onset p50 / p99 / max (ms) | during p50 / p99 / max (ms) | no answer | answered, not 200 |',
+    '|---|---|---|---|---|---|',
   );
   for (const r of rows) {
     for (const [target, p] of Object.entries(r.probes)) {
-      lines.push(`| ${r.scenario} | ${target} /healthz | ${fmtStats(p.onset)} | ${fmtStats(p.during)} | ${p.failed} |`);
+      lines.push(
+        `| ${r.scenario} | ${target} /healthz | ${fmtStats(p.onset)} | ${fmtStats(p.during)} | ${p.failed} | ${p.notOk} |`,
+      );
     }
   }
   lines.push(
