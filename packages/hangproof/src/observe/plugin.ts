@@ -244,7 +244,11 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
           healthPath: edge.options.healthPath || '/healthz',
           readyPath: edge.options.readyPath || '/readyz',
         },
-        { readiness: () => edge.readiness(), shuttingDown: () => edge.shuttingDown },
+        {
+          readiness: () => edge.readiness(),
+          shuttingDown: () => edge.shuttingDown,
+          onThreadError: (err) => logger.error({ event: 'probe_listener_failed', err }, 'the probe listener stopped'),
+        },
       );
     });
     app.addHook('preClose', (done) => {

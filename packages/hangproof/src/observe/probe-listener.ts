@@ -19,6 +19,8 @@ export interface ProbeSources {
   readiness(): Promise<{ readonly ready: boolean }>;
   /** True once shutdown began. */
   shuttingDown(): boolean;
+  /** The probe thread failed after it started (its port then refuses: liveness fails, as it should). */
+  onThreadError(err: Error): void;
 }
 
 /**
@@ -79,6 +81,10 @@ export class ProbeListener {
       else this.#onStart?.(m);
     });
     this.#worker.unref();
+    // Without a listener an 'error' of the thread would be thrown in the main thread.
+    this.#worker.on('error', (err) => {
+      if (this.#port !== 0) sources.onThreadError(err);
+    });
   }
 
   /** Starts the thread and resolves once its port is bound; rejects (and stops it) if it cannot bind. */
