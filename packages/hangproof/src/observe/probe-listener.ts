@@ -47,6 +47,8 @@ export class ProbeListener {
   #refreshing = false;
   #onStart: ((m: ProbeThreadMessage) => void) | undefined;
   #closed: Promise<void> | undefined;
+  /** Settles when the thread has ended, whenever that happens (even before close() is called). */
+  readonly #exited: Promise<void>;
 
   private constructor(options: ProbeListenerOptions, sources: ProbeSources) {
     this.#sources = sources;
@@ -80,6 +82,7 @@ export class ProbeListener {
       if (m.kind === 'refresh-readiness') this.refreshReadiness();
       else this.#onStart?.(m);
     });
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.unref();
     // Without a listener an 'error' of the thread would be thrown in the main thread.
     this.#worker.on('error', (err) => {
@@ -134,13 +137,12 @@ export class ProbeListener {
 
   async #close(): Promise<void> {
     clearInterval(this.#beat);
-    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
     // Held for the (bounded) close only, so that awaiting it keeps the loop alive until the thread ends.
     this.#worker.ref();
     this.#worker.postMessage('close');
     const timer = setTimeout(() => void this.#worker.terminate(), CLOSE_BOUND_MS);
     timer.unref();
-    await exited;
+    await this.#exited;
     clearTimeout(timer);
   }
 
