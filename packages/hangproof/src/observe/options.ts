@@ -131,6 +131,20 @@ export interface ObserveOptions {
   readonly serviceName?: string | undefined;
   /** How long a status-page login lasts, in seconds. @default 43_200 (12 h) */
   readonly sessionMaxAgeSec?: number;
+  /**
+   * Port of the probe listener: `/healthz` and `/readyz` served by a worker thread from the main
+   * loop's heartbeat in shared memory, so they answer in milliseconds even while the main port is
+   * flooded. `false` does not start it; 0 binds an ephemeral port (`app.observe.probePort()`
+   * tells which). It binds when the app is ready and closes with it. @default false
+   */
+  readonly probePort?: number | false;
+  /** Address the probe listener binds (the pod IP must reach it for Kubernetes probes). @default '0.0.0.0' */
+  readonly probeHost?: string;
+  /**
+   * The probe listener answers 503 `stalled` (liveness) and `not_ready` (readiness) once the main
+   * loop's heartbeat is older than this, in ms. @default 1000
+   */
+  readonly probeStalledAfterMs?: number;
 }
 
 /**
@@ -168,6 +182,9 @@ export const OBSERVE_DEFAULTS = Object.freeze({
   tracing: 'auto',
   sessionMaxAgeSec: 43_200,
   extraStatusTimeoutMs: 500,
+  probePort: false as number | false,
+  probeHost: '0.0.0.0',
+  probeStalledAfterMs: 1000,
 } as const);
 
 type Defaulted = keyof typeof OBSERVE_DEFAULTS;
@@ -211,6 +228,13 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
   check('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
   check('sessionMaxAgeSec', o.sessionMaxAgeSec, positiveInt, 'a positive integer');
   check('extraStatusTimeoutMs', o.extraStatusTimeoutMs, positiveInt, 'a positive integer');
+  if (o.probePort !== false)
+    check('probePort', o.probePort, (v) => Number.isInteger(v) && v >= 0 && v <= 65_535, 'false or a port 0..65535');
+  // Below a few heartbeat periods a busy but healthy loop would read as stalled.
+  check('probeStalledAfterMs', o.probeStalledAfterMs, (v) => Number.isInteger(v) && v >= 200, 'an integer >= 200');
+  if (typeof o.probeHost !== 'string' || o.probeHost === '') {
+    throw new TypeError(`probeHost must be a non-empty string, received ${String(o.probeHost)}`);
+  }
   if (o.adaptiveLimit !== false) {
     if (o.adaptiveLimit !== true && (typeof o.adaptiveLimit !== 'object' || o.adaptiveLimit === null)) {
       throw new TypeError(`adaptiveLimit must be a boolean or an options object, received ${String(o.adaptiveLimit)}`);

@@ -19,6 +19,7 @@ import { type ObserveOptions, resolveObserveOptions } from './options.js';
 import type { CitizenTracer } from './otel-citizen.js';
 import type { RequestTracer } from './otel-tracing.js';
 import { createOverloadGuard } from './overload-guard.js';
+import { ProbeListener } from './probe-listener.js';
 import { createRegistry } from './prometheus.js';
 import { watchStalls } from './stall-watchdog.js';
 import { registerStatusRoutes } from './status-routes.js';
@@ -47,6 +48,8 @@ export interface ObserveApi {
   snapshot(): Record<string, unknown>;
   /** Every series' window, encoded so another instance can merge it with `mergeEncoded`. */
   exportWindows(window: WindowName): ExportedWindows;
+  /** The port of the probe listener once the app is ready; undefined when `probePort` is false. */
+  probePort(): number | undefined;
 }
 
 declare module 'fastify' {
@@ -216,10 +219,38 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       ownRoutes,
     });
 
+  // The probe listener binds once the app is ready (its routes and readiness checks are known)
+  // and stops at close; the edge's preClose hook has begun shutdown by the time ours runs.
+  let probe: ProbeListener | undefined;
+  if (opts.probePort !== false) {
+    const probePort = opts.probePort;
+    app.addHook('onReady', async () => {
+      probe = await ProbeListener.start(
+        {
+          host: opts.probeHost,
+          port: probePort,
+          stalledAfterMs: opts.probeStalledAfterMs,
+          healthPath: edge.options.healthPath || '/healthz',
+          readyPath: edge.options.readyPath || '/readyz',
+        },
+        {
+          readiness: () => edge.readiness(),
+          shuttingDown: () => edge.shuttingDown,
+          onThreadError: (err) => logger.error({ event: 'probe_listener_failed', err }, 'the probe listener stopped'),
+        },
+      );
+    });
+    app.addHook('preClose', (done) => {
+      probe?.markDraining();
+      done();
+    });
+  }
+
   app.decorate('observe', {
     registry,
     snapshot,
     exportWindows: (window: WindowName) => exportWindows(measurements, window),
+    probePort: () => probe?.port,
   } satisfies ObserveApi);
 
   const access = new AdminAccess({
@@ -246,6 +277,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     monitor.stop();
     stopStalls?.();
     for (const unsubscribe of unsubscribes) unsubscribe();
+    await probe?.close();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
   });
 }
