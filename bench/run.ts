@@ -14,6 +14,7 @@ import { depsSuite } from './suites/deps.ts';
 import { deskSuite } from './suites/desk.ts';
 import { edgeSuite } from './suites/edge.ts';
 import { overloadSuite } from './suites/overload.ts';
+import { stormSuite } from './suites/storm.ts';
 
 export interface SuiteSettings {
   readonly durationSec: number;
@@ -31,6 +32,7 @@ const SUITES: Record<string, Suite> = {
   desk: deskSuite,
   cluster: clusterSuite,
   overload: overloadSuite,
+  storm: stormSuite,
 };
 
 const settings: SuiteSettings = {

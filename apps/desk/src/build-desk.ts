@@ -37,6 +37,11 @@ export interface DeskOptions {
   readonly poolMax?: number;
   /** When a statement sends its own limits (hangproof/pg `statementLimits`). @default 'when-shorter' */
   readonly statementLimits?: 'when-shorter' | 'always';
+  /**
+   * Port of the probe listener (hangproof/observe `probePort`): `/healthz` and `/readyz` answered
+   * from a worker thread, in milliseconds even while the main port is flooded. @default false (off)
+   */
+  readonly probePort?: number | false;
   /** Server-side limit of one statement, in ms. @default 2_000 */
   readonly statementTimeoutMs?: number;
   /** Longest wait for a row lock, in ms. @default 1_000 */
@@ -135,6 +140,7 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
     await app.register(observe, {
       ...cluster,
       serviceName: 'desk',
+      probePort: o.probePort ?? false,
       pools: { desk: db },
       dependencies: deps,
       logger,

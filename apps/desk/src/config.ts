@@ -8,6 +8,8 @@ export type SeedSize = 'small' | 'default' | 'large';
 export interface DeskEnvConfig {
   /** TCP port of the API and web pages (`PORT`). @default 3000 */
   readonly port: number;
+  /** Port of the probe listener (`PROBE_PORT`); unset: off. @default false */
+  readonly probePort: number | false;
   /** Interface the API binds to (`HOST`). @default '127.0.0.1' */
   readonly host: string;
   /** Postgres to use instead of the embedded one (`DATABASE_URL`). @default undefined (embedded) */
@@ -64,6 +66,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
   const dataDir = get('DESK_DATA_DIR');
   return {
     port: port(get('PORT')),
+    probePort: get('PROBE_PORT') === undefined ? false : port(get('PROBE_PORT'), 'PROBE_PORT'),
     host: host(get('HOST')),
     databaseUrl: url(get('DATABASE_URL'), 'DATABASE_URL', ['postgres:', 'postgresql:']),
     marketDataUrl: url(get('MARKET_DATA_URL'), 'MARKET_DATA_URL', ['http:', 'https:']),
@@ -77,11 +80,11 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
   };
 }
 
-function port(raw: string | undefined): number {
+function port(raw: string | undefined, name = 'PORT'): number {
   if (raw === undefined) return 3000;
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isInteger(n) || n < 0 || n > 65_535) {
-    throw new ConfigError('PORT', `must be an integer from 0 to 65535, received '${raw}'`);
+    throw new ConfigError(name, `must be an integer from 0 to 65535, received '${raw}'`);
   }
   return n;
 }

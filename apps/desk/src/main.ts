@@ -102,7 +102,14 @@ try {
   checkInterrupted();
 
   const logger = pino({ name: 'desk', level: process.env.LOG_LEVEL ?? 'info' });
-  const desk: Desk = await buildDesk({ databaseUrl, marketDataUrl, brokerUrl, adminToken: config.adminToken, logger });
+  const desk: Desk = await buildDesk({
+    databaseUrl,
+    marketDataUrl,
+    brokerUrl,
+    adminToken: config.adminToken,
+    logger,
+    probePort: config.probePort,
+  });
   started.push({ name: 'desk', stop: () => desk.close() });
   checkInterrupted();
   await desk.app.listen({ port: config.port, host: config.host });

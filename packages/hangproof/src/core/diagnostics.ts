@@ -28,6 +28,21 @@ export interface QueryEvent {
   readonly rowCount: number;
   /** hangproof error code when the query failed. */
   readonly errorCode: string | undefined;
+  /** The statement's verb and first table, e.g. `SELECT bots`: what its span is named. */
+  readonly name: string;
+  /** Short stable id of the fingerprint. */
+  readonly queryId: string;
+  /** performance.now() when the query started (its pool wait included). */
+  readonly startedAt: number;
+  /** Time spent waiting for a pooled connection, ms. */
+  readonly acquireMs: number;
+  /** Where a failed query failed (`acquire`, `connect`, `lock`, `query`...). */
+  readonly phase: string | undefined;
+  /** Name of the guarded pool. */
+  readonly pool: string;
+  /** Host name and port of the Postgres server of the pool. */
+  readonly serverAddress: string;
+  readonly serverPort: number;
 }
 
 /** A pool acquire finished: got a connection after `waitMs`, or gave up. */

@@ -1,5 +1,6 @@
 import { type Dispatcher, Pool } from 'undici';
 import { currentContext } from '../core/index.js';
+import { detectOtelApi, type OtelApiModule } from '../core/otel-api.js';
 import type { AttemptInfo, Dependency } from './dependency.js';
 import { HttpStatusFailure, ResponseTooLargeError } from './failure.js';
 import type { ResolvedHttpOptions } from './options.js';
@@ -71,10 +72,16 @@ export class HttpDependency {
   readonly #dependency: Dependency;
   readonly #options: ResolvedHttpOptions;
   readonly #pool: Pool;
+  /** Set once a registered OpenTelemetry tracer provider is found: calls then carry `traceparent`. */
+  #otel: OtelApiModule | undefined;
 
   constructor(dependency: Dependency, options: ResolvedHttpOptions) {
     this.#dependency = dependency;
     this.#options = options;
+    // Checked once, at construction: without a provider no OpenTelemetry code runs per call.
+    void detectOtelApi().then((api) => {
+      this.#otel = api;
+    });
     this.#pool = new Pool(options.origin, {
       // One more connection than the bulkhead admits, for the health probe.
       connections: options.bulkhead.maxConcurrent + 1,
@@ -158,6 +165,10 @@ export class HttpDependency {
     // The callee may take at most what this attempt has left; it can give up in time too.
     headers[TIMEOUT_HEADER] = String(Math.max(1, Math.floor(attempt.budgetMs)));
     if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
+    // The active trace continues in the callee (`traceparent`, and whatever else the
+    // application's propagator writes).
+    const otel = this.#otel;
+    if (otel !== undefined) otel.propagation.inject(otel.context.active(), headers);
     const timeoutMs = Math.max(1, Math.ceil(attempt.budgetMs));
     const res = await this.#pool.request({
       path,

@@ -6,7 +6,6 @@ import {
   formatServerTiming,
   type RequestContext,
   RequestLifecycle,
-  refusalBody,
   resolveRequestId,
   runWithContext,
 } from '../core/index.js';
@@ -170,7 +169,9 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     // Refusals (shutting down, overloaded) are decided before any context, span or log line.
     const admission = lifecycle.admit(request.url);
     if (typeof admission === 'object') {
-      refuse(reply, admission, request.id, lifecycle.shuttingDown);
+      // Refused after routing (no front door): answered on the raw response, Fastify told so.
+      reply.hijack();
+      writeRefusal(reply.raw, admission, request.id, lifecycle.shuttingDown);
       return;
     }
     const edgeReply = reply as EdgeReply;
@@ -274,16 +275,6 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
       return { status: report.ready ? 'ready' : 'not_ready', ...report };
     });
   }
-}
-
-/** A refusal decided before the request got a context: a prebuilt body, no log line of its own. */
-function refuse(reply: FastifyReply, error: HangproofError, requestId: string, closing: boolean): void {
-  reply.code(error.statusCode);
-  reply.header('x-request-id', requestId);
-  reply.header('content-type', 'application/json; charset=utf-8');
-  if (error.retryAfterSec !== undefined) reply.header('retry-after', String(Math.ceil(error.retryAfterSec)));
-  if (closing) reply.header('connection', 'close');
-  reply.send(refusalBody(error, requestId));
 }
 
 function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {

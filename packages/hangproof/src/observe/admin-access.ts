@@ -15,7 +15,8 @@ const digest = (value: string): Buffer => createHash('sha256').update(value).dig
 
 /**
  * Who may read /metrics and /status: a request carrying the admin token in `X-Admin-Token`, a
- * browser holding a session cookie from the login form, or whatever the `allow` rule admits.
+ * browser holding a session cookie from the login form, or whatever the `allow` rule admits;
+ * /metrics also takes the token as a bearer token (`allowedScrape`).
  *
  * The cookie never holds the token: it holds `<expiry>.<HMAC-SHA256(token, expiry)>`, so it
  * expires on its own, stays valid across instances that share the token (behind a load balancer),
@@ -58,6 +59,16 @@ export class AdminAccess {
     return false;
   }
 
+  /**
+   * Whether a Prometheus scrape may read /metrics: everything `allowed` admits, plus the admin
+   * token sent as `Authorization: Bearer <token>`, Prometheus' standard scrape authentication
+   * (`authorization.credentials` in a scrape config). Compared in constant time like the header.
+   */
+  async allowedScrape(request: FastifyRequest): Promise<boolean> {
+    if (this.checkToken(bearerToken(request.headers.authorization))) return true;
+    return this.allowed(request);
+  }
+
   /** `Set-Cookie` value of a new session for `request` (Secure when the request came over https). */
   sessionCookie(request: FastifyRequest, nowMs: number = Date.now()): string {
     const expires = Math.floor(nowMs / 1000) + this.#maxAgeSec;
@@ -91,6 +102,13 @@ export class AdminAccess {
 
 function secure(request: FastifyRequest): string {
   return request.protocol === 'https' ? '; Secure' : '';
+}
+
+/** The credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive), if any. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /^Bearer +(\S+) *$/i.exec(header);
+  return m?.[1];
 }
 
 /** The value of cookie `name` in a Cookie header, if present. */

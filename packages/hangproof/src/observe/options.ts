@@ -124,14 +124,30 @@ export interface ObserveOptions {
    */
   readonly captureStallStacks?: boolean;
   /**
-   * Export request spans with OpenTelemetry when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (`'auto'`), or never (`false`). @default 'auto'
+   * OpenTelemetry (`'auto'`): when the application registered a global tracer provider, hangproof's
+   * spans join its traces (the instrumentation's request span enriched, no second one); else
+   * hangproof's own exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set. `false`: never. @default 'auto'
    */
   readonly tracing?: 'auto' | false;
   /** `service.name` of exported spans. @default OTEL_SERVICE_NAME, else 'hangproof-service' */
   readonly serviceName?: string | undefined;
   /** How long a status-page login lasts, in seconds. @default 43_200 (12 h) */
   readonly sessionMaxAgeSec?: number;
+  /**
+   * Port of the probe listener: `/healthz` and `/readyz` served by a worker thread from the main
+   * loop's heartbeat in shared memory, so they answer in milliseconds even while the main port is
+   * flooded. `false` does not start it; 0 binds an ephemeral port (`app.observe.probePort()`
+   * tells which). It binds when the app is ready and closes with it. @default false
+   */
+  readonly probePort?: number | false;
+  /** Address the probe listener binds (the pod IP must reach it for Kubernetes probes). @default '0.0.0.0' */
+  readonly probeHost?: string;
+  /**
+   * The probe listener answers 503 `stalled` (liveness) and `not_ready` (readiness) once the main
+   * loop's heartbeat is older than this, in ms. @default 1000
+   */
+  readonly probeStalledAfterMs?: number;
 }
 
 /**
@@ -169,6 +185,9 @@ export const OBSERVE_DEFAULTS = Object.freeze({
   tracing: 'auto',
   sessionMaxAgeSec: 43_200,
   extraStatusTimeoutMs: 500,
+  probePort: false as number | false,
+  probeHost: '0.0.0.0',
+  probeStalledAfterMs: 1000,
 } as const);
 
 type Defaulted = keyof typeof OBSERVE_DEFAULTS;
@@ -212,6 +231,23 @@ export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObser
   numberWhere('sampleIntervalMs', o.sampleIntervalMs, (v) => Number.isInteger(v) && v >= 10, 'an integer >= 10');
   positiveInt('sessionMaxAgeSec', o.sessionMaxAgeSec);
   positiveInt('extraStatusTimeoutMs', o.extraStatusTimeoutMs);
+  if (o.probePort !== false)
+    numberWhere(
+      'probePort',
+      o.probePort,
+      (v) => Number.isInteger(v) && v >= 0 && v <= 65_535,
+      'false or a port 0..65535',
+    );
+  // Below a few heartbeat periods a busy but healthy loop would read as stalled.
+  numberWhere(
+    'probeStalledAfterMs',
+    o.probeStalledAfterMs,
+    (v) => Number.isInteger(v) && v >= 200,
+    'an integer >= 200',
+  );
+  if (typeof o.probeHost !== 'string' || o.probeHost === '') {
+    throw new TypeError(`probeHost must be a non-empty string, received ${String(o.probeHost)}`);
+  }
   if (o.adaptiveLimit !== false) {
     if (o.adaptiveLimit !== true && (typeof o.adaptiveLimit !== 'object' || o.adaptiveLimit === null)) {
       throw new TypeError(`adaptiveLimit must be a boolean or an options object, received ${String(o.adaptiveLimit)}`);

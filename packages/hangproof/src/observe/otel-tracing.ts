@@ -1,5 +1,6 @@
 import type { RequestContext, RequestEndEvent } from '../core/index.js';
 import { importOptionalPeers } from '../missing-peer.js';
+import { recordedSpanAttributes } from './otel-attributes.js';
 
 /** The OpenTelemetry packages trace export loads; optional peer dependencies of hangproof. */
 export const OTEL_PEERS = [
@@ -30,24 +31,10 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
 /** W3C trace context, version 00: `00-<trace id>-<parent span id>-<flags>`. */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-const SPAN_KIND_BY_HANGPROOF_KIND: Readonly<Record<string, 'client' | 'internal'>> = {
-  db: 'client',
-  external: 'client',
-};
-
-function primitiveAttrs(
-  attrs: Readonly<Record<string, unknown>> | undefined,
-): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  if (attrs === undefined) return out;
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[`hangproof.${k}`] = v;
-  }
-  return out;
-}
-
 /**
- * Builds the OpenTelemetry exporter. The SDK packages (optional peer dependencies) are imported here,
+ * Builds hangproof's own OpenTelemetry exporter, the fallback for a service that registered no
+ * tracer provider of its own (see otel-citizen.ts for one that did). The SDK packages (optional
+ * peer dependencies) are imported here,
  * dynamically, and this module is itself only imported when tracing is requested: a service
  * without the OTLP variables loads no OpenTelemetry code at all. Spans are built from what the
  * request already recorded (ctx.spans) when it ends, so tracing adds nothing to the request path
@@ -115,9 +102,9 @@ export async function createOtelTracer(serviceName: string): Promise<RequestTrac
         const child = tracer.startSpan(
           s.name,
           {
-            kind: kinds[SPAN_KIND_BY_HANGPROOF_KIND[s.kind] ?? 'internal'],
+            kind: s.kind === 'db' || s.kind === 'external' ? kinds.client : kinds.internal,
             startTime: start + s.startMs,
-            attributes: { 'hangproof.kind': s.kind, ...primitiveAttrs(s.attrs) },
+            attributes: recordedSpanAttributes(s),
           },
           inRoot,
         );

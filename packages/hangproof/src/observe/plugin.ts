@@ -1,7 +1,10 @@
+import type { Channel } from 'node:diagnostics_channel';
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Registry } from 'prom-client';
-import { channels, type RequestEndEvent } from '../core/index.js';
+import { channels, type QueryEvent, type RequestContext, type RequestEndEvent } from '../core/index.js';
+import { detectOtelApi } from '../core/otel-api.js';
 import { LOG_EVENTS } from '../log-events.js';
 import { AdminAccess } from './admin-access.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
@@ -12,8 +15,10 @@ import { heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import { Measurements } from './measurements.js';
 import { type ObserveOptions, resolveObserveOptions } from './options.js';
+import type { CitizenTracer } from './otel-citizen.js';
 import type { RequestTracer } from './otel-tracing.js';
 import { createOverloadGuard } from './overload-guard.js';
+import { ProbeListener } from './probe-listener.js';
 import { createRegistry } from './prometheus.js';
 import { watchStalls } from './stall-watchdog.js';
 import { registerStatusRoutes } from './status-routes.js';
@@ -42,12 +47,24 @@ export interface ObserveApi {
   snapshot(): Record<string, unknown>;
   /** Every series' window, encoded so another instance can merge it with `mergeEncoded`. */
   exportWindows(window: WindowName): ExportedWindows;
+  /** The port of the probe listener once the app is ready; undefined when `probePort` is false. */
+  probePort(): number | undefined;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     observe: ObserveApi;
   }
+}
+
+/** The response of a traced request, tagged with its context for the shared 'close' listener. */
+const kTracedContext = Symbol('hangproof.traced-context');
+type TracedResponse = ServerResponse & { [kTracedContext]?: RequestContext | undefined };
+
+/** Subscribes `fn` to `channel`; returns the unsubscribe. */
+function listen(channel: Channel, fn: (message: unknown) => void): () => void {
+  channel.subscribe(fn);
+  return () => channel.unsubscribe(fn);
 }
 
 /** Longest wait for the span exporter to flush at close, in ms. */
@@ -87,15 +104,28 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
   });
 
   let tracer: RequestTracer | undefined;
-  let onTracedEnd: ((m: unknown) => void) | undefined;
+  let citizen: CitizenTracer | undefined;
+  const unsubscribes: (() => void)[] = [];
   if (opts.tracing === 'auto') {
-    // Imported only here, so that without OTLP variables no OpenTelemetry code is loaded.
-    const { tracingRequested, createOtelTracer } = await import('./otel-tracing.js');
-    if (tracingRequested()) {
-      const t = await createOtelTracer(opts.serviceName);
-      tracer = t;
-      onTracedEnd = (m) => t.onRequestEnd(m as RequestEndEvent);
-      channels.requestEnd.subscribe(onTracedEnd);
+    // The application's own tracer provider wins: hangproof joins its traces and exports nothing
+    // itself. Without one, the OTLP variables ask for hangproof's own exporter. Either module is
+    // imported only here, so a service without OpenTelemetry loads none of it.
+    const api = await detectOtelApi();
+    if (api !== undefined) {
+      const { createCitizenTracer } = await import('./otel-citizen.js');
+      const c = createCitizenTracer(api);
+      citizen = c;
+      unsubscribes.push(
+        listen(channels.query, (m) => c.onQuery(m as QueryEvent)),
+        listen(channels.requestEnd, (m) => c.onRequestEnd((m as RequestEndEvent).ctx)),
+      );
+    } else {
+      const { tracingRequested, createOtelTracer } = await import('./otel-tracing.js');
+      if (tracingRequested()) {
+        const t = await createOtelTracer(opts.serviceName);
+        tracer = t;
+        unsubscribes.push(listen(channels.requestEnd, (m) => t.onRequestEnd(m as RequestEndEvent)));
+      }
     }
   }
 
@@ -158,6 +188,25 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       done();
     });
   }
+  if (citizen !== undefined) {
+    const c = citizen;
+    // Runs before the HTTP instrumentation's own 'close' listener, which ends the request span:
+    // the outcome has to be on the span by then.
+    function onClosing(this: TracedResponse): void {
+      const ctx = this[kTracedContext];
+      this[kTracedContext] = undefined;
+      if (ctx !== undefined) c.onResponseClosing(ctx, !this.writableEnded);
+    }
+    app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      const ctx = request.hangproof;
+      if (ctx !== null) {
+        c.onRequestStart(ctx);
+        (reply.raw as TracedResponse)[kTracedContext] = ctx;
+        reply.raw.prependListener('close', onClosing);
+      }
+      done();
+    });
+  }
 
   const snapshot = (): Record<string, unknown> =>
     buildStatusSnapshot({
@@ -166,14 +215,42 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
       limiter,
       heartbeats,
       options: opts,
-      tracing: tracer !== undefined,
+      tracing: tracer !== undefined || citizen !== undefined,
       ownRoutes,
     });
+
+  // The probe listener binds once the app is ready (its routes and readiness checks are known)
+  // and stops at close; the edge's preClose hook has begun shutdown by the time ours runs.
+  let probe: ProbeListener | undefined;
+  if (opts.probePort !== false) {
+    const probePort = opts.probePort;
+    app.addHook('onReady', async () => {
+      probe = await ProbeListener.start(
+        {
+          host: opts.probeHost,
+          port: probePort,
+          stalledAfterMs: opts.probeStalledAfterMs,
+          healthPath: edge.options.healthPath || '/healthz',
+          readyPath: edge.options.readyPath || '/readyz',
+        },
+        {
+          readiness: () => edge.readiness(),
+          shuttingDown: () => edge.shuttingDown,
+          onThreadError: (err) => logger.error({ event: 'probe_listener_failed', err }, 'the probe listener stopped'),
+        },
+      );
+    });
+    app.addHook('preClose', (done) => {
+      probe?.markDraining();
+      done();
+    });
+  }
 
   app.decorate('observe', {
     registry,
     snapshot,
     exportWindows: (window: WindowName) => exportWindows(measurements, window),
+    probePort: () => probe?.port,
   } satisfies ObserveApi);
 
   const access = new AdminAccess({
@@ -199,7 +276,8 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
     edge.lifecycle.setAdmission(undefined);
     monitor.stop();
     stopStalls?.();
-    if (onTracedEnd !== undefined) channels.requestEnd.unsubscribe(onTracedEnd);
+    for (const unsubscribe of unsubscribes) unsubscribe();
+    await probe?.close();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
   });
 }
@@ -229,7 +307,8 @@ function exportWindows(m: Measurements, window: WindowName): ExportedWindows {
  * hangproof's observability and overload protection for Fastify: per-route, Postgres, pool and
  * dependency latency windows; GET /metrics (Prometheus); the admin status page; event-loop delay
  * and stall reports with the blocking stack; a concurrency limit with a short bounded queue; load
- * shedding on loop delay or heap; OpenTelemetry export when the OTLP variables are set.
+ * shedding on loop delay or heap; OpenTelemetry: spans in the application's own traces when it
+ * registered a tracer provider, else hangproof's own export when the OTLP variables are set.
  * Register it after the `hangproof` plugin, once per process.
  */
 export const observe = fp(observePlugin, { fastify: '5.x', name: 'hangproof-observe', dependencies: ['hangproof'] });

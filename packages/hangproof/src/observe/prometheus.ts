@@ -5,6 +5,10 @@ import type { Heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import type { Measurements } from './measurements.js';
 import type { PoolStatsSource } from './options.js';
+import { POOL_METRICS, readPoolStats } from './pool-metrics.js';
+
+/** The event-loop monitor's last sample, as far as /metrics reads it. */
+type LoopSample = NonNullable<ReturnType<EventLoopMonitor['summary']>['last']>;
 
 interface Sample {
   readonly value: number;
@@ -126,28 +130,18 @@ export function createRegistry(p: RegistryParts): Registry {
       () => errorSamples(m.poolAcquire.series()),
     ),
   );
-  add(
-    new CollectedMetric(
-      'hangproof_pool_stat',
-      'Pool statistics from the pools option (stats() numeric fields).',
-      'gauge',
-      () => {
+  // One metric per quantity of the pools' stats (read per metric: a scrape is rare, stats() cheap).
+  for (const def of POOL_METRICS) {
+    add(
+      new CollectedMetric(def.name, def.help, def.type, () => {
         const out: Sample[] = [];
-        for (const [pool, source] of Object.entries(p.pools)) {
-          let stats: object;
-          try {
-            stats = source.stats();
-          } catch {
-            continue;
-          }
-          for (const [stat, value] of Object.entries(stats)) {
-            if (typeof value === 'number' && Number.isFinite(value)) out.push({ labels: { pool, stat }, value });
-          }
+        for (const [pool, stats] of readPoolStats(p.pools)) {
+          for (const sample of def.read(stats)) out.push({ labels: { pool, ...sample.labels }, value: sample.value });
         }
         return out;
-      },
-    ),
-  );
+      }),
+    );
+  }
   add(
     new CollectedMetric(
       'hangproof_dependency_call_duration_seconds',
@@ -177,22 +171,20 @@ export function createRegistry(p: RegistryParts): Registry {
       [...m.breakers].map(([dependency, v]) => ({ labels: { dependency }, value: v.transitions })),
     ),
   );
-  add(
-    new CollectedMetric(
-      'hangproof_event_loop_delay_seconds',
-      'Event-loop delay over the last sample interval.',
-      'gauge',
-      () => {
+  // The last sample's percentiles, each its own gauge (as prom-client's nodejs_eventloop_lag_p99_seconds):
+  // a `quantile` label belongs to a summary, which a windowed percentile without sum and count is not.
+  for (const [name, pick, what] of [
+    ['hangproof_event_loop_delay_p50_seconds', (l: LoopSample) => l.p50Ms, 'Median'],
+    ['hangproof_event_loop_delay_p99_seconds', (l: LoopSample) => l.p99Ms, '99th percentile of the'],
+    ['hangproof_event_loop_delay_max_seconds', (l: LoopSample) => l.maxMs, 'Longest'],
+  ] as const) {
+    add(
+      new CollectedMetric(name, `${what} event-loop delay over the last sample interval.`, 'gauge', () => {
         const last = p.monitor.summary().last;
-        if (last === undefined) return [];
-        return [
-          { labels: { quantile: '0.5' }, value: last.p50Ms / 1000 },
-          { labels: { quantile: '0.99' }, value: last.p99Ms / 1000 },
-          { labels: { quantile: '1' }, value: last.maxMs / 1000 },
-        ];
-      },
-    ),
-  );
+        return last === undefined ? [] : [{ labels: {}, value: pick(last) / 1000 }];
+      }),
+    );
+  }
   add(
     new CollectedMetric(
       'hangproof_event_loop_utilization',

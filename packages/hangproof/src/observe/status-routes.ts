@@ -53,7 +53,7 @@ export async function registerStatusRoutes(app: FastifyInstance, o: StatusRoutes
   if (o.metricsPath !== false) {
     o.exempt(o.metricsPath);
     app.get(o.metricsPath, async (request, reply) => {
-      if (!(await o.access.allowed(request))) throw unauthorized();
+      if (!(await o.access.allowedScrape(request))) throw unauthorized();
       reply.header('content-type', o.registry.contentType);
       return o.registry.metrics();
     });

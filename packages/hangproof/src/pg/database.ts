@@ -96,6 +96,8 @@ class GuardedDatabase implements Database {
     const plans = this.#planEvidence;
     this.#accounting = new QueryAccounting({
       pool: o.name,
+      serverAddress: endpoint.hostname,
+      serverPort: endpoint.port,
       slowQueryMs: o.slowQueryMs,
       nPlusOneThreshold: o.nPlusOneThreshold,
       redactParams: o.redactParams ?? redactParams,

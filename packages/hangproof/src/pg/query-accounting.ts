@@ -1,4 +1,4 @@
-import { channels, type QueryShape, type RequestContext, type ShapeRuns } from '../core/index.js';
+import { channels, type QueryEvent, type QueryShape, type RequestContext, type ShapeRuns } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { ParamRedactor } from './database-options.js';
@@ -9,6 +9,9 @@ const MAX_SHAPES_PER_REQUEST = 256;
 
 export interface AccountingOptions {
   readonly pool: string;
+  /** Host name and port of the pool's server, for the query event. */
+  readonly serverAddress: string;
+  readonly serverPort: number;
   readonly slowQueryMs: number;
   readonly nPlusOneThreshold: number;
   readonly redactParams: ParamRedactor;
@@ -81,7 +84,22 @@ export class QueryAccounting {
     }
     ctx?.recordQuery(shape, startedAt, durationMs, rows, waitMs, errorCode, phase);
     if (channels.query.hasSubscribers) {
-      channels.query.publish({ ctx, fingerprint: shape.fingerprint, durationMs, rowCount: rows, errorCode });
+      const o = this.#options;
+      channels.query.publish({
+        ctx,
+        fingerprint: shape.fingerprint,
+        durationMs,
+        rowCount: rows,
+        errorCode,
+        name: shape.label,
+        queryId: shape.id,
+        startedAt,
+        acquireMs: waitMs,
+        phase,
+        pool: o.pool,
+        serverAddress: o.serverAddress,
+        serverPort: o.serverPort,
+      } satisfies QueryEvent);
     }
     const { slowQueryMs } = this.#options;
     if (slowQueryMs > 0 && durationMs > slowQueryMs) {

@@ -15,7 +15,7 @@ import { HangproofError } from 'hangproof';
 import { hangproofExpress } from 'hangproof/express';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { hangproofHono } from 'hangproof/hono';
-import { installShutdown, type NodeEdge, withHangproof } from 'hangproof/http';
+import { installShutdown, type NodeEdge, type ShutdownTarget, withHangproof } from 'hangproof/http';
 import { observe, overloadGuard } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
@@ -101,28 +101,13 @@ const adapters: Adapter[] = [
       app.setErrorHandler((_err, _req, reply) => reply.code(500).send({ mine: true }));
       for (const name of ROUTE_NAMES) app.get(`/${name}`, () => routes[name](s));
       const url = await app.listen({ port: 0, host: '127.0.0.1' });
-      let code: number | undefined;
-      const { installShutdown: installFastifyShutdown } = await import('hangproof/fastify');
-      const handle = installFastifyShutdown(app, {
-        signals: [],
-        drainMs: 3_000,
-        exit: (c) => {
-          code = c;
-        },
-      });
-      return {
+      return serviceOf(
+        app,
         url,
         logs,
-        shutdown: async () => {
-          await handle.shutdown('test');
-          return code ?? -1;
-        },
-        ready: async () => (await app.hangproof.readiness()).ready,
-        close: async () => {
-          handle.uninstall();
-          await app.close();
-        },
-      };
+        async () => (await app.hangproof.readiness()).ready,
+        () => app.close(),
+      );
     },
   },
   ...(
@@ -202,18 +187,32 @@ const adapters: Adapter[] = [
 ];
 
 /** nodeService for a server that is already listening (Hono's `serve`). */
-async function nodeServiceAt(server: Server, edge: NodeEdge, logs: LogCapture, url: string): Promise<Service> {
-  let code: number | undefined;
-  const handle = installShutdown(
+function nodeServiceAt(server: Server, edge: NodeEdge, logs: LogCapture, url: string): Service {
+  return serviceOf(
     { server, edge },
-    {
-      signals: [],
-      drainMs: 3_000,
-      exit: (c) => {
-        code = c;
-      },
+    url,
+    logs,
+    async () => (await edge.evaluateReadiness()).ready,
+    async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   );
+}
+
+/** A service with hangproof's shutdown installed, exiting into a variable instead of the process. */
+function serviceOf(
+  target: ShutdownTarget,
+  url: string,
+  logs: LogCapture,
+  ready: () => Promise<boolean>,
+  close: () => Promise<unknown>,
+): Service {
+  let code: number | undefined;
+  const exit = (c: number): void => {
+    code = c;
+  };
+  const handle = installShutdown(target, { signals: [], drainMs: 3_000, exit });
   return {
     url,
     logs,
@@ -221,11 +220,10 @@ async function nodeServiceAt(server: Server, edge: NodeEdge, logs: LogCapture, u
       await handle.shutdown('test');
       return code ?? -1;
     },
-    ready: async () => (await edge.evaluateReadiness()).ready,
+    ready,
     close: async () => {
       handle.uninstall();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await close();
     },
   };
 }

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HangproofError, sleep, step } from 'hangproof';
 import { heartbeats } from 'hangproof/observe';
+import { createTestDatabase } from 'hangproof/testing';
 import { waitUntil } from '../support/latch.js';
-import { ADMIN_TOKEN, admin, startService } from './helpers.js';
+import { ADMIN_TOKEN, admin, botsDatabase, startService } from './helpers.js';
 
 test('GET /metrics needs the admin token and then serves route histograms in Prometheus format', async (t) => {
   const { app, url } = await startService({}, (app) => {
@@ -34,6 +35,71 @@ test('GET /metrics needs the admin token and then serves route histograms in Pro
   assert.match(text, /hangproof_http_request_duration_seconds_bucket\{method="GET",route="\/bots\/:id",le="30"\} 5/);
   assert.match(text, /hangproof_http_request_duration_seconds_count\{method="GET",route="\/bots\/:id"\} 5/);
   assert.match(text, /hangproof_http_request_errors_total\{method="GET",route="\/boom",code="CONFLICT"\} 1/);
+});
+
+test('GET /metrics takes the admin token as a bearer token, as a Prometheus scrape config sends it', async (t) => {
+  const { app, url } = await startService({}, () => {});
+  t.after(() => app.close());
+  const scrape = (authorization: string): Promise<Response> => fetch(`${url}/metrics`, { headers: { authorization } });
+  assert.equal((await scrape(`Bearer ${ADMIN_TOKEN}`)).status, 200);
+  assert.equal((await scrape(`bearer ${ADMIN_TOKEN}`)).status, 200, 'the scheme is case-insensitive');
+  assert.equal((await scrape(`Bearer ${ADMIN_TOKEN}x`)).status, 401);
+  assert.equal((await scrape(`Basic ${Buffer.from(`x:${ADMIN_TOKEN}`).toString('base64')}`)).status, 401);
+  assert.equal((await scrape('Bearer ')).status, 401);
+  // Only /metrics: the status page keeps its own login.
+  assert.equal(
+    (await fetch(`${url}/status.json`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status,
+    401,
+  );
+});
+
+test('GET /metrics follows Prometheus conventions: one quantity per metric, its unit in the name, no quantile label on a gauge', async (t) => {
+  const testDb = await createTestDatabase();
+  const db = await botsDatabase(testDb.url);
+  t.after(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+  const { app, url } = await startService({ pools: { main: db } }, (app) => {
+    app.get('/bots', async () => (await db.query('SELECT count(*) AS n FROM bots')).rows[0]);
+  });
+  t.after(() => app.close());
+  assert.equal((await fetch(`${url}/bots`)).status, 200);
+  // The loop monitor reports after its first sample interval; the gauges exist from then on.
+  let text = '';
+  await waitUntil(
+    'the event-loop gauges have a first sample',
+    async () => {
+      text = await (await fetch(`${url}/metrics`, { headers: admin })).text();
+      return /^hangproof_event_loop_delay_p99_seconds \d/m.test(text);
+    },
+    10_000,
+  );
+
+  assert.doesNotMatch(text, /quantile=/);
+  assert.doesNotMatch(text, /hangproof_pool_stat/);
+  assert.match(
+    text,
+    /# TYPE hangproof_event_loop_delay_p99_seconds gauge\n(?:.*\n)?hangproof_event_loop_delay_p99_seconds \d/,
+  );
+  assert.match(text, /hangproof_event_loop_delay_max_seconds \d/);
+  assert.match(text, /# TYPE hangproof_pg_pool_connections gauge/);
+  assert.match(text, /hangproof_pg_pool_connections\{pool="main",state="idle"\} [1-4]\n/);
+  assert.match(text, /hangproof_pg_pool_connections\{pool="main",state="in_use"\} 0\n/);
+  assert.match(text, /hangproof_pg_pool_max_connections\{pool="main"\} 4\n/);
+  assert.match(text, /hangproof_pg_pool_waiting_requests\{pool="main"\} 0\n/);
+  assert.match(
+    text,
+    /# TYPE hangproof_pg_queries_total counter\n(?:.*\n)?hangproof_pg_queries_total\{pool="main"\} [3-9]\n/,
+  );
+  assert.match(text, /hangproof_pg_timeouts_total\{pool="main",phase="acquire"\} 0\n/);
+  // Every metric hangproof exports says its unit, or counts (`_total`), or is a plain ratio/state.
+  const names = new Set([...text.matchAll(/^# TYPE (hangproof_\w+) (\w+)$/gm)].map((m) => `${m[1]} ${m[2]}`));
+  for (const entry of names) {
+    const [name, type] = entry.split(' ') as [string, string];
+    if (type === 'counter') assert.match(name, /_total$/, name);
+    else if (type === 'histogram') assert.match(name, /_seconds$/, name);
+  }
 });
 
 test('an allow rule grants access without the token', async (t) => {

@@ -95,7 +95,15 @@ test('each query becomes a db span named by its verb and table, with rows, query
     assert.equal(spans[0]?.attrs?.fingerprint, 'SELECT id FROM users WHERE id<=?');
     assert.match(String(spans[0]?.attrs?.queryId), /^[0-9a-f]{12}$/);
     assert.equal(ctx.dbCount, 2, 'the per-kind totals count every query');
-    assert.equal(events.filter((e) => e.ctx === ctx).length, 2);
+    const mine = events.filter((e) => e.ctx === ctx);
+    assert.equal(mine.length, 2);
+    // The event carries what a tracer needs for the database conventions, without the context's records.
+    const url = new URL(testDb.url);
+    assert.equal(mine[0]?.name, 'SELECT users');
+    assert.equal(mine[0]?.queryId, spans[0]?.attrs?.queryId);
+    assert.equal(mine[0]?.serverAddress, url.hostname);
+    assert.equal(mine[0]?.serverPort, Number(url.port));
+    assert.ok((mine[0]?.startedAt ?? 0) >= ctx.startedAt);
   } finally {
     channels.query.unsubscribe(listener);
   }
