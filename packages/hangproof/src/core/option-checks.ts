@@ -58,3 +58,30 @@ export function optionalFunction<T>(name: string, value: T | undefined): T | und
   }
   return value;
 }
+
+/**
+ * An optional group of numeric options that `false` turns off (`lockEvidence`, `planEvidence`):
+ * false stays false; otherwise the defaults merged with `input`, each key checked against its
+ * minimum. Throws TypeError for a non-object and RangeError naming `group.key` and the value.
+ */
+export function optionalGroup<T extends Record<string, number>>(
+  group: string,
+  input: Partial<T> | false | undefined,
+  defaults: Readonly<T>,
+  minimums: Readonly<Record<keyof T, number>>,
+): T | false {
+  if (input === false) return false;
+  if (input !== undefined && (typeof input !== 'object' || input === null)) {
+    throw new TypeError(`${group} must be an object or false, received ${String(input)}`);
+  }
+  const o = { ...defaults, ...input } as T;
+  for (const [key, min] of Object.entries(minimums) as [string, number][]) {
+    numberWhere(
+      `${group}.${key}`,
+      o[key] as number,
+      (v) => typeof v === 'number' && Number.isFinite(v) && v >= min,
+      `a number of at least ${min}`,
+    );
+  }
+  return o;
+}

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
+import { optionalGroup } from '../core/option-checks.js';
 import { LOG_EVENTS } from '../log-events.js';
 import { fingerprint } from './fingerprint.js';
 import type { HolderView } from './holder-registry.js';
@@ -40,24 +41,13 @@ export const LOCK_EVIDENCE_DEFAULTS = Object.freeze({
 export function resolveLockEvidenceOptions(
   input: LockEvidenceOptions | false | undefined,
 ): Required<LockEvidenceOptions> | false {
-  if (input === false) return false;
-  if (input !== undefined && (typeof input !== 'object' || input === null)) {
-    throw new TypeError(`lockEvidence must be an object or false, received ${String(input)}`);
-  }
-  const o = { ...LOCK_EVIDENCE_DEFAULTS, ...input };
-  for (const [key, min] of [
-    ['waitThresholdMs', 10],
-    ['timeoutMs', 10],
-    ['minIntervalMs', 0],
-    ['logIntervalMs', 0],
-    ['keep', 1],
-  ] as const) {
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-      throw new RangeError(`lockEvidence.${key} must be a number of at least ${min}, received ${String(v)}`);
-    }
-  }
-  return o;
+  return optionalGroup<Required<LockEvidenceOptions>>('lockEvidence', input, LOCK_EVIDENCE_DEFAULTS, {
+    waitThresholdMs: 10,
+    timeoutMs: 10,
+    minIntervalMs: 0,
+    logIntervalMs: 0,
+    keep: 1,
+  });
 }
 
 /** One session holding the lock another one waits for. */

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
+import { optionalGroup } from '../core/option-checks.js';
 import { isHangproofError } from '../errors.js';
 import { LOG_EVENTS } from '../log-events.js';
 import { isSingleStatement } from './limited-query.js';
@@ -30,23 +31,12 @@ export const PLAN_EVIDENCE_DEFAULTS = Object.freeze({
 export function resolvePlanEvidenceOptions(
   input: PlanEvidenceOptions | false | undefined,
 ): Required<PlanEvidenceOptions> | false {
-  if (input === false) return false;
-  if (input !== undefined && (typeof input !== 'object' || input === null)) {
-    throw new TypeError(`planEvidence must be an object or false, received ${String(input)}`);
-  }
-  const o = { ...PLAN_EVIDENCE_DEFAULTS, ...input };
-  for (const [key, min] of [
-    ['perFingerprintMs', 0],
-    ['minIntervalMs', 0],
-    ['timeoutMs', 10],
-    ['keep', 1],
-  ] as const) {
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-      throw new RangeError(`planEvidence.${key} must be a number of at least ${min}, received ${String(v)}`);
-    }
-  }
-  return o;
+  return optionalGroup<Required<PlanEvidenceOptions>>('planEvidence', input, PLAN_EVIDENCE_DEFAULTS, {
+    perFingerprintMs: 0,
+    minIntervalMs: 0,
+    timeoutMs: 10,
+    keep: 1,
+  });
 }
 
 /** The plan node that dominates a statement's estimated cost. */
