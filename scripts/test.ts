@@ -60,6 +60,17 @@ const forward = (sig: NodeJS.Signals): void => {
 };
 process.on('SIGINT', forward);
 process.on('SIGTERM', forward);
+// The whole run is bounded too: a test file whose process never exits (a timer or thread left
+// running) would otherwise keep the runner, and CI, waiting forever.
+const RUN_BOUND_MS = Number(env.TEST_RUN_TIMEOUT_MS ?? 30 * 60_000);
+const bound = setTimeout(() => {
+  console.error(
+    `the test run exceeded ${Math.round(RUN_BOUND_MS / 60_000)} min: stopping it (a test file did not exit)`,
+  );
+  child.kill('SIGKILL');
+}, RUN_BOUND_MS);
+bound.unref();
 const code: number = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+clearTimeout(bound);
 await stopPostgres();
 process.exit(code);

@@ -32,8 +32,14 @@ export async function startService(
   await app.register(hangproof, { deadlineMs, logger: silent, adminToken: ADMIN_TOKEN });
   await app.register(observe, { logger: silent, defaultMetrics: false, ...observeOptions });
   routes(app);
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { app, url };
+  try {
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    return { app, url };
+  } catch (err) {
+    // An app that failed to start still holds what its plugins started (timers, threads).
+    await app.close();
+    throw err;
+  }
 }
 
 export const admin = { 'x-admin-token': ADMIN_TOKEN };
