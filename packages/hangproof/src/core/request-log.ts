@@ -79,7 +79,9 @@ function directLineFor(logger: Logger): PinoInternals | undefined {
     typeof time === 'function' &&
     typeof l[sym.endSym] === 'string' &&
     typeof l[sym.messageKeySym] === 'string';
-  if (!plain) return undefined;
+  // A serializer of one of the line's own fields changes that field: pino writes every line then.
+  const ownFields = ['request_id', 'method', 'route', 'path', 'status', 'duration_ms', 'deadline_ms', 'user_id'];
+  if (!plain || ownFields.some((f) => serializers?.[f] !== undefined)) return undefined;
   return {
     lsCache,
     time: () => time.call(logger),
