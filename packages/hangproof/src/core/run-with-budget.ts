@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { raceAbort } from './abortable.js';
 import { runWithContext } from './context-storage.js';
 import { RequestContext } from './request-context.js';
+import { newRequestId } from './request-id.js';
 
 /**
  * Runs background work (a job, a script step) under its own deadline, with the same context a
@@ -13,7 +13,7 @@ export async function runWithBudget<T>(
   budgetMs: number,
   fn: (signal: AbortSignal, ctx: RequestContext) => Promise<T>,
 ): Promise<T> {
-  const ctx = new RequestContext({ requestId: `job:${name}:${randomUUID()}`, budgetMs, kind: 'job', name });
+  const ctx = new RequestContext({ requestId: `job:${name}:${newRequestId()}`, budgetMs, kind: 'job', name });
   try {
     return await runWithContext(ctx, () => raceAbort(fn(ctx.signal, ctx), ctx.signal));
   } finally {

@@ -144,29 +144,36 @@ export class ConnectionLeases {
    * promise and no timer: pg-pool hands an idle connection over on its next tick.
    */
   acquire(scope: Scope): Promise<Lease> {
+    return new Promise<Lease>((resolve, reject) =>
+      this.acquireWith(scope, (err, lease) => (lease === undefined ? reject(err) : resolve(lease))),
+    );
+  }
+
+  /** `acquire` for a caller that takes a callback: `done(null, lease)` or `done(err)`, once. */
+  acquireWith(scope: Scope, done: (err: unknown, lease?: Lease) => void): void {
     const started = performance.now();
     const permit = this.#gate.tryAcquire() ? this.#releasePermit : undefined;
     if (permit === undefined || this.pool.idleCount === 0 || this.pool.waitingCount > 0) {
-      return this.#acquireWaiting(scope, started, permit);
+      this.#acquireWaiting(scope, started, permit).then((lease) => done(null, lease), done);
+      return;
     }
-    return new Promise<Lease>((resolve, reject) => {
-      this.pool.connect((err, client) => {
-        if (err !== undefined && err !== null) {
-          permit();
-          reject(err);
-        } else if (client === undefined) {
-          permit();
-          reject(new Error('pg-pool gave no client'));
-        } else if (this.#needsPing(client, false)) {
-          // Sat idle too long to trust without a check: the full path pings it (or another).
-          client.release();
-          this.#acquireWaiting(scope, started, permit).then(resolve, reject);
-        } else {
-          resolve(this.#lease(client, scope, started, permit));
-        }
-      });
+    this.pool.connect((err, client) => {
+      if (err !== undefined && err !== null) {
+        permit();
+        done(err);
+      } else if (client === undefined) {
+        permit();
+        done(new Error('pg-pool gave no client'));
+      } else if (this.#needsPing(client, false)) {
+        // Sat idle too long to trust without a check: the full path pings it (or another).
+        client.release();
+        this.#acquireWaiting(scope, started, permit).then((lease) => done(null, lease), done);
+      } else {
+        done(null, this.#lease(client, scope, started, permit));
+      }
     });
   }
+
   /** The acquire that may wait: for a permit (bounded FIFO), a new connection, a liveness check. */
   async #acquireWaiting(scope: Scope, started: number, permit: (() => void) | undefined): Promise<Lease> {
     const releasePermit = this.#releasePermit;

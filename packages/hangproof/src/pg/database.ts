@@ -31,6 +31,7 @@ export function createDatabase(options: DatabaseOptions): Database {
 }
 
 const CLOSE_TIMEOUT_MS = 5_000;
+const NO_QUERY_OPTIONS: QueryOptions = Object.freeze({});
 
 class GuardedDatabase implements Database {
   readonly #o: ResolvedDatabaseOptions;
@@ -110,10 +111,70 @@ class GuardedDatabase implements Database {
     return this.#leases.pool;
   }
 
-  async query<R extends Row = Row>(
+  query<R extends Row = Row>(
     sql: string,
     params?: readonly unknown[],
-    options: QueryOptions = {},
+    options: QueryOptions = NO_QUERY_OPTIONS,
+  ): Promise<QueryResult<R>> {
+    if (options.outsideTransaction === true || !isSingleStatement(sql)) return this.#queryInSteps(sql, params, options);
+    // The common case, callback-style: one promise per query. An async function here would add
+    // its frame and a promise per await (each also running AsyncLocalStorage's hooks on Node 20).
+    return new Promise<QueryResult<R>>((resolve, reject) => {
+      const scope = this.#scope();
+      const shape = shapeOf(sql);
+      const started = performance.now();
+      this.#accounting.start(scope.ctx, shape);
+      let lease: Lease | undefined;
+      const finish = (err: unknown, result?: pg.QueryResult): void => {
+        try {
+          const failure =
+            err === null ? undefined : this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
+          const rows = failure === undefined ? rowCountOf(result as pg.QueryResult) : 0;
+          this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params, sql);
+          if (lease !== undefined) this.#leases.finish(lease, failure !== undefined);
+          if (failure === undefined) resolve(result as QueryResult<R>);
+          else reject(failure);
+        } catch (unexpected) {
+          reject(unexpected);
+        }
+      };
+      this.#leases.acquireWith(scope, (err, acquired) => {
+        if (acquired === undefined) {
+          finish(err);
+          return;
+        }
+        lease = acquired;
+        let limitMs: number;
+        try {
+          limitMs = this.#statementBudget(scope, 'query');
+        } catch (spent) {
+          finish(spent);
+          return;
+        }
+        if (this.#o.statementLimits === 'when-shorter' && limitMs >= this.#o.statementTimeoutMs) {
+          // The session's own limits (set when the connection opened) are the ones this statement
+          // needs: no set_config for Postgres to parse, plan and answer.
+          acquired.runWith(sql, params, limitMs, scope.abort, finish);
+        } else {
+          // Shorter limits and the statement in one implicit transaction, one round trip.
+          acquired.runLimitedWith(
+            this.#limits.statement(scope.ctx, limitMs),
+            sql,
+            params,
+            limitMs,
+            scope.abort,
+            finish,
+          );
+        }
+      });
+    });
+  }
+
+  /** A statement outside the implicit transaction, or several statements in one string. */
+  async #queryInSteps<R extends Row>(
+    sql: string,
+    params: readonly unknown[] | undefined,
+    options: QueryOptions,
   ): Promise<QueryResult<R>> {
     const scope = this.#scope();
     const shape = shapeOf(sql);
@@ -128,15 +189,6 @@ class GuardedDatabase implements Database {
       let result: pg.QueryResult;
       if (options.outsideTransaction === true) {
         result = await conn.run(sql, params, this.#statementBudget(scope, 'query'), scope.abort);
-      } else if (isSingleStatement(sql)) {
-        const limitMs = this.#statementBudget(scope, 'query');
-        result =
-          this.#o.statementLimits === 'when-shorter' && limitMs >= this.#o.statementTimeoutMs
-            ? // The session's own limits (set when the connection opened) are the ones this
-              // statement needs: no set_config for Postgres to parse, plan and answer.
-              await conn.run(sql, params, limitMs, scope.abort)
-            : // Shorter limits and the statement in one implicit transaction, one round trip.
-              await conn.runLimited(this.#limits.statement(scope.ctx, limitMs), sql, params, limitMs, scope.abort);
       } else {
         // Several statements in one string cannot be Parsed as one: BEGIN with the limits, the
         // statements (simple protocol), COMMIT; three round trips.

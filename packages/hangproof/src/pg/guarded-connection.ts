@@ -28,6 +28,8 @@ export interface GuardOptions {
 }
 
 type Settle = (err: Error | null, result?: pg.QueryResult) => void;
+/** How a statement's outcome is handed back: `err` is null on success. */
+export type StatementDone = (err: unknown, result?: pg.QueryResult) => void;
 
 /**
  * One checked-out pg client with the client-side half of the guard:
@@ -63,9 +65,8 @@ export class GuardedConnection implements BoundedStatement, Holder {
   readonly #options: GuardOptions;
   #broken: Error | undefined;
   #cancelDone: Promise<unknown> = Promise.resolve();
-  // The statement running now (at most one per connection).
-  #resolve: ((result: pg.QueryResult) => void) | undefined;
-  #reject: ((err: unknown) => void) | undefined;
+  // The statement running now (at most one per connection): whom to tell its outcome.
+  #done: StatementDone | undefined;
   #abort: AbortWatch | undefined;
   #values: readonly unknown[] | undefined;
   #limitMs = 0;
@@ -112,10 +113,25 @@ export class GuardedConnection implements BoundedStatement, Holder {
     limitMs: number,
     abort: AbortWatch | undefined,
   ): Promise<pg.QueryResult> {
+    return new Promise((resolve, reject) =>
+      this.runWith(text, values, limitMs, abort, (err, result) =>
+        err === null ? resolve(result as pg.QueryResult) : reject(err),
+      ),
+    );
+  }
+
+  /** `run` for a caller that takes a callback: no promise of its own (see GuardedDatabase.query). */
+  runWith(
+    text: string,
+    values: readonly unknown[] | undefined,
+    limitMs: number,
+    abort: AbortWatch | undefined,
+    done: StatementDone,
+  ): void {
     // (text, values, callback): pg copies a config object with getOwnPropertyDescriptors.
-    return this.#bounded(limitMs, abort, values, (done) => {
-      if (values === undefined) this.client.query(text, done);
-      else this.client.query(text, values as unknown[], done);
+    this.#bounded(limitMs, abort, values, done, (settle) => {
+      if (values === undefined) this.client.query(text, settle);
+      else this.client.query(text, values as unknown[], settle);
     });
   }
 
@@ -124,42 +140,45 @@ export class GuardedConnection implements BoundedStatement, Holder {
    * transaction and one round trip (see LimitedQuery), within the same client-side bound as `run`.
    * A statement that fails is rolled back by the server at the Sync: the connection comes back idle.
    */
-  runLimited(
+  runLimitedWith(
     limits: StatementLimits,
     text: string,
     values: readonly unknown[] | undefined,
     limitMs: number,
     abort: AbortWatch | undefined,
-  ): Promise<pg.QueryResult> {
-    return this.#bounded(limitMs, abort, values, (done) => {
-      this.client.query(new LimitedQuery(limits, text, values, done));
+    done: StatementDone,
+  ): void {
+    this.#bounded(limitMs, abort, values, done, (settle) => {
+      this.client.query(new LimitedQuery(limits, text, values, settle));
     });
   }
 
   /**
-   * `submit(done)` raced against the client-side bound (the pool's sweep) and the abort; see
-   * `run`. Callback-style on purpose: one promise per statement (under AsyncLocalStorage every
-   * promise also runs the context's hooks).
+   * `submit(settle)` raced against the client-side bound (the pool's sweep) and the abort; see
+   * `run`. Callback-style on purpose: a statement costs no promise here (under AsyncLocalStorage
+   * every promise also runs the context's hooks). `done` is called once, possibly at once.
    */
   #bounded(
     limitMs: number,
     abort: AbortWatch | undefined,
     values: readonly unknown[] | undefined,
-    submit: (done: Settle) => void,
-  ): Promise<pg.QueryResult> {
-    if (this.#broken !== undefined) return Promise.reject(this.#broken);
-    if (abort?.aborted) return Promise.reject(abort.abortReason);
-    if (this.#resolve !== undefined)
-      return Promise.reject(new Error('a statement is already running on this connection'));
+    done: StatementDone,
+    submit: (settle: Settle) => void,
+  ): void {
+    const refused =
+      this.#broken ??
+      (abort?.aborted ? abort.abortReason : undefined) ??
+      (this.#done === undefined ? undefined : new Error('a statement is already running on this connection'));
+    if (refused !== undefined) {
+      done(refused);
+      return;
+    }
     this.#started = performance.now();
     this.#limitMs = limitMs;
     this.#values = values;
     this.#abort = abort;
+    this.#done = done;
     this.boundAt = this.#started + limitMs + this.#options.unresponsiveGraceMs;
-    const promise = new Promise<pg.QueryResult>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
     this.#options.sweep.add(this);
     abort?.addAbortWatcher(this.#onAbort);
     try {
@@ -167,12 +186,11 @@ export class GuardedConnection implements BoundedStatement, Holder {
     } catch (err) {
       this.#settled(err instanceof Error ? err : new Error(String(err)));
     }
-    return promise;
   }
 
   /** Ends the running statement's wait: true when it was still running (the caller settles it). */
   #claim(): boolean {
-    if (this.#resolve === undefined) return false;
+    if (this.#done === undefined) return false;
     this.#options.sweep.delete(this);
     this.#abort?.unwatchAbort(this.#onAbort);
     this.#abort = undefined;
@@ -180,13 +198,10 @@ export class GuardedConnection implements BoundedStatement, Holder {
   }
 
   #finish(err: unknown, result?: pg.QueryResult): void {
-    const resolve = this.#resolve as (result: pg.QueryResult) => void;
-    const reject = this.#reject as (err: unknown) => void;
-    this.#resolve = undefined;
-    this.#reject = undefined;
+    const done = this.#done as StatementDone;
+    this.#done = undefined;
     this.#values = undefined;
-    if (err === null) resolve(result as pg.QueryResult);
-    else reject(err);
+    done(err, result);
   }
 
   #settled(err: Error | null, result?: pg.QueryResult): void {
