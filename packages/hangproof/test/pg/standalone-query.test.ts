@@ -133,7 +133,11 @@ test('the limits end with the statement: the next statement on the connection ru
       ),
     );
     assert.match(inside.rows[0]?.app ?? '', /^hangproof GET \/limits /, 'the request names the session meanwhile');
-    assert.match(inside.rows[0]?.st ?? '', /^1\d{3}ms$/, 'the limit is what is left of the 2 s budget, not the 4 s default');
+    assert.match(
+      inside.rows[0]?.st ?? '',
+      /^1\d{3}ms$/,
+      'the limit is what is left of the 2 s budget, not the 4 s default',
+    );
     const after = await one.query<{ st: string; app: string }>(
       "SELECT current_setting('statement_timeout') AS st, current_setting('application_name') AS app",
       [],
