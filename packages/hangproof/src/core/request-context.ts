@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { HangproofError } from '../errors.js';
 import type { AbortWatch } from './abort-watch.js';
+import { type DeadlineEntry, deadlineTimers } from './deadline-timers.js';
 import type { QueryShape } from './query-shape.js';
 
 /** A timed piece of a request: a step, a query, an outbound call. Times are ms from request start. */
@@ -131,7 +132,7 @@ export class RequestContext implements AbortWatch {
   #controller: AbortController | undefined;
   #reason: HangproofError | undefined;
   #watchers: Set<(reason: unknown) => void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #deadline: DeadlineEntry | undefined;
   #ended = false;
 
   constructor(init: RequestContextInit) {
@@ -146,9 +147,9 @@ export class RequestContext implements AbortWatch {
     this.startedAt = performance.now();
     this.budgetMs = Math.max(0, init.budgetMs);
     this.deadlineAt = this.startedAt + this.budgetMs;
-    // Kept ref'd: a job whose work ignores its signal still ends at its deadline. end() clears
-    // it, so a finished request holds nothing.
-    this.#timer = setTimeout(() => this.expire(), this.budgetMs);
+    // One timer for every context's deadline (see DeadlineTimers). end() cancels it, so a
+    // finished request holds nothing.
+    this.#deadline = deadlineTimers.schedule(this, this.budgetMs);
   }
 
   /** The context itself: with `route`, `method`, `statusCode`, `errorCode` and `durationMs` it is the requestEnd event. */
@@ -380,8 +381,9 @@ export class RequestContext implements AbortWatch {
     this.#watchers = undefined;
   }
 
-  private expire(): void {
-    this.#timer = undefined;
+  /** @internal The deadline has come: DeadlineTimers calls this, nothing else should. */
+  onDeadline(): void {
+    this.#deadline = undefined;
     this.abort(
       new HangproofError('REQUEST_TIMEOUT', {
         message: `the request did not complete within its deadline of ${this.budgetMs} ms`,
@@ -391,7 +393,7 @@ export class RequestContext implements AbortWatch {
   }
 
   #clearTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#deadline !== undefined) deadlineTimers.cancel(this.#deadline);
+    this.#deadline = undefined;
   }
 }

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { DeadlineTimers } from '../../src/core/deadline-timers.js';
+
+/** A target that records when its deadline came and resolves once it has. */
+function target(): { onDeadline(): void; firedAt: number | undefined; fired: Promise<void> } {
+  let resolve: () => void = () => {};
+  const t = {
+    firedAt: undefined as number | undefined,
+    fired: new Promise<void>((r) => {
+      resolve = r;
+    }),
+    onDeadline(): void {
+      t.firedAt = performance.now();
+      resolve();
+    },
+  };
+  return t;
+}
+
+describe('deadline timers (one timer for every request)', () => {
+  test('each deadline fires once, never early and within a generous bound, whatever the order of durations', async () => {
+    const timers = new DeadlineTimers();
+    const start = performance.now();
+    const durations = [120, 30, 75, 30, 5, 200];
+    const targets = durations.map((ms) => ({ ms, t: target(), entry: undefined as unknown }));
+    for (const x of targets) x.entry = timers.schedule(x.t, x.ms);
+    assert.equal(timers.size, durations.length);
+    await Promise.all(targets.map((x) => x.t.fired));
+    for (const { ms, t } of targets) {
+      const after = (t.firedAt as number) - start;
+      assert.ok(after >= ms - 1, `a ${ms} ms deadline fired after ${after.toFixed(1)} ms`);
+      assert.ok(after < ms + 250, `a ${ms} ms deadline fired only after ${after.toFixed(1)} ms`);
+    }
+    assert.equal(timers.size, 0);
+  });
+
+  test('a cancelled deadline never fires; the others still do', async () => {
+    const timers = new DeadlineTimers();
+    const cancelled = target();
+    const kept = target();
+    const entry = timers.schedule(cancelled, 20);
+    timers.schedule(kept, 60);
+    timers.cancel(entry);
+    timers.cancel(entry);
+    await kept.fired;
+    assert.equal(cancelled.firedAt, undefined);
+    assert.equal(timers.size, 0);
+  });
+
+  test('a pending deadline keeps the process alive; once every deadline is cancelled it does not', () => {
+    const url = new URL('../../src/core/deadline-timers.ts', import.meta.url).href;
+    const run = (body: string): { status: number | null; ms: number } => {
+      const started = performance.now();
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(child.error, undefined);
+      return { status: child.status, ms: performance.now() - started };
+    };
+    const pending = run(
+      `const { deadlineTimers } = await import('${url}'); deadlineTimers.schedule({ onDeadline() { process.exitCode = 7; } }, 300);`,
+    );
+    assert.equal(pending.status, 7, 'the process waited for the deadline');
+    const cancelled = run(
+      `const { deadlineTimers } = await import('${url}'); const e = deadlineTimers.schedule({ onDeadline() { process.exitCode = 7; } }, 60_000); deadlineTimers.cancel(e);`,
+    );
+    assert.equal(cancelled.status, 0, 'the cancelled deadline never fired');
+    assert.ok(cancelled.ms < 20_000, `the process stayed ${Math.round(cancelled.ms)} ms for a cancelled deadline`);
+  });
+});
