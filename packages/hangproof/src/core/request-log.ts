@@ -1,5 +1,15 @@
 import { type Level, type Logger, pino } from 'pino';
 import { REQUEST_LOG_MESSAGES } from '../log-events.js';
+import {
+  type ByteSink,
+  byteSinkOf,
+  jsonStringBound,
+  putAscii,
+  putInt,
+  putJsonString,
+  putTenths,
+  putUtf8,
+} from './line-bytes.js';
 import type { RequestContext } from './request-context.js';
 
 /** Durations above which a request's line is logged at warn and at error, in ms. */
@@ -16,6 +26,8 @@ export function levelFor(statusCode: number, durationMs: number, t: LogThreshold
 }
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
+/** Bytes of a byte line's fixed parts: field names, numbers, the message (see `#writeBytes`). */
+const LINE_BYTES_FIXED = 512;
 
 /** The `msg` of a request's line: the report and the CLI match on these. */
 function messageFor(errorCode: string | undefined): string {
@@ -39,6 +51,10 @@ interface PinoInternals {
   readonly stream: { write(line: string): unknown };
   /** Fields the logger has a serializer for (Fastify's logger: req, res, err); see `serializesAny`. */
   readonly serialized: ReadonlySet<string>;
+  /** The stream, when it takes lines as bytes written in place (bufferedLogger's). */
+  readonly bytes: ByteSink | undefined;
+  /** True when the logger's timestamp is pino's default (epoch ms), which the byte line writes itself. */
+  readonly epochTime: boolean;
 }
 
 const sym = pino.symbols;
@@ -91,6 +107,8 @@ function directLineFor(logger: Logger): PinoInternals | undefined {
     messageKey: l[sym.messageKeySym] as string,
     stream: stream as unknown as { write(line: string): unknown },
     serialized: new Set(Object.keys(serializers ?? {})),
+    bytes: byteSinkOf(stream),
+    epochTime: time === pino.stdTimeFunctions.epochTime,
   };
 }
 
@@ -142,6 +160,7 @@ export class RequestLog {
   }
 
   #writeDirect(ctx: RequestContext, level: Level, p: PinoInternals): void {
+    if (p.bytes !== undefined && !ctx.hasFields && this.#writeBytes(ctx, level, p, p.bytes)) return;
     let line = (p.lsCache[NUMERIC_LEVELS[level] as number] as string) + p.time() + p.chindings();
     if (ctx.hasFields) {
       for (const [key, value] of Object.entries(ctx.fields)) {
@@ -159,6 +178,53 @@ export class RequestLog {
     if (ctx.userId !== undefined) line += `,"user_id":${jsonString(ctx.userId)}`;
     line += `,"${p.messageKey}":"${REQUEST_LOG_MESSAGES.requestCompleted}"${p.end}`;
     p.stream.write(line);
+  }
+
+  /**
+   * The same line as `#writeDirect`'s, byte for byte, written in place into the sink's buffer (see
+   * line-bytes.ts); false when it does not fit there and must go as a string.
+   */
+  #writeBytes(ctx: RequestContext, level: Level, p: PinoInternals, sink: ByteSink): boolean {
+    const prefix = p.lsCache[NUMERIC_LEVELS[level] as number] as string;
+    const time = p.epochTime ? undefined : p.time();
+    const chindings = p.chindings();
+    const route = this.#route(ctx.name);
+    const bound =
+      LINE_BYTES_FIXED +
+      3 * (prefix.length + chindings.length + route.length + p.messageKey.length + p.end.length) +
+      (time === undefined ? 0 : 3 * time.length) +
+      jsonStringBound(ctx.requestId) +
+      jsonStringBound(ctx.method) +
+      jsonStringBound(ctx.path) +
+      (ctx.userId === undefined ? 0 : jsonStringBound(ctx.userId));
+    const buf = sink.reserve(bound);
+    if (buf === undefined) return false;
+    let o = putUtf8(buf, sink.offset, prefix);
+    if (time === undefined) o = putInt(buf, putAscii(buf, o, ',"time":'), Date.now());
+    else o = putUtf8(buf, o, time);
+    o = putUtf8(buf, o, chindings);
+    o = putJsonString(buf, putAscii(buf, o, ',"request_id":'), ctx.requestId);
+    o = putJsonString(buf, putAscii(buf, o, ',"method":'), ctx.method);
+    o = putUtf8(buf, putAscii(buf, o, ',"route":'), route);
+    o = putJsonString(buf, putAscii(buf, o, ',"path":'), ctx.path);
+    o = putInt(buf, putAscii(buf, o, ',"status":'), ctx.statusCode);
+    o = putTenths(buf, putAscii(buf, o, ',"duration_ms":'), ctx.durationMs);
+    o = putInt(buf, putAscii(buf, o, ',"deadline_ms":'), ctx.budgetMs);
+    if (ctx.dbCount > 0) {
+      o = putInt(buf, putAscii(buf, o, ',"db_count":'), ctx.dbCount);
+      o = putTenths(buf, putAscii(buf, o, ',"db_ms":'), ctx.dbMs);
+      o = putTenths(buf, putAscii(buf, o, ',"acquire_ms":'), ctx.acquireMs);
+    }
+    if (ctx.externalCount > 0) {
+      o = putInt(buf, putAscii(buf, o, ',"external_count":'), ctx.externalCount);
+      o = putTenths(buf, putAscii(buf, o, ',"external_ms":'), ctx.externalMs);
+    }
+    if (ctx.userId !== undefined) o = putJsonString(buf, putAscii(buf, o, ',"user_id":'), ctx.userId);
+    o = putUtf8(buf, putAscii(buf, o, ',"'), p.messageKey);
+    o = putAscii(buf, o, `":"${REQUEST_LOG_MESSAGES.requestCompleted}"`);
+    o = putUtf8(buf, o, p.end);
+    sink.commit(o);
+    return true;
   }
 
   #route(route: string): string {

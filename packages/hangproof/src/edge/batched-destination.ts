@@ -1,41 +1,67 @@
-/** What BatchedDestination needs of pino's destination (sonic-boom). */
+import { type ByteSink, markByteSink } from '../core/line-bytes.js';
+
+/** What BatchedDestination needs of pino's destination (sonic-boom in its 'buffer' content mode). */
 interface Sink {
-  write(data: string): boolean;
+  write(data: Buffer): boolean;
   flush(cb?: (err?: Error) => void): void;
   flushSync(): void;
   end(): void;
 }
 
 /**
- * Gathers log lines in an array and hands them to pino's destination (sonic-boom) one batch at a
- * time, joined once. Why not sonic-boom's own `minLength` buffering: it appends each line to its
- * pending string and measures that whole string with Buffer.byteLength on every write, which
- * flattens it: about half the buffer (2 KB of a 4 KB one) allocated per line, the largest single
- * allocation of a request on a busy route. Here a line costs an array slot; sonic-boom still does
- * the writing (partial writes, EAGAIN, flushSync at exit).
+ * Gathers log lines as bytes in one buffer and hands the buffer to pino's destination (sonic-boom)
+ * when it is full or every `flushIntervalMs`. Lines from pino arrive as strings and are encoded
+ * into the buffer; a request's own line is written into it in place (`reserve`/`commit`, see
+ * RequestLog), so it leaves no string behind at all. Why not sonic-boom's own `minLength`
+ * buffering: it appends each line to its pending string and measures that whole string with
+ * Buffer.byteLength on every write, which flattens it: about half the buffer allocated per line.
+ * sonic-boom still does the writing (partial writes, EAGAIN, flushSync at exit); it keeps each
+ * handed-over buffer until written, so the next batch gets a new one.
  */
-export class BatchedDestination {
+export class BatchedDestination implements ByteSink {
   readonly #sink: Sink;
   readonly #bufferBytes: number;
-  #lines: string[] = [];
-  #bytes = 0;
+  #buf: Buffer;
+  #offset = 0;
   readonly #timer: NodeJS.Timeout;
 
   constructor(sink: Sink, bufferBytes: number, flushIntervalMs: number) {
     this.#sink = sink;
-    this.#bufferBytes = bufferBytes;
+    this.#bufferBytes = Math.max(1, bufferBytes);
+    this.#buf = Buffer.allocUnsafe(this.#bufferBytes);
     this.#timer = setInterval(() => this.#handOver(), flushIntervalMs);
     this.#timer.unref();
+    markByteSink(this);
     // A normal exit writes what is still gathered (sync), as pino does for its own destinations.
     process.once('exit', () => this.flushSync());
   }
 
+  get offset(): number {
+    return this.#offset;
+  }
+
+  reserve(bytes: number): Buffer | undefined {
+    if (bytes > this.#bufferBytes) return undefined;
+    if (this.#offset + bytes > this.#bufferBytes) this.#handOver();
+    return this.#buf;
+  }
+
+  commit(end: number): void {
+    this.#offset = end;
+    if (end >= this.#bufferBytes) this.#handOver();
+  }
+
   /** Takes one line (pino's destination protocol); it is written with its batch. */
   write(line: string): boolean {
-    this.#lines.push(line);
-    // String length, not bytes: a threshold, where counting UTF-8 bytes would cost more than it tells.
-    this.#bytes += line.length;
-    if (this.#bytes >= this.#bufferBytes) this.#handOver();
+    const bound = line.length * 3;
+    const buf = this.reserve(bound);
+    if (buf === undefined) {
+      // Longer than a whole batch: handed over on its own, after what was gathered before it.
+      this.#handOver();
+      this.#sink.write(Buffer.from(line));
+    } else {
+      this.commit(this.#offset + buf.write(line, this.#offset));
+    }
     return true;
   }
 
@@ -62,10 +88,10 @@ export class BatchedDestination {
   }
 
   #handOver(): void {
-    if (this.#lines.length === 0) return;
-    const batch = this.#lines.length === 1 ? (this.#lines[0] as string) : this.#lines.join('');
-    this.#lines = [];
-    this.#bytes = 0;
+    if (this.#offset === 0) return;
+    const batch = this.#buf.subarray(0, this.#offset);
+    this.#buf = Buffer.allocUnsafe(this.#bufferBytes);
+    this.#offset = 0;
     this.#sink.write(batch);
   }
 }

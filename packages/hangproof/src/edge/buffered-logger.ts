@@ -40,7 +40,10 @@ export function bufferedLogger(options: BufferedLoggerOptions = {}): Logger {
   // A path is opened here, synchronously, so the destination is ready at once and a flush at
   // exit always has a file to write to.
   const fd = typeof o.dest === 'string' ? openSync(o.dest, 'a') : o.dest;
-  // sonic-boom writes each batch it is handed at once; the batching is BatchedDestination's.
-  const sink = pino.destination({ dest: fd, minLength: 0, sync: false });
-  return pino({ level: o.level }, new BatchedDestination(sink, o.bufferBytes, o.flushIntervalMs));
+  // sonic-boom writes each batch it is handed at once; the batching is BatchedDestination's, whose
+  // batches are bytes.
+  const sink = pino.destination({ dest: fd, minLength: 0, sync: false, contentMode: 'buffer' });
+  // sonic-boom's typings know only its default (utf8) content mode; in 'buffer' mode write takes Buffers.
+  const bytes = sink as unknown as ConstructorParameters<typeof BatchedDestination>[0];
+  return pino({ level: o.level }, new BatchedDestination(bytes, o.bufferBytes, o.flushIntervalMs));
 }
