@@ -175,7 +175,7 @@ export class NodeEdge {
     if (this.lifecycle.shuttingDown) res.setHeader('connection', 'close');
     res.on('close', this.#onClose);
     const observer = this.#observer;
-    if (observer !== undefined && observer.tracesRequests) observer.requestStarted(ctx, req.headers, res);
+    if (observer?.tracesRequests) observer.requestStarted(ctx, req.headers, res);
     if (decision === 'admitted') {
       r[kAdmitted] = true;
       this.lifecycle.admitted(ctx);
@@ -193,7 +193,7 @@ export class NodeEdge {
       return;
     }
     // The observatory's own endpoints (exempt from admission, so never queued above).
-    if (observer !== undefined && observer.serves(req)) {
+    if (observer?.serves(req)) {
       if (ctx.name === '') ctx.name = pathOf(url);
       runWithContext(ctx, () => observer.handle(req, res, this.#failStatus));
       return;
