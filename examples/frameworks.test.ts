@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
 
 const DEADLINE_MS = 2_000;
+const ADMIN_TOKEN = 'examples-admin-token-0123';
 let db: TestDatabase;
 
 before(async () => {
@@ -29,7 +30,7 @@ for (const framework of ['express', 'hono', 'http']) {
     test('serves, answers a hung route with 504 in time, is ready, and stops on SIGTERM', async () => {
       const server = fileURLToPath(new URL(`./${framework}/server.ts`, import.meta.url));
       const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', server], {
-        env: { ...process.env, DATABASE_URL: db.url, PORT: '0' },
+        env: { ...process.env, DATABASE_URL: db.url, PORT: '0', ADMIN_TOKEN },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       try {
@@ -55,6 +56,12 @@ for (const framework of ['express', 'hono', 'http']) {
         assert.equal(((await hung.json()) as { error: { code: string } }).error.code, 'REQUEST_TIMEOUT');
         assert.ok(performance.now() - started < DEADLINE_MS + 250, 'answered at the deadline');
         assert.equal((await fetch(`${url}/readyz`)).status, 200);
+        const metrics = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        assert.equal(metrics.status, 200);
+        assert.match(
+          await metrics.text(),
+          /hangproof_http_request_duration_seconds_count\{method="GET",route="\/bots\/:userId"\} 1/,
+        );
         const missing = await fetch(`${url}/nope`);
         assert.equal(missing.status, 404);
         child.kill('SIGTERM');

@@ -2,14 +2,16 @@ import { createServer } from 'node:http';
 import express from 'express';
 import { step } from 'hangproof';
 import { hangproofExpress, installShutdown } from 'hangproof/express';
-import { overloadGuard } from 'hangproof/observe';
+import { createObservatory } from 'hangproof/observe';
 import { createDatabase } from 'hangproof/pg';
 
-const hp = hangproofExpress({ deadlineMs: 2_000, admission: overloadGuard({ maxInFlight: 100 }) });
 const db = createDatabase({
   connectionString: process.env.DATABASE_URL ?? 'postgres://localhost/app',
   statementTimeoutMs: 1_500,
 });
+// /metrics and /status (admin token), shedding over 100 requests in flight, loop stall reports.
+const observatory = await createObservatory({ maxInFlight: 100, pools: { main: db } });
+const hp = hangproofExpress({ deadlineMs: 2_000, adminToken: process.env.ADMIN_TOKEN, observe: observatory });
 hp.edge.addReadinessCheck('postgres', (signal) => db.readinessCheck(signal));
 
 const app = express();

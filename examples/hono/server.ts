@@ -1,15 +1,17 @@
 import { serve } from '@hono/node-server';
 import { step } from 'hangproof';
 import { hangproofHono, installShutdown } from 'hangproof/hono';
-import { overloadGuard } from 'hangproof/observe';
+import { createObservatory } from 'hangproof/observe';
 import { createDatabase } from 'hangproof/pg';
 import { Hono } from 'hono';
 
-const hp = hangproofHono({ deadlineMs: 2_000, admission: overloadGuard({ maxInFlight: 100 }) });
 const db = createDatabase({
   connectionString: process.env.DATABASE_URL ?? 'postgres://localhost/app',
   statementTimeoutMs: 1_500,
 });
+// /metrics and /status (admin token), shedding over 100 requests in flight, loop stall reports.
+const observatory = await createObservatory({ maxInFlight: 100, pools: { main: db } });
+const hp = hangproofHono({ deadlineMs: 2_000, adminToken: process.env.ADMIN_TOKEN, observe: observatory });
 hp.edge.addReadinessCheck('postgres', (signal) => db.readinessCheck(signal));
 
 const app = new Hono();

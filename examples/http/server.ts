@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import { HangproofError, step } from 'hangproof';
 import { installShutdown, withHangproof } from 'hangproof/http';
+import { createObservatory } from 'hangproof/observe';
 import { createDatabase } from 'hangproof/pg';
 
 const db = createDatabase({
@@ -8,6 +9,8 @@ const db = createDatabase({
   statementTimeoutMs: 1_500,
 });
 const BOTS = /^\/bots\/(\d+)$/;
+// /metrics and /status (admin token), shedding over 100 requests in flight, loop stall reports.
+const observatory = await createObservatory({ maxInFlight: 100, pools: { main: db } });
 
 const listener = withHangproof(
   async (req, res) => {
@@ -28,6 +31,8 @@ const listener = withHangproof(
   // Name requests by route, never by raw path: routes label logs and metrics.
   {
     deadlineMs: 2_000,
+    adminToken: process.env.ADMIN_TOKEN,
+    observe: observatory,
     route: (req) => (BOTS.test((req.url ?? '').split('?')[0] ?? '') ? '/bots/:userId' : (req.url ?? '')),
   },
 );

@@ -6,8 +6,10 @@ import {
   type RequestContext,
   RequestLifecycle,
   resolveRequestId,
+  runWithContext,
 } from '../core/index.js';
 import { errorBody, HangproofError } from '../errors.js';
+import type { Observatory } from '../observe/observatory.js';
 import { createAdminTokenCheck } from './admin-token.js';
 import { writeRefusal } from './front-door.js';
 import { type HangproofOptions, type ResolvedHangproofOptions, resolveHangproofOptions } from './options.js';
@@ -21,6 +23,13 @@ export interface NodeEdgeOptions extends HangproofOptions {
    * `overloadGuard` in hangproof/observe). @default undefined (every request is served)
    */
   readonly admission?: AdmissionControl | undefined;
+  /**
+   * hangproof/observe on this edge (`createObservatory`): /metrics and /status served before the
+   * application's routes, shedding with the observatory's limit and pressure (it installs its own
+   * overload guard, so leave `admission` unset), the stall detector, the probe listener and the
+   * OpenTelemetry wiring. `close()` (and installShutdown) closes it. @default undefined
+   */
+  readonly observe?: Observatory | undefined;
 }
 
 // Per-request state kept on the raw response, so a request allocates no state object or closure.
@@ -48,6 +57,9 @@ export class NodeEdge {
   readonly #startedAt = Date.now();
   /** The shared 'close' listener of every response (`this` is the response). */
   readonly #onClose: (this: EdgeResponse) => void;
+  readonly #observer: Observatory | undefined;
+  /** The observer's status requests fail through the edge's error path. */
+  readonly #failStatus = (res: ServerResponse, err: unknown): void => this.fail(res, err);
 
   constructor(input: NodeEdgeOptions, routeAtEnd?: (res: ServerResponse) => string | undefined) {
     this.options = resolveHangproofOptions(input);
@@ -60,6 +72,21 @@ export class NodeEdge {
     });
     this.lifecycle.setAdmission(input.admission);
     this.readiness = new Readiness(this.options.readinessCacheMs);
+    this.#observer = input.observe;
+    if (input.observe !== undefined) {
+      if (input.admission !== undefined) {
+        throw new TypeError('pass either admission or observe: the observatory installs its own overload guard');
+      }
+      input.observe.attach({
+        deadlineMs: this.options.deadlineMs,
+        adminToken: this.options.adminToken,
+        healthPath: this.options.healthPath || '/healthz',
+        readyPath: this.options.readyPath || '/readyz',
+        lifecycle: this.lifecycle,
+        readiness: () => this.readiness.evaluate(),
+        shuttingDown: () => this.lifecycle.shuttingDown,
+      });
+    }
     this.#isAdminToken = createAdminTokenCheck(this.options.adminToken);
     this.#routeAtEnd = routeAtEnd;
     const lifecycle = this.lifecycle;
@@ -100,6 +127,7 @@ export class NodeEdge {
   beginShutdown(): void {
     this.readiness.markShuttingDown();
     this.lifecycle.beginShutdown();
+    this.#observer?.beginShutdown();
     // The requests in flight close their connection after answering: an idle keep-alive socket
     // would otherwise hold server.close() open until keepAliveTimeout.
     for (const ctx of this.lifecycle.inFlight) {
@@ -110,6 +138,11 @@ export class NodeEdge {
 
   get shuttingDown(): boolean {
     return this.lifecycle.shuttingDown;
+  }
+
+  /** Stops what the edge runs beside requests (its observatory's timers, threads and export); idempotent. */
+  close(): Promise<void> {
+    return this.#observer?.close() ?? Promise.resolve();
   }
 
   /**
@@ -141,6 +174,8 @@ export class NodeEdge {
     if (this.options.dangerouslyExposeServerTimingToAll || this.isAdmin(req)) addServerTiming(res, ctx);
     if (this.lifecycle.shuttingDown) res.setHeader('connection', 'close');
     res.on('close', this.#onClose);
+    const observer = this.#observer;
+    if (observer?.tracesRequests) observer.requestStarted(ctx, req.headers, res);
     if (decision === 'admitted') {
       r[kAdmitted] = true;
       this.lifecycle.admitted(ctx);
@@ -155,6 +190,12 @@ export class NodeEdge {
         r[kAdmitted] = true;
         proceed(ctx);
       });
+      return;
+    }
+    // The observatory's own endpoints (exempt from admission, so never queued above).
+    if (observer?.serves(req)) {
+      if (ctx.name === '') ctx.name = pathOf(url);
+      runWithContext(ctx, () => observer.handle(req, res, this.#failStatus));
       return;
     }
     proceed(ctx);
@@ -210,6 +251,11 @@ export class NodeEdge {
     );
     return true;
   }
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
 }
 
 /** Sets Server-Timing just before the headers go out (admins only: it wraps this one response). */

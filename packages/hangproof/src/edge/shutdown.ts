@@ -63,7 +63,8 @@ function drainableOf(target: ShutdownTarget): Drainable {
       deadlineMs: edge.options.deadlineMs,
       beginShutdown: () => edge.beginShutdown(),
       inFlight: () => edge.lifecycle.inFlight,
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      // Then what the edge runs beside requests (an observatory's timers, threads, probe listener).
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())).then(() => edge.close()),
       closeAllConnections: () => server.closeAllConnections(),
     };
   }

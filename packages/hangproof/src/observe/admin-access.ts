@@ -1,13 +1,25 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import type { AllowRule } from './options.js';
+
+/**
+ * What access is decided from, in any framework: the headers, and whether the request came over
+ * https (Fastify's `protocol`, which honours trustProxy; else node's TLS socket).
+ */
+export interface AccessRequest {
+  readonly headers: IncomingHttpHeaders;
+  readonly protocol?: string;
+  /** node's socket: a TLS socket has `encrypted: true`. */
+  readonly socket?: unknown;
+}
 
 /** Cookie that holds a status-page session. */
 export const SESSION_COOKIE = 'hangproof_status';
 
-export interface AdminAccessOptions {
+export interface AdminAccessOptions<R extends AccessRequest = FastifyRequest> {
   readonly token: string | undefined;
-  readonly allow: AllowRule | undefined;
+  readonly allow: AllowRule<R> | undefined;
   readonly sessionMaxAgeSec: number;
 }
 
@@ -22,13 +34,13 @@ const digest = (value: string): Buffer => createHash('sha256').update(value).dig
  * expires on its own, stays valid across instances that share the token (behind a load balancer),
  * and becomes worthless when the token is rotated. All comparisons are constant-time.
  */
-export class AdminAccess {
+export class AdminAccess<R extends AccessRequest = FastifyRequest> {
   readonly #tokenDigest: Buffer | undefined;
   readonly #token: string | undefined;
-  readonly #allow: AllowRule | undefined;
+  readonly #allow: AllowRule<R> | undefined;
   readonly #maxAgeSec: number;
 
-  constructor(o: AdminAccessOptions) {
+  constructor(o: AdminAccessOptions<R>) {
     this.#token = o.token;
     this.#tokenDigest = o.token === undefined ? undefined : digest(o.token);
     this.#allow = o.allow;
@@ -46,7 +58,7 @@ export class AdminAccess {
     return timingSafeEqual(digest(presented), this.#tokenDigest);
   }
 
-  async allowed(request: FastifyRequest): Promise<boolean> {
+  async allowed(request: R): Promise<boolean> {
     if (this.checkToken(request.headers['x-admin-token'])) return true;
     if (this.#validSession(readCookie(request.headers.cookie, SESSION_COOKIE))) return true;
     if (this.#allow !== undefined) {
@@ -64,20 +76,20 @@ export class AdminAccess {
    * token sent as `Authorization: Bearer <token>`, Prometheus' standard scrape authentication
    * (`authorization.credentials` in a scrape config). Compared in constant time like the header.
    */
-  async allowedScrape(request: FastifyRequest): Promise<boolean> {
+  async allowedScrape(request: R): Promise<boolean> {
     if (this.checkToken(bearerToken(request.headers.authorization))) return true;
     return this.allowed(request);
   }
 
   /** `Set-Cookie` value of a new session for `request` (Secure when the request came over https). */
-  sessionCookie(request: FastifyRequest, nowMs: number = Date.now()): string {
+  sessionCookie(request: R, nowMs: number = Date.now()): string {
     const expires = Math.floor(nowMs / 1000) + this.#maxAgeSec;
     const value = `${expires}.${this.#sign(expires)}`;
     return `${SESSION_COOKIE}=${value}; Path=/; Max-Age=${this.#maxAgeSec}; HttpOnly; SameSite=Strict${secure(request)}`;
   }
 
   /** `Set-Cookie` value that removes the session. */
-  clearCookie(request: FastifyRequest): string {
+  clearCookie(request: R): string {
     return `${SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict${secure(request)}`;
   }
 
@@ -100,8 +112,12 @@ export class AdminAccess {
   }
 }
 
-function secure(request: FastifyRequest): string {
-  return request.protocol === 'https' ? '; Secure' : '';
+function secure(request: AccessRequest): string {
+  const https =
+    request.protocol !== undefined
+      ? request.protocol === 'https'
+      : (request.socket as { encrypted?: unknown } | null | undefined)?.encrypted === true;
+  return https ? '; Secure' : '';
 }
 
 /** The credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive), if any. */

@@ -1,6 +1,7 @@
 /** hangproof/observe: latency windows, Prometheus metrics, loop stalls, overload protection, status page. */
-export { AdminAccess } from './admin-access.js';
+export { type AccessRequest, AdminAccess } from './admin-access.js';
 export type { LoopSample, PressureReason } from './event-loop-monitor.js';
+export type { ExportedWindows } from './export-windows.js';
 export type { StatusWarning } from './extra-status.js';
 export { GRADIENT_LIMIT_DEFAULTS, type GradientLimitOptions } from './gradient-limit.js';
 export {
@@ -12,6 +13,13 @@ export {
 } from './heartbeats.js';
 export { queryId, type SlowRequest, type TimeoutRecord } from './measurements.js';
 export {
+  createObservatory,
+  Observatory,
+  type ObserveApi,
+  type ObservedEdge,
+  type StatusErrorWriter,
+} from './observatory.js';
+export {
   ADAPTIVE_QUEUE_WAIT_MS,
   type AllowRule,
   DEFAULT_BUCKETS_SEC,
@@ -22,7 +30,7 @@ export {
   type PoolStatsSource,
 } from './options.js';
 export { type OverloadGuardOptions, overloadGuard, type ShedReason } from './overload-guard.js';
-export { type ExportedWindows, type ObserveApi, observe } from './plugin.js';
+export { observe } from './plugin.js';
 export {
   type InFlightRequest,
   type StallFrame,

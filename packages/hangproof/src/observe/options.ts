@@ -21,11 +21,18 @@ export type ExtraStatusSource = (
   signal: AbortSignal,
 ) => Readonly<Record<string, unknown>> | Promise<Readonly<Record<string, unknown>>>;
 
-/** Decides whether a request may read /metrics and /status without the admin token. */
-export type AllowRule = (request: FastifyRequest) => boolean | Promise<boolean>;
+/**
+ * Decides whether a request may read /metrics and /status without the admin token. It is given
+ * the framework's request: a FastifyRequest for the Fastify plugin, node's IncomingMessage for an
+ * observatory on the node:http adapters (`createObservatory`).
+ */
+export type AllowRule<R = FastifyRequest> = (request: R) => boolean | Promise<boolean>;
 
-/** Options of the `observe` Fastify plugin. Defaults live in OBSERVE_DEFAULTS. */
-export interface ObserveOptions {
+/**
+ * Options of the `observe` Fastify plugin and of `createObservatory` (where `R`, the request the
+ * `allow` rule reads, is node's IncomingMessage). Defaults live in OBSERVE_DEFAULTS.
+ */
+export interface ObserveOptions<R = FastifyRequest> {
   /**
    * Token that unlocks /metrics and /status, presented in `X-Admin-Token` (or through the login
    * form of /status). At least 16 characters. @default the `adminToken` given to the hangproof plugin
@@ -35,7 +42,7 @@ export interface ObserveOptions {
    * Extra rule that also grants access, e.g. `(req) => req.ip === '127.0.0.1'` for a scraper on the
    * same host. Either the token or the rule suffices. @default undefined (token only)
    */
-  readonly allow?: AllowRule | undefined;
+  readonly allow?: AllowRule<R> | undefined;
   /** Connection pools by name, each with a `stats()` method, shown on /status and as gauges. @default {} */
   readonly pools?: Readonly<Record<string, PoolStatsSource>>;
   /** The dependency layer's status source, shown on /status next to measured latencies. @default undefined */
@@ -192,11 +199,11 @@ export const OBSERVE_DEFAULTS = Object.freeze({
 
 type Defaulted = keyof typeof OBSERVE_DEFAULTS;
 
-export type ResolvedObserveOptions = {
+export type ResolvedObserveOptions<R = FastifyRequest> = {
   readonly [K in Defaulted]-?: NonNullable<ObserveOptions[K]>;
 } & {
   readonly adminToken: string | undefined;
-  readonly allow: AllowRule | undefined;
+  readonly allow: AllowRule<R> | undefined;
   readonly pools: Readonly<Record<string, PoolStatsSource>>;
   readonly dependencies: DependencyStatusSource | undefined;
   readonly settings: ObserveOptions['settings'];
@@ -206,8 +213,8 @@ export type ResolvedObserveOptions = {
 };
 
 /** Applies the defaults and validates; throws RangeError/TypeError naming the option and value. */
-export function resolveObserveOptions(input: ObserveOptions = {}): ResolvedObserveOptions {
-  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ObserveOptions;
+export function resolveObserveOptions<R = FastifyRequest>(input: ObserveOptions<R> = {}): ResolvedObserveOptions<R> {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ObserveOptions<R>;
   const adaptiveWait =
     defined.adaptiveLimit !== undefined && defined.adaptiveLimit !== false
       ? { queueWaitMs: ADAPTIVE_QUEUE_WAIT_MS }

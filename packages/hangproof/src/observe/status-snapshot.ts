@@ -68,7 +68,7 @@ export interface SnapshotParts {
   readonly monitor: EventLoopMonitor;
   readonly limiter: ConcurrencyLimiter | undefined;
   readonly heartbeats: Heartbeats;
-  readonly options: ResolvedObserveOptions;
+  readonly options: ResolvedObserveOptions<never>;
   readonly tracing: boolean;
   /** Routes of observe itself (status page, its assets, login), left out of the endpoint table. */
   readonly ownRoutes: ReadonlySet<string>;

@@ -1,9 +1,11 @@
 /**
  * One contract, every framework: the same routes served through each adapter (Fastify, Express 5,
  * Express 4, Hono on @hono/node-server, plain node:http), each on a real server on 127.0.0.1 and
- * a real Postgres, and the same behaviour asserted of all of them.
+ * a real Postgres, with hangproof/observe, and the same behaviour asserted of all of them, down to
+ * the status page in a real Chromium.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -16,16 +18,20 @@ import { hangproofExpress } from 'hangproof/express';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { hangproofHono } from 'hangproof/hono';
 import { installShutdown, type NodeEdge, type ShutdownTarget, withHangproof } from 'hangproof/http';
-import { observe, overloadGuard } from 'hangproof/observe';
+import { createObservatory, observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { Hono } from 'hono';
 import pg from 'pg';
+import { type Browser, chromium } from 'playwright-core';
 import { type Latch, latch, waitUntil } from '../support/latch.ts';
 import { captureLogs, type LogCapture } from '../support/start-app.ts';
 
 const DEADLINE_MS = 1_000;
 const ADMIN = 'conformance-admin-token-0123';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** observe's overload options, the same for every adapter: one request at a time, no queue. */
+const OVERLOAD = { maxInFlight: 1, maxQueued: 0 } as const;
 
 /** What the routes share: the database, and the latches of the request a test is holding. */
 interface Shared {
@@ -81,11 +87,12 @@ async function nodeService(server: Server, edge: NodeEdge, logs: LogCapture): Pr
   return nodeServiceAt(server, edge, logs, await listen(server));
 }
 
-const edgeOptions = (logs: { logger: import('pino').Logger }) => ({
+/** The node adapters' options: the edge's, and an observatory (the Fastify plugin's counterpart). */
+const edgeOptions = async (logs: { logger: import('pino').Logger }) => ({
   deadlineMs: DEADLINE_MS,
   adminToken: ADMIN,
   logger: logs.logger,
-  admission: overloadGuard({ maxInFlight: 1, maxQueued: 0, logger: logs.logger }),
+  observe: await createObservatory({ ...OVERLOAD, logger: logs.logger }),
 });
 
 const adapters: Adapter[] = [
@@ -96,7 +103,7 @@ const adapters: Adapter[] = [
       const { logger, logs } = captureLogs();
       const app = Fastify(serverOptions({ maxDeadlineMs: DEADLINE_MS }));
       await app.register(hangproof, { deadlineMs: DEADLINE_MS, adminToken: ADMIN, logger });
-      await app.register(observe, { maxInFlight: 1, maxQueued: 0, logger });
+      await app.register(observe, { ...OVERLOAD, logger });
       // The application's own error handler, registered after hangproof, as services do.
       app.setErrorHandler((_err, _req, reply) => reply.code(500).send({ mine: true }));
       for (const name of ROUTE_NAMES) app.get(`/${name}`, () => routes[name](s));
@@ -121,7 +128,7 @@ const adapters: Adapter[] = [
       ownErrorHandler: true,
       async start(s) {
         const { logger, logs } = captureLogs();
-        const hp = hangproofExpress(edgeOptions({ logger }));
+        const hp = hangproofExpress(await edgeOptions({ logger }));
         const app = factory();
         app.use(hp.middleware);
         for (const route of ROUTE_NAMES) {
@@ -149,7 +156,7 @@ const adapters: Adapter[] = [
     ownErrorHandler: true,
     async start(s) {
       const { logger, logs } = captureLogs();
-      const hp = hangproofHono(edgeOptions({ logger }));
+      const hp = hangproofHono(await edgeOptions({ logger }));
       const app = new Hono();
       app.use('*', hp.middleware);
       for (const name of ROUTE_NAMES) app.get(`/${name}`, async (c) => c.json(await routes[name](s)));
@@ -179,7 +186,7 @@ const adapters: Adapter[] = [
           res.setHeader('content-type', 'application/json');
           res.end(JSON.stringify(value));
         },
-        { ...edgeOptions({ logger }), route: (req) => (req.url ?? '/').split('?')[0] as string },
+        { ...(await edgeOptions({ logger })), route: (req) => (req.url ?? '/').split('?')[0] as string },
       );
       return nodeService(createServer(listener), listener.edge, logs);
     },
@@ -196,6 +203,7 @@ function nodeServiceAt(server: Server, edge: NodeEdge, logs: LogCapture, url: st
     async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await edge.close();
     },
   );
 }
@@ -238,7 +246,20 @@ before(async () => {
 after(async () => {
   await admin.end();
   await testDb.drop();
+  await browser?.close();
 });
+
+/** One Chromium for every adapter's status page, launched by the first that needs it. */
+let browser: Browser | undefined;
+const BROWSER_SKIP = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`;
+async function launchedBrowser(): Promise<Browser> {
+  browser ??= await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'],
+  });
+  return browser;
+}
 
 async function errorOf(res: Response): Promise<{ code: string; message: string; requestId: string }> {
   const body = (await res.json()) as { error?: { code: string; message: string; requestId: string } };
@@ -274,6 +295,59 @@ for (const adapter of adapters) {
       const line = await service.logs.waitFor((l) => l.request_id === id);
       assert.equal(line.status, 200);
       assert.equal(line.route, '/ok');
+    });
+
+    test('/metrics answers a scrape with the admin token as Bearer, with the requests of each route, and refuses one without', async () => {
+      await fetch(`${service.url}/ok`).then((r) => r.arrayBuffer());
+      const refused = await fetch(`${service.url}/metrics`);
+      assert.equal(refused.status, 401);
+      assert.equal((await errorOf(refused)).code, 'UNAUTHORIZED');
+      const res = await fetch(`${service.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      assert.match(text, /hangproof_http_request_duration_seconds_count\{method="GET",route="\/ok"\} [1-9]/);
+      assert.match(text, /hangproof_event_loop/, 'the loop monitor runs');
+    });
+
+    test('/status answers the login page without a session, the page and /status.json to an admin', async () => {
+      const login = await fetch(`${service.url}/status`);
+      assert.equal(login.status, 401);
+      assert.match(login.headers.get('content-type') ?? '', /^text\/html/);
+      assert.match(login.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+      assert.match(await login.text(), /id="login-form"/);
+      const page = await fetch(`${service.url}/status`, { headers: { 'x-admin-token': ADMIN } });
+      assert.equal(page.status, 200);
+      assert.equal(page.headers.get('x-frame-options'), 'DENY');
+      await page.arrayBuffer();
+      assert.equal((await fetch(`${service.url}/status.json`)).status, 401);
+      const json = await fetch(`${service.url}/status.json`, { headers: { 'x-admin-token': ADMIN } });
+      assert.equal(json.status, 200);
+      assert.equal(json.headers.get('cache-control'), 'no-store');
+      const status = (await json.json()) as { endpoints: { route: string }[] };
+      const routes = status.endpoints.map((e) => e.route);
+      assert.ok(routes.includes('/ok'), `the service's own route is listed (got ${routes.join(', ')})`);
+      assert.ok(!routes.some((r) => r.startsWith('/status')), 'the status endpoints are not');
+    });
+
+    test('the status page loads in Chromium, signs in with the admin token and shows the service’s requests', {
+      skip: BROWSER_SKIP,
+      timeout: 60_000,
+    }, async (t) => {
+      const context = await (await launchedBrowser()).newContext();
+      t.after(() => context.close());
+      const page = await context.newPage();
+      const first = await page.goto(`${service.url}/status`);
+      assert.equal(first?.status(), 401);
+      await page.fill('#token', ADMIN);
+      await Promise.all([page.waitForURL(`${service.url}/status`), page.click('#login-form button[type=submit]')]);
+      await page.waitForSelector('#endpoints-table tbody tr:not(.empty)', { timeout: 15_000 });
+      const rows = await page.$$eval('#endpoints-table tbody tr', (trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => (td.textContent ?? '').replace(/\s+/g, ' ').trim())),
+      );
+      const ok = rows.find((r) => r[0] === 'GET /ok');
+      assert.ok(ok, `the /ok row is shown (rows: ${rows.map((r) => r[0]).join(' | ')})`);
+      assert.ok(Number(ok[2]) >= 1, `requests of /ok: ${ok[2]}`);
     });
 
     test('a handler that never answers gets 504 REQUEST_TIMEOUT within its deadline, whatever error handler the app has', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -129,4 +129,21 @@ test('app.close() with a request in flight returns once it is answered, not afte
   const ms = performance.now() - t0;
   // The request had ~300 ms left; the keep-alive timeout is 72 s.
   assert.ok(ms < 1500, `close() took ${Math.round(ms)} ms`);
+});
+
+test('shutting down a node:http edge closes its observatory: the probe port refuses and the process exits by itself', async () => {
+  const fixture = fileURLToPath(new URL('./fixtures/observed-node-exit.ts', import.meta.url));
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', fixture],
+      // Killed at the bound: a thread or timer left running would keep the child alive past it.
+      { timeout: 20_000, killSignal: 'SIGKILL' },
+      (err, out) => (err === null ? resolve(out) : reject(err)),
+    );
+  });
+  const report = JSON.parse(stdout) as { before: number; after: number | string; exitCode: number };
+  assert.equal(report.before, 200, 'the probe listener answered while the service ran');
+  assert.equal(report.after, 'ECONNREFUSED', 'the probe port is closed after shutdown');
+  assert.equal(report.exitCode, 0);
 });
