@@ -20,6 +20,7 @@ import type { RequestTracer } from './otel-tracing.js';
 import { createOverloadGuard } from './overload-guard.js';
 import { ProbeListener } from './probe-listener.js';
 import { createRegistry } from './prometheus.js';
+import { stallFrameText } from './stall-frame-text.js';
 import { watchStalls } from './stall-watchdog.js';
 import { registerStatusRoutes } from './status-routes.js';
 import { buildStatusSnapshot } from './status-snapshot.js';
@@ -140,7 +141,7 @@ async function observePlugin(app: FastifyInstance, input: ObserveOptions): Promi
               {
                 event: LOG_EVENTS.eventLoopStall,
                 stall_ms: report.durationMs,
-                stack: report.stack?.map((f) => `${f.functionName} (${f.url}:${f.line}:${f.column})`),
+                stack: report.stack?.map(stallFrameText),
                 stack_note: report.stackNote,
                 stack_after_ms: report.stackAfterMs,
                 in_flight: report.inFlight,

@@ -8,6 +8,7 @@ import {
   type RequestEvent,
   toLogEvent,
 } from 'hangproof/diagnosis';
+import type { StatusDocument } from 'hangproof/observe';
 
 export function diagnosisSurface(lines: readonly Record<string, unknown>[]): readonly LikelyCause[] {
   const events = lines.map(toLogEvent).filter((e): e is LogEvent => e !== undefined);
@@ -19,4 +20,9 @@ export function diagnosisSurface(lines: readonly Record<string, unknown>[]): rea
   const bad: CauseKind = 'pg.slow';
   void bad;
   return causes;
+}
+
+/** /status.json lists causes of the same kinds as the report. */
+export function statusCauseKinds(doc: StatusDocument): CauseKind[] {
+  return doc.likelyCauses.map((c) => c.kind);
 }
