@@ -5,12 +5,13 @@ import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import type { StatusDocument } from 'hangproof/observe';
 import { pino } from 'pino';
 import ts from 'typescript';
 import { stallWatchdogReady } from '../../src/observe/stall-watchdog.js';
 import { latch } from '../support/latch.js';
 import { blockingRoute } from './fixtures/blocking-handler.js';
-import { startService } from './helpers.js';
+import { admin, startService } from './helpers.js';
 
 const FIXTURE = new URL('./fixtures/blocking-handler.ts', import.meta.url);
 
@@ -23,11 +24,14 @@ async function blockingLine(): Promise<number> {
 /** The first frame outside Node's own modules, as the stall line writes it. */
 const applicationFrame = (stack: readonly string[]): string | undefined => stack.find((f) => !f.includes('(node:'));
 
-/** Starts a service with `route`, calls GET /crunch-grid, and returns the stack its stall line logged. */
+/**
+ * Starts a service with `route`, calls GET /crunch-grid, and returns the stack its stall line
+ * logged and the service's URL.
+ */
 async function stallStack(
   t: { after: (fn: () => unknown) => void },
   route: (app: FastifyInstance) => void,
-): Promise<string[]> {
+): Promise<{ stack: string[]; url: string }> {
   const stalled = latch();
   let stack: string[] = [];
   const logger = pino(
@@ -47,13 +51,13 @@ async function stallStack(
   await stallWatchdogReady();
   assert.equal((await fetch(`${url}/crunch-grid`)).status, 200);
   await stalled.opened;
-  return stack;
+  return { stack, url };
 }
 
 test('a stall in a TypeScript handler run through tsx names the .ts file and the line that blocked', {
   timeout: 30_000,
 }, async (t) => {
-  const stack = await stallStack(t, (app) => blockingRoute(app, 500));
+  const { stack, url } = await stallStack(t, (app) => blockingRoute(app, 500));
 
   const frame = applicationFrame(stack);
   assert.match(
@@ -63,6 +67,11 @@ test('a stall in a TypeScript handler run through tsx names the .ts file and the
     ),
     `top application frame of ${JSON.stringify(stack)}`,
   );
+
+  // The likely causes on /status name the same line.
+  const status = (await (await fetch(`${url}/status.json`, { headers: admin })).json()) as StatusDocument;
+  const stall = status.likelyCauses.find((c) => c.kind === 'event_loop.blocked');
+  assert.equal(stall?.subject, `crunchGridSynchronously (blocking-handler.ts:${await blockingLine()})`);
 });
 
 test('a stall in code compiled to .js with a source map beside it names the .ts line, with no flag', {
@@ -88,7 +97,7 @@ test('a stall in code compiled to .js with a source map beside it names the .ts 
     blockingRoute: typeof blockingRoute;
   };
 
-  const stack = await stallStack(t, (app) => compiled.blockingRoute(app, 500));
+  const { stack } = await stallStack(t, (app) => compiled.blockingRoute(app, 500));
 
   const frame = applicationFrame(stack);
   assert.match(
