@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { likelyCauses } from '../src/report/likely-causes.js';
-import { type LogEvent, type RequestEvent, toLogEvent } from '../src/report/log-events.js';
+import { type LogEvent, likelyCauses, type RequestEvent, toLogEvent } from 'hangproof/diagnosis';
 
 /** An `event_loop_stall` line as observe logs it, parsed the way `hangproof report` reads it. */
 function stallLine(i: number, stack: string[] | undefined): LogEvent {

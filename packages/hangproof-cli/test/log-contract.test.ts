@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LOG_EVENTS, LOG_MESSAGES, REQUEST_LOG_MESSAGES } from 'hangproof';
-import { toLogEvent } from '../src/report/log-events.js';
+import { toLogEvent } from 'hangproof/diagnosis';
 
 const librarySrc = fileURLToPath(new URL('../../hangproof/src/', import.meta.url));
 
@@ -56,7 +56,8 @@ describe('the log contract', () => {
     ];
     const offenders: string[] = [];
     for (const file of await sourceFiles(librarySrc)) {
-      if (file.endsWith('log-events.ts')) continue;
+      // diagnosis/ is the reader, and two of its cause kinds share their names with events.
+      if (file.endsWith('log-events.ts') || file.includes(`${sep}diagnosis${sep}`)) continue;
       const source = await readFile(file, 'utf8');
       for (const text of texts) {
         if (source.includes(`'${text}'`) || source.includes(`"${text}"`) || source.includes(`\`${text}\``)) {

@@ -9,6 +9,7 @@ export {
   type BreakerStateEvent,
   channels,
   type DependencyCallEvent,
+  type EvidenceEvent,
   type PoolAcquireEvent,
   type QueryEvent,
   type RequestEndEvent,

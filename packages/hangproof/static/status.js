@@ -233,6 +233,33 @@
     );
   }
 
+  /** The ranking `hangproof report` makes of a log, over the service's last minute of evidence. */
+  function renderCauses(d) {
+    const section = document.getElementById('causes');
+    // A document without the field (an older service, a merged cluster view) has no panel.
+    section.hidden = !Array.isArray(d.likelyCauses);
+    if (section.hidden) return;
+    const box = document.getElementById('likely-causes');
+    if (d.likelyCauses.length === 0) {
+      box.replaceChildren(el('p', { class: 'muted' }, 'Nothing abnormal in the last minute.'));
+      return;
+    }
+    box.replaceChildren(
+      ...d.likelyCauses.map((c) =>
+        el(
+          'div',
+          { class: 'item cause', 'data-kind': c.kind },
+          el('strong', null, c.title),
+          ' ',
+          el('span', { class: 'chip' }, c.kind),
+          ` · ${c.requests} request(s) · score ${num(c.score, 2)}`,
+          el('code', { class: 'blocker-sql cause-subject' }, c.subject),
+          el('p', { class: 'note' }, c.detail),
+        ),
+      ),
+    );
+  }
+
   function renderPostgres(d) {
     const w = windowName;
     const t = d.postgres.total;
@@ -616,6 +643,7 @@
     document.title = `${d.service.name} · System status`;
     document.getElementById('service-meta').textContent =
       `pid ${d.service.pid} · Node ${d.service.node} · up ${age(d.service.uptimeSec * 1000)} · data of ${time(d.service.now)}${d.service.tracing ? ' · tracing on' : ''}`;
+    renderCauses(d);
     renderCards(d);
     renderWarnings(d);
     renderCluster(d);

@@ -1,6 +1,6 @@
+import type { RequestEvent } from 'hangproof/diagnosis';
+import { spanLabel } from 'hangproof/diagnosis';
 import { isFailure, type LatencyStats, latencyStats } from './latency-stats.js';
-import type { RequestEvent } from './log-events.js';
-import { spanLabel } from './span-label.js';
 
 /** When an endpoint counts as moved. Defaults live in MOVE_THRESHOLDS. */
 export interface MoveThresholds {

@@ -4,12 +4,11 @@
  * Field names are a contract; add, do not rename.
  */
 
+import type { LogEvent, RequestEvent } from 'hangproof/diagnosis';
+import { blockingFrame, type LikelyCause, likelyCauses } from 'hangproof/diagnosis';
 import { asStatusJson, listOf } from '../http/status-json.js';
 import { type EndpointChange, endpointChanges, MOVE_THRESHOLDS, type MoveThresholds } from './endpoint-changes.js';
-import { type LikelyCause, likelyCauses } from './likely-causes.js';
-import type { LogEvent, RequestEvent } from './log-events.js';
 import { type QueryStat, queryStats } from './query-stats.js';
-import { blockingFrame } from './stall-frames.js';
 import { type TimeoutGroup, timeoutGroups } from './timeout-groups.js';
 
 export interface PoolExhaustion {

@@ -1,5 +1,5 @@
+import type { RequestEvent } from 'hangproof/diagnosis';
 import { percentile } from '../load/load-summary.js';
-import type { RequestEvent } from './log-events.js';
 
 export interface LatencyStats {
   readonly count: number;

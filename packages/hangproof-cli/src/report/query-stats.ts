@@ -1,5 +1,5 @@
+import type { LogEvent, RequestEvent } from 'hangproof/diagnosis';
 import { percentile } from '../load/load-summary.js';
-import type { LogEvent, RequestEvent } from './log-events.js';
 
 export interface QueryStat {
   readonly fingerprint: string;

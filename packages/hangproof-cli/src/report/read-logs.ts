@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { type LogEvent, type SpanRecord, toLogEvent } from 'hangproof/diagnosis';
 import { CliError } from '../output/cli-error.js';
-import { type LogEvent, type SpanRecord, toLogEvent } from './log-events.js';
 
 export interface ReadLogsResult {
   readonly events: LogEvent[];

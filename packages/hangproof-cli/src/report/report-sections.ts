@@ -2,8 +2,9 @@
  * The incident report as neutral sections (paragraphs, lists, tables, code), so the Markdown and
  * the HTML renderings say exactly the same thing.
  */
+
+import { shortSql } from 'hangproof/diagnosis';
 import type { IncidentReport } from './incident-report.js';
-import { shortSql } from './span-label.js';
 
 export type Block =
   | { readonly type: 'p'; readonly text: string }

@@ -1,4 +1,4 @@
-import type { RequestEvent } from './log-events.js';
+import type { RequestEvent } from 'hangproof/diagnosis';
 
 /** Codes of requests that ended because time ran out (or the client stopped waiting). */
 export const TIMEOUT_CODES: ReadonlySet<string> = new Set([

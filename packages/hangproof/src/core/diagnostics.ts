@@ -67,15 +67,37 @@ export interface BreakerStateEvent {
   readonly to: string;
 }
 
+/**
+ * A log line that is evidence of why requests are slow or failing (a lock wait, a slow query and
+ * its plan, an unreachable Postgres, a pool acquire timeout, a leak, an N+1, a dependency's health
+ * change), published as it is written. Only such lines are published, so a healthy request
+ * publishes nothing. `fields` is the line's own object: read it, do not keep it.
+ */
+export interface EvidenceEvent {
+  /** The line's `msg`. */
+  readonly msg: string;
+  /** The line's fields (`event`, `requestId`, `relation`, `blockers`...), as logged. */
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** Epoch ms when the line was written. */
+  readonly time: number;
+}
+
 export const channels = Object.freeze({
   requestEnd: diagnostics.channel('hangproof:request:end'),
   query: diagnostics.channel('hangproof:pg:query'),
   poolAcquire: diagnostics.channel('hangproof:pg:acquire'),
   dependencyCall: diagnostics.channel('hangproof:deps:call'),
   breakerState: diagnostics.channel('hangproof:deps:breaker'),
+  evidence: diagnostics.channel('hangproof:evidence'),
 });
 
 /** Publishes only when someone listens: building the payload costs nothing otherwise. */
 export function publish<T extends object>(channel: diagnostics.Channel, build: () => T): void {
   if (channel.hasSubscribers) channel.publish(build());
+}
+
+/** Publishes a line of evidence just written (see EvidenceEvent); nothing when nobody listens. */
+export function publishEvidence(fields: Readonly<Record<string, unknown>>, msg: string): void {
+  if (channels.evidence.hasSubscribers)
+    channels.evidence.publish({ msg, fields, time: Date.now() } satisfies EvidenceEvent);
 }

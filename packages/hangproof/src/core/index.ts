@@ -7,11 +7,14 @@ export {
   type BreakerStateEvent,
   channels,
   type DependencyCallEvent,
+  type EvidenceEvent,
   type PoolAcquireEvent,
   publish,
+  publishEvidence,
   type QueryEvent,
   type RequestEndEvent,
 } from './diagnostics.js';
+export { type EvidenceLogger, logEvidence } from './evidence-log.js';
 export { LatencyReservoir, type LatencySummary } from './latency-reservoir.js';
 export { type QueryShape, queryId } from './query-shape.js';
 export {

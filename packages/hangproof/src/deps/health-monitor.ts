@@ -1,4 +1,4 @@
-import { raceAbort } from '../core/index.js';
+import { logEvidence, raceAbort } from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import { AttemptScope } from './attempt-scope.js';
@@ -127,8 +127,8 @@ export class HealthMonitor {
     };
     if (previous.state !== this.#snapshot.state) {
       const fields = { dependency: this.#name, from: previous.state, to: this.#snapshot.state, errorCode, error };
-      if (up) this.#options.logger.info(fields, LOG_MESSAGES.dependencyUp);
-      else this.#options.logger.warn(fields, LOG_MESSAGES.dependencyDown);
+      if (up) logEvidence(this.#options.logger, 'info', fields, LOG_MESSAGES.dependencyUp);
+      else logEvidence(this.#options.logger, 'warn', fields, LOG_MESSAGES.dependencyDown);
     }
     return this.#snapshot;
   }

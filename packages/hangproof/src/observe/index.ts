@@ -31,6 +31,7 @@ export {
 } from './options.js';
 export { type OverloadGuardOptions, overloadGuard, type ShedReason } from './overload-guard.js';
 export { observe } from './plugin.js';
+export type { StatusCause } from './recent-evidence.js';
 export {
   type InFlightRequest,
   type StallFrame,

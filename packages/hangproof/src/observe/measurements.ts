@@ -11,6 +11,7 @@ import {
 } from '../core/index.js';
 import { BoundedRing } from './bounded-ring.js';
 import { LatencySeries, OTHER, SeriesBook } from './latency-series.js';
+import { RecentEvidence } from './recent-evidence.js';
 import { RouteBook } from './route-book.js';
 import type { EndedRequest, StallReport } from './stall-watchdog.js';
 
@@ -81,6 +82,8 @@ export class Measurements {
   readonly timeouts: BoundedRing<TimeoutRecord>;
   readonly stalls: BoundedRing<StallReport>;
   stallCount = 0;
+  /** The last minute's evidence, for the likely causes on /status. */
+  readonly evidence = new RecentEvidence();
   /** Requests answered 503 OVERLOADED, by reason. */
   readonly shed = new Map<string, number>();
   readonly startedAtMs = Date.now();
@@ -138,8 +141,13 @@ export class Measurements {
     ended.lastStep[i] = ctx.lastCompletedStep;
     this.#endedNext = (i + 1) % RECENT_ENDED;
     this.routes.get(e.method, e.route).record(e.durationMs, now, e.errorCode);
-    if (e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode)) this.timeouts.push(this.#timeout(e, now));
-    else if (e.durationMs >= this.#slowMs) this.slowRequests.push(this.#slow(e, now));
+    if (e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode)) {
+      this.timeouts.push(this.#timeout(e, now));
+      this.evidence.addRequest(e, now);
+    } else if (e.durationMs >= this.#slowMs) {
+      this.slowRequests.push(this.#slow(e, now));
+      this.evidence.addRequest(e, now);
+    } else if (e.statusCode >= 500) this.evidence.addRequest(e, now);
   };
 
   readonly onQuery = (e: QueryEvent): void => {
@@ -159,6 +167,7 @@ export class Measurements {
   };
 
   readonly onBreakerState = (e: BreakerStateEvent): void => {
+    this.evidence.addBreakerChange(e);
     const b = this.breakers.get(e.dependency);
     const since = new Date().toISOString();
     if (b === undefined) {
@@ -191,6 +200,7 @@ export class Measurements {
   recordStall(report: StallReport): void {
     this.stallCount++;
     this.stalls.push(report);
+    this.evidence.addStall(report);
   }
 
   recordShed(reason: string): void {
@@ -204,6 +214,7 @@ export class Measurements {
       [channels.poolAcquire, this.onPoolAcquire as (m: unknown) => void],
       [channels.dependencyCall, this.onDependencyCall as (m: unknown) => void],
       [channels.breakerState, this.onBreakerState as (m: unknown) => void],
+      [channels.evidence, this.evidence.onEvidence as (m: unknown) => void],
     ];
     for (const [channel, fn] of pairs) {
       channel.subscribe(fn);

@@ -26,6 +26,7 @@ import type { RequestTracer } from './otel-tracing.js';
 import { createOverloadGuard } from './overload-guard.js';
 import { ProbeListener } from './probe-listener.js';
 import { createRegistry } from './prometheus.js';
+import { stallFrameText } from './stall-frame-text.js';
 import { watchStalls } from './stall-watchdog.js';
 import { loadStatusTemplates, StatusEndpoints, type StatusTemplates } from './status-endpoints.js';
 import { serveStatus } from './status-handler.js';
@@ -359,7 +360,7 @@ export class Observatory<R extends AccessRequest = IncomingMessage> implements O
           {
             event: LOG_EVENTS.eventLoopStall,
             stall_ms: report.durationMs,
-            stack: report.stack?.map((f) => `${f.functionName} (${f.url}:${f.line}:${f.column})`),
+            stack: report.stack?.map(stallFrameText),
             stack_note: report.stackNote,
             stack_after_ms: report.stackAfterMs,
             in_flight: report.inFlight,

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RequestContext } from '../core/index.js';
+import { toOriginalFrames } from './original-frames.js';
 import type { WatchdogData, WatchdogMessage, WatchdogStallMessage } from './stall-watchdog-protocol.js';
 
 /** One frame of the code that blocked the loop. `line` and `column` are 1-based. */
@@ -180,12 +181,27 @@ function onStall(message: WatchdogStallMessage): void {
   const report: StallReport = {
     at: new Date(message.startedAtEpochMs).toISOString(),
     durationMs: Math.round(message.durationMs),
-    stack: message.frames?.map((f) => ({ ...f, url: shorten(f.url) })),
+    stack: undefined,
     stackNote: message.note,
     stackAfterMs: message.pausedAfterMs,
     inFlight: message.inFlight ?? inFlightAt(startedAtPerf, endedAtPerf),
     inFlightDuringStall: message.inFlight !== undefined,
   };
+  const frames = message.frames;
+  if (frames === undefined) {
+    emit(report);
+    return;
+  }
+  // Frames name the code V8 ran; source maps (read once per file) name the code as written.
+  toOriginalFrames(frames).then(
+    (original) => emit({ ...report, stack: original.map(shortened) }),
+    () => emit({ ...report, stack: frames.map(shortened) }),
+  );
+}
+
+const shortened = (f: StallFrame): StallFrame => ({ ...f, url: shorten(f.url) });
+
+function emit(report: StallReport): void {
   for (const listener of listeners) listener(report);
 }
 

@@ -9,6 +9,7 @@ import type { LoopSample, PressureReason } from './event-loop-monitor.js';
 import type { StatusWarning } from './extra-status.js';
 import type { HeartbeatStatus } from './heartbeats.js';
 import type { BreakerView, SlowRequest, TimeoutRecord } from './measurements.js';
+import type { StatusCause } from './recent-evidence.js';
 import type { StallReport } from './stall-watchdog.js';
 import type { FailureView } from './status-snapshot.js';
 import type { WindowName, WindowSummary } from './windowed-histogram.js';
@@ -72,6 +73,11 @@ export type StatusDocument = {
     readonly tracing: boolean;
   };
   readonly windows: readonly WindowName[];
+  /**
+   * The likely causes of the last minute's slow or failing requests, most likely first (at most
+   * 5), ranked as `hangproof report` ranks a log; empty when nothing was abnormal.
+   */
+  readonly likelyCauses: readonly StatusCause[];
   readonly endpoints: readonly StatusEndpoint[];
   readonly postgres: { readonly total: StatusWindows | null; readonly slowestQueries: readonly StatusQuery[] };
   readonly pools: readonly StatusPool[];

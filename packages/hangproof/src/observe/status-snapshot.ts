@@ -140,6 +140,7 @@ export function buildStatusSnapshot(p: SnapshotParts, nowMs: number = Date.now()
       tracing: p.tracing,
     },
     windows: WINDOW_NAMES,
+    likelyCauses: m.evidence.likelyCauses(nowMs),
     endpoints,
     postgres: { total: m.queryTotal.count > 0 ? windows(m.queryTotal, nowMs) : null, slowestQueries: queries },
     pools,

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { BoundedGate, budgetUntil, channels, GateRefusedError, LatencyReservoir } from '../core/index.js';
+import { BoundedGate, budgetUntil, channels, GateRefusedError, LatencyReservoir, logEvidence } from '../core/index.js';
 import type { HangproofError } from '../errors.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { ResolvedDatabaseOptions } from './database-options.js';
@@ -275,7 +275,9 @@ export class ConnectionLeases {
         connectFailures++;
         const timedOut = err instanceof Error && err.message === POOL_CONNECT_TIMEOUT_MESSAGE;
         if (connectFailures === 1 && (timedOut || isConnectionError(err)) && this.#budget(scope, 1) >= 1) {
-          this.#logger.warn(
+          logEvidence(
+            this.#logger,
+            'warn',
             {
               pool: this.#o.name,
               host: this.#host,
@@ -290,7 +292,9 @@ export class ConnectionLeases {
         if (timedOut) throw this.#phaseTimeout(scope, 'connect', performance.now() - started, err);
         if (isConnectionError(err)) {
           this.#failures.counters.unavailable++;
-          this.#logger.error(
+          logEvidence(
+            this.#logger,
+            'error',
             {
               pool: this.#o.name,
               host: this.#host,
@@ -399,7 +403,9 @@ export class ConnectionLeases {
         ? pgUnavailable('acquire', new Error('the database has been closed'))
         : pgTimeout('acquire', `no postgres connection became free within ${Math.round(waited)} ms`, waited, cause);
     this.#failures.counters.timeouts.acquire++;
-    this.#logger.error(
+    logEvidence(
+      this.#logger,
+      'error',
       {
         pool: this.#o.name,
         host: this.#host,
@@ -432,7 +438,9 @@ export class ConnectionLeases {
         ),
     );
     this.#failures.counters.timeouts[phase]++;
-    this.#logger.error(
+    logEvidence(
+      this.#logger,
+      'error',
       {
         pool: this.#o.name,
         host: this.#host,

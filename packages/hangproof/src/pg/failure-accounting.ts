@@ -1,3 +1,4 @@
+import { logEvidence } from '../core/index.js';
 import { type HangproofError, isHangproofError } from '../errors.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { ParamRedactor } from './database-options.js';
@@ -83,7 +84,9 @@ export class FailureAccounting {
     const o = this.#o;
     if (err.code === 'DEPENDENCY_TIMEOUT') this.counters.timeouts[phase]++;
     else if (err.code === 'DEPENDENCY_UNAVAILABLE') this.counters.unavailable++;
-    o.logger.warn(
+    logEvidence(
+      o.logger,
+      'warn',
       {
         pool: o.pool,
         host: o.host,

@@ -1,3 +1,4 @@
+import { logEvidence } from '../core/index.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { PgLogger } from './logger.js';
 
@@ -84,7 +85,9 @@ export class HolderRegistry {
       if (h.leakLogged || now - h.since < this.#leakMs) continue;
       h.leakLogged = true;
       this.leaksDetected++;
-      this.#logger.warn(
+      logEvidence(
+        this.#logger,
+        'warn',
         { pool: this.#pool, holder: view(h, now), leakDetectionMs: this.#leakMs, acquireStack: h.stack },
         LOG_MESSAGES.connectionLeak,
       );

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
+import { logEvidence } from '../core/index.js';
 import { optionalGroup } from '../core/option-checks.js';
 import { LOG_EVENTS } from '../log-events.js';
 import { fingerprint } from './fingerprint.js';
@@ -381,7 +382,9 @@ export class LockEvidence {
     if (this.#loggedAt.size >= 1_000) this.#loggedAt.clear();
     this.#loggedAt.set(key, now);
     const first = w.blockers[0];
-    this.#i.logger.warn(
+    logEvidence(
+      this.#i.logger,
+      'warn',
       {
         event: LOCK_WAIT_EVENT,
         pool: this.#i.pool,

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
+import { logEvidence } from '../core/index.js';
 import { optionalGroup } from '../core/option-checks.js';
 import { isHangproofError } from '../errors.js';
 import { LOG_EVENTS } from '../log-events.js';
@@ -203,7 +204,9 @@ export class PlanEvidence {
       this.#captured++;
       this.#recent.unshift(found);
       this.#recent.splice(this.#o.keep);
-      this.#i.logger.warn(
+      logEvidence(
+        this.#i.logger,
+        'warn',
         { event: SLOW_PLAN_EVENT, pool: this.#i.pool, ...found },
         `slow postgres statement: ${dominant.nodeType}${dominant.relation === null ? '' : ` on ${dominant.relation}`} dominates its plan${found.suggestion === null ? '' : `; consider ${found.suggestion}`}`,
       );

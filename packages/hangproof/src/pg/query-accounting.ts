@@ -1,4 +1,11 @@
-import { channels, type QueryEvent, type QueryShape, type RequestContext, type ShapeRuns } from '../core/index.js';
+import {
+  channels,
+  logEvidence,
+  type QueryEvent,
+  type QueryShape,
+  type RequestContext,
+  type ShapeRuns,
+} from '../core/index.js';
 import { isHangproofError } from '../errors.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { ParamRedactor } from './database-options.js';
@@ -104,7 +111,9 @@ export class QueryAccounting {
     const { slowQueryMs } = this.#options;
     if (slowQueryMs > 0 && durationMs > slowQueryMs) {
       this.slowQueries++;
-      this.#options.logger.warn(
+      logEvidence(
+        this.#options.logger,
+        'warn',
         {
           pool: this.#options.pool,
           requestId: ctx?.requestId,
@@ -130,7 +139,9 @@ export class QueryAccounting {
     if (runs.reported || runs.count <= threshold) return;
     runs.reported = true;
     this.nPlusOneDetected++;
-    this.#options.logger.warn(
+    logEvidence(
+      this.#options.logger,
+      'warn',
       {
         pool: this.#options.pool,
         requestId: ctx.requestId,

@@ -21,6 +21,7 @@ const SUBPATHS = [
   'hangproof/pg',
   'hangproof/deps',
   'hangproof/observe',
+  'hangproof/diagnosis',
   'hangproof/testing',
 ];
 const nodeModules = fileURLToPath(new URL('../../../../node_modules', import.meta.url));

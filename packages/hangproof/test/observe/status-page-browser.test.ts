@@ -9,8 +9,10 @@ import { after, before, test } from 'node:test';
 import { sleep, step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { heartbeats } from 'hangproof/observe';
+import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, freePort, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
+import { pino } from 'pino';
 import { chromium, type Page } from 'playwright-core';
 import { screenshotPath } from '../support/screenshots.js';
 import { ADMIN_TOKEN, botRoutes, botsDatabase, startService } from './helpers.js';
@@ -279,5 +281,67 @@ test('the status page shows live numbers after login, and keeps the last data un
   assert.match(await text('#stale-banner'), /not answering/);
   assert.ok((await page.$$('#endpoints-table tbody tr:not(.empty)')).length >= 4, 'the last data is still shown');
   await page.screenshot({ path: screenshotPath('status-page-stale.png') });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('the likely-causes panel names a lock wait on the table another session holds', {
+  skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+  timeout: 60_000,
+}, async (t) => {
+  const db = createDatabase({
+    connectionString: testDb.url,
+    name: 'main',
+    lockTimeoutMs: 600,
+    logger: pino({ level: 'silent' }),
+  });
+  t.after(() => db.close());
+  await db.query('CREATE TABLE locked_bots (id int PRIMARY KEY, name text NOT NULL)');
+  const { app, url } = await startService({ serviceName: 'locked-test', pools: { main: db } }, (app) =>
+    app.get('/api/bots/:id', async (req) => {
+      const id = Number((req.params as { id: string }).id);
+      return (await db.query('SELECT id, name FROM locked_bots WHERE id = $1', [id])).rows[0];
+    }),
+  );
+  t.after(() => app.close());
+
+  // An operator's session takes the whole table and keeps its transaction open.
+  const operator = new pg.Client({ connectionString: testDb.url, application_name: 'psql' });
+  operator.on('error', () => {});
+  await operator.connect();
+  t.after(() => operator.end());
+  await operator.query('BEGIN');
+  await operator.query('LOCK TABLE locked_bots IN ACCESS EXCLUSIVE MODE');
+  const answers = await Promise.all([1, 2, 3].map((id) => fetch(`${url}/api/bots/${id}`)));
+  for (const res of answers) assert.equal(((await res.json()) as { error: { phase: string } }).error.phase, 'lock');
+
+  const userDataDir = await mkdtemp(join(tmpdir(), 'hangproof-chromium-'));
+  t.after(() => rm(userDataDir, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    viewport: { width: 1280, height: 1000 },
+  });
+  t.after(() => context.close());
+  const page = context.pages()[0] ?? (await context.newPage());
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.goto(`${url}/status`);
+  await page.fill('#token', ADMIN_TOKEN);
+  await Promise.all([page.waitForURL(`${url}/status`), page.click('#login-form button[type=submit]')]);
+
+  // The lock's evidence is captured off the request path; the page polls until it is ranked.
+  await page.waitForSelector('#likely-causes .cause[data-kind="pg.lock_wait"]', { timeout: 15_000 });
+  await operator.query('ROLLBACK');
+  assert.equal(await page.textContent('#causes-title'), 'Likely causes now (last minute)');
+  const first = await page.$eval('#likely-causes .cause', (e) => ({
+    kind: e.getAttribute('data-kind'),
+    subject: e.querySelector('.cause-subject')?.textContent,
+    title: e.querySelector('strong')?.textContent ?? '',
+  }));
+  assert.equal(first.kind, 'pg.lock_wait');
+  assert.equal(first.subject, 'locked_bots');
+  assert.match(first.title, /^lock wait on locked_bots, held by pid \d+ \(psql, idle in transaction/);
+  await page.screenshot({ path: screenshotPath('status-page-likely-causes.png') });
   assert.deepEqual(pageErrors, []);
 });

@@ -4,7 +4,7 @@
  * else is counted and ignored. The texts come from the library's LOG_MESSAGES and LOG_EVENTS, the
  * constants its writers use, so the two cannot drift (test/log-contract.test.ts checks both ends).
  */
-import { LOG_EVENTS, LOG_MESSAGES } from 'hangproof';
+import { LOG_EVENTS, LOG_MESSAGES } from '../log-events.js';
 
 export interface SpanRecord {
   readonly name: string;
