@@ -106,8 +106,11 @@ export class RequestContext implements AbortWatch {
   inFlightAtAdmission = 0;
   /** Total duration in ms, set when the request ends. */
   durationMs = 0;
-  /** The adapter's per-request state (see RequestContextInit.owner). */
-  readonly owner: unknown;
+  /** The adapter's per-request state (see RequestContextInit.owner); undefined once the request ended. */
+  get owner(): unknown {
+    return this.#owner;
+  }
+  #owner: unknown;
   readonly #onAbort: ((ctx: RequestContext) => void) | undefined;
   /**
    * Spans as flat records of STRIDE slots (kind, subject, start, duration, ...): a query span
@@ -141,7 +144,7 @@ export class RequestContext implements AbortWatch {
     this.name = init.name ?? '';
     this.method = init.method ?? '';
     this.path = init.path ?? '';
-    this.owner = init.owner;
+    this.#owner = init.owner;
     this.#onAbort = init.onAbort;
     this.startedAtEpochMs = Date.now();
     this.startedAt = performance.now();
@@ -375,10 +378,15 @@ export class RequestContext implements AbortWatch {
     this.#ended = true;
     this.durationMs = performance.now() - this.startedAt;
     this.#clearTimer();
-    // An ended context can no longer abort. Its watchers close over the request's reply and
-    // socket; dropping them lets those go with the request even while the context itself is
-    // still referenced (observe keeps the last ended contexts for stall reports).
+    // An ended context can no longer abort. Its watchers and its owner (the adapter's reply)
+    // hold the request's whole object graph: the socket, the parsed request, the response body.
+    // Dropped here, they go with the request even while the context itself is still referenced:
+    // every async resource created during the request (a keep-alive timer, a pooled connection's
+    // idle timer, a socket opened for the pool) keeps the context as its AsyncLocalStorage store
+    // for as long as it lives, and would otherwise keep all of that alive and promoted to the
+    // old generation, for the garbage collector to trace.
     this.#watchers = undefined;
+    this.#owner = undefined;
   }
 
   /** @internal The deadline has come: DeadlineTimers calls this, nothing else should. */
