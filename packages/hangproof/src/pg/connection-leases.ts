@@ -99,7 +99,7 @@ export class ConnectionLeases {
       const level = this.#closed ? 'debug' : 'warn';
       this.#logger[level](
         { pool: o.name, host: this.#host, err: errorSummary(err) },
-        'idle postgres connection failed',
+        LOG_MESSAGES.idleConnectionFailed,
       );
     });
     // pg-pool listens for errors only while a client is idle; a checked-out client whose socket
