@@ -16,6 +16,7 @@ import { createQuotes } from './providers/quotes.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { botRoutes } from './routes/bot-routes.js';
 import { dashboardRoutes } from './routes/dashboard-routes.js';
+import { exportRoutes } from './routes/export-routes.js';
 import { riskRoutes } from './routes/risk-routes.js';
 import { type StreamOptions, streamRoute } from './routes/stream-route.js';
 import { summaryRoutes } from './routes/summary-routes.js';
@@ -49,6 +50,8 @@ export interface DeskOptions {
   readonly lockTimeoutMs?: number;
   /** A statement slower than this is logged, and its plan captured (hangproof/pg `slowQueryMs`), in ms. @default 250 */
   readonly slowQueryMs?: number;
+  /** A connection held longer than this is logged with its holder (hangproof/pg `leakDetectionMs`), in ms. @default 10_000 */
+  readonly leakDetectionMs?: number;
   /** Plan capture of slow statements (hangproof/pg `planEvidence`). @default hangproof/pg's PLAN_EVIDENCE_DEFAULTS */
   readonly planEvidence?: PlanEvidenceOptions | false;
   /** Time between provider health probes, in ms. @default 5_000 */
@@ -80,6 +83,7 @@ export const DESK_DEFAULTS = Object.freeze({
   statementTimeoutMs: 2_000,
   lockTimeoutMs: 1_000,
   slowQueryMs: 250,
+  leakDetectionMs: 10_000,
   providerProbeMs: 5_000,
   jobs: true,
   observe: true,
@@ -114,6 +118,7 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
     lockTimeoutMs: o.lockTimeoutMs,
     applicationName: 'desk',
     slowQueryMs: o.slowQueryMs,
+    leakDetectionMs: o.leakDetectionMs,
     ...(o.planEvidence === undefined ? {} : { planEvidence: o.planEvidence }),
     logger: logger.child({ component: 'pg' }),
   });
@@ -196,6 +201,7 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
     await summaryRoutes(scope, desk);
     await botRoutes(scope, desk);
     await riskRoutes(scope, desk);
+    await exportRoutes(scope, desk);
     stream = await streamRoute(scope, desk, o.stream);
     await adminRoutes(scope, desk, { 'market-data': o.marketDataUrl, broker: o.brokerUrl });
     await dashboardRoutes(scope);

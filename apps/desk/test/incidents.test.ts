@@ -156,6 +156,8 @@ before(async () => {
     // Every slow run may have its plan taken (at most one a second): the desk's first requests,
     // on cold caches, are slow too, and must not use up the one capture per fingerprint.
     planEvidence: { perFingerprintMs: 0 },
+    // Past the 3 s deadline no request holds a connection: whatever does is leaked.
+    leakDetectionMs: 3_500,
     jobs: false,
   });
   url = await desk.app.listen({ port: 0, host: '127.0.0.1' });
@@ -319,5 +321,22 @@ describe('hangproof report names each incident injected into the desk under load
     assert.ok(top !== undefined, 'a cause stood out');
     assert.equal(top.kind, 'event_loop.blocked', top3(causes));
     assert.match(top.subject, /^simulateDrawdowns \(drawdown-risk\.ts:\d+\)$/, top3(causes));
+  });
+
+  test("exports of a bot that is not the caller's leak their raw connection: pg.connection_leak on the export route", async () => {
+    await recovered();
+    const mark = log.mark;
+    // The not-found branch of the export throws before its release (see export-routes.ts).
+    for (let i = 0; i < 3; i++) {
+      const res = await api('/api/bots/999999999/audits.csv');
+      assert.equal(res.status, 404);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
+    }
+    await evidence(mark, (l) => l.msg === 'postgres connection held longer than the leak detection threshold', 3);
+    const causes = await report('leak', mark);
+    const top = causes[0];
+    assert.ok(top !== undefined, 'a cause stood out');
+    assert.equal(top.kind, 'pg.connection_leak', top3(causes));
+    assert.equal(top.subject, '/api/bots/:id/audits.csv', top3(causes));
   });
 });
