@@ -11,6 +11,7 @@
  * KEEP_INCIDENT_LOGS=1 keeps each incident's log (and the log of a wait that found no evidence).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -291,7 +292,8 @@ describe('hangproof report names each incident injected into the desk under load
     await marketDataProxy.set('blackhole');
     try {
       await evidence(mark, (l) => l.msg === 'dependency health is down' && l.dependency === 'market-data');
-      await evidence(mark, (l) => l.msg === 'snapshot load failed' && l.dependency === 'market-data', 2);
+      // The pages answer from the last known quotes: the outage shows in the refreshes that fail.
+      await evidence(mark, (l) => l.msg === 'snapshot load failed' && l.dependency === 'market-data', 4);
     } finally {
       await marketDataProxy.set('pass');
     }
@@ -338,5 +340,92 @@ describe('hangproof report names each incident injected into the desk under load
     assert.ok(top !== undefined, 'a cause stood out');
     assert.equal(top.kind, 'pg.connection_leak', top3(causes));
     assert.equal(top.subject, '/api/bots/:id/audits.csv', top3(causes));
+  });
+
+  test('a storm of clients takes every connection slot: a new desk instance gets pg.unavailable (too_many_connections)', async (t) => {
+    await recovered();
+    // The slots are a role's CONNECTION LIMIT, so that the shared test server's max_connections
+    // (other test files use it) is left alone: Postgres refuses with the same 53300 either way.
+    const role = `desk_storm_${randomBytes(4).toString('hex')}`;
+    const slots = 6;
+    await operatorSql(
+      `CREATE ROLE ${role} LOGIN PASSWORD 'storm-password' CONNECTION LIMIT ${slots};
+       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role};
+       GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};`,
+    );
+    const roleUrl = new URL(database.url);
+    roleUrl.username = role;
+    roleUrl.password = 'storm-password';
+    const storm: pg.Client[] = [];
+    const endStorm = async (): Promise<void> => {
+      await Promise.all(storm.splice(0).map((c) => c.end().catch(() => {})));
+    };
+    t.after(async () => {
+      await endStorm();
+      await operatorSql(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    });
+    // The storm: a batch of workers with the app's credentials, each opening its own connection,
+    // until the server refuses one (bounded: one more than the slots).
+    for (let i = 0; i <= slots; i++) {
+      const c = new pg.Client({ connectionString: roleUrl.toString(), connectionTimeoutMillis: 5_000 });
+      c.on('error', () => {});
+      const refused = await c.connect().then(
+        () => undefined,
+        (err: { code?: string }) => err.code,
+      );
+      if (refused !== undefined) {
+        assert.equal(refused, '53300', 'the server refused for want of a slot');
+        break;
+      }
+      storm.push(c);
+    }
+    assert.equal(storm.length, slots, 'the storm holds every slot');
+
+    // A new instance of the desk (a rolling deploy's replica) starts into the storm, under load.
+    const mark = log.mark;
+    const replica = await buildDesk({
+      databaseUrl: roleUrl.toString(),
+      marketDataUrl: marketData.url,
+      brokerUrl: broker.url,
+      adminToken: ADMIN_TOKEN,
+      logger: log.logger,
+      providerProbeMs: 300,
+      jobs: false,
+      observe: false,
+    });
+    const replicaUrl = await replica.app.listen({ port: 0, host: '127.0.0.1' });
+    const replicaLoad = new PageLoad({
+      url: replicaUrl,
+      token: DEMO_TOKEN,
+      pages: ['/api/bots/overview', `/api/bots/${botId}`, '/api/bots?limit=20'],
+      concurrency: 2,
+    });
+    try {
+      replicaLoad.start();
+      await evidence(mark, (l) => l.event === 'pg.unavailable' && l.reason === 'too_many_connections', 5);
+      await endStorm();
+      // Once the storm is over the replica connects and answers.
+      const answered = await eventually(
+        async () =>
+          (
+            await fetch(`${replicaUrl}/api/bots/overview`, {
+              headers: { authorization: `Bearer ${DEMO_TOKEN}` },
+              signal: AbortSignal.timeout(5_000),
+            }).catch(() => undefined)
+          )?.status === 200,
+        RECOVERY_MS,
+        100,
+      );
+      assert.ok(answered, 'the replica answered once the storm ended');
+    } finally {
+      await replicaLoad.stop();
+      await replica.close();
+    }
+    const causes = await report('connection-storm', mark);
+    const top = causes[0];
+    assert.ok(top !== undefined, 'a cause stood out');
+    assert.equal(top.kind, 'pg.unavailable', top3(causes));
+    assert.equal(top.subject, `${roleUrl.hostname}:${roleUrl.port}`, top3(causes));
+    assert.match(top.title, /too_many_connections/, top3(causes));
   });
 });

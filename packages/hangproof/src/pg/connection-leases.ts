@@ -19,7 +19,7 @@ import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
 import { errorSummary } from './redact-params.js';
 import { isOwnAbort, type Scope } from './scope.js';
 import { StatementSweep } from './statement-sweep.js';
-import { type PgEndpoint, unreachableFields } from './unreachable.js';
+import { type PgEndpoint, refusalReason, unreachableFields } from './unreachable.js';
 
 /** A checkout: the connection's guard, which also carries the checkout's wait and holder record. */
 export type Lease = GuardedConnection;
@@ -272,7 +272,7 @@ export class ConnectionLeases {
             {
               pool: this.#o.name,
               host: this.#host,
-              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : 'refused'),
+              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : refusalReason(err)),
               err: errorSummary(err),
             },
             'opening a postgres connection failed; retrying once',
@@ -287,7 +287,7 @@ export class ConnectionLeases {
             {
               pool: this.#o.name,
               host: this.#host,
-              ...unreachableFields(this.#endpoint, 'refused'),
+              ...unreachableFields(this.#endpoint, refusalReason(err)),
               phase: 'connect',
               err: errorSummary(err),
             },
