@@ -271,6 +271,88 @@ describe('an unreachable Postgres', () => {
   });
 });
 
+describe('a Postgres restart', () => {
+  const FP = 'SELECT id FROM users WHERE token_hash = $1';
+  /** Sessions ended by the server, the statements in flight dropped, then refused connects. */
+  function restart(): LogEvent[] {
+    const lines: LogEvent[] = [];
+    for (let i = 0; i < 2; i++)
+      lines.push(
+        parsed({
+          time: T0 + i,
+          msg: 'idle postgres connection failed',
+          pool: 'desk',
+          host: '127.0.0.1:6543',
+          err: { message: 'terminating connection due to administrator command', sqlState: '57P01' },
+        }),
+      );
+    for (let i = 0; i < 6; i++) {
+      // A statement in flight when its connection went: slow only because it never came back.
+      lines.push(
+        parsed({
+          time: T0 + 10 + i,
+          msg: 'slow postgres query',
+          requestId: `s-${i}`,
+          route: '/api/bots/overview',
+          sql: FP,
+          durationMs: 900,
+          errorCode: 'DEPENDENCY_UNAVAILABLE',
+        }),
+        parsed(failedRequest(`s-${i}`, i, FP, 'DEPENDENCY_UNAVAILABLE')),
+      );
+    }
+    lines.push(
+      parsed({
+        time: T0 + 50,
+        msg: 'postgres connection refused or dropped',
+        event: 'pg.unavailable',
+        reason: 'refused',
+        hostname: '127.0.0.1',
+        port: 6543,
+        phase: 'connect',
+      }),
+    );
+    return lines;
+  }
+
+  test('reads as Postgres going away on its host:port, not as the queries it dropped', () => {
+    const events = restart();
+    const causes = likelyCauses(requests(events), events);
+    assert.equal(causes[0]?.kind, 'pg.unavailable', JSON.stringify(causes));
+    assert.equal(causes[0]?.subject, '127.0.0.1:6543');
+    assert.equal(causes[0]?.title, 'postgres at 127.0.0.1:6543 unreachable (admin_shutdown, refused)');
+    assert.equal(causes[0]?.requests, 6, 'the refused requests go with the outage');
+    assert.ok(!causes.some((c) => c.kind === 'pg.slow_query'), JSON.stringify(causes));
+  });
+});
+
+test('a provider down behind snapshots is the cause even when every page still answered', () => {
+  const events = [
+    parsed({ time: T0, msg: 'dependency health is down', dependency: 'quotes', from: 'up', to: 'down' }),
+    ...[1, 2, 3].map((i) =>
+      parsed({
+        time: T0 + i * 1000,
+        msg: 'snapshot load failed',
+        dependency: 'quotes',
+        errorCode: 'DEPENDENCY_TIMEOUT',
+      }),
+    ),
+    // One unrelated slow statement meanwhile.
+    parsed({
+      time: T0 + 500,
+      msg: 'slow postgres query',
+      requestId: 'r-1',
+      route: '/x',
+      sql: 'SELECT 1',
+      durationMs: 70,
+    }),
+  ];
+  const causes = likelyCauses(requests(events), events);
+  assert.equal(causes[0]?.kind, 'dependency.down', JSON.stringify(causes));
+  assert.equal(causes[0]?.subject, 'quotes');
+  assert.match(causes[0]?.detail ?? '', /3 of 3 call\(s\) failed \(DEPENDENCY_TIMEOUT/);
+});
+
 test('a slow query whose plan was captured is named by its dominant node and table', () => {
   const FP = 'SELECT * FROM bots WHERE owner_id = $1';
   const events: LogEvent[] = [];
