@@ -7,7 +7,14 @@
  *
  * One desk serves every incident, in order; each incident is removed and the desk is back to
  * answering its pages before the next one starts. Postgres and the market-data provider are
- * reached through TCP proxies, so a test can cut or blackhole the path the desk uses.
+ * reached through TCP proxies, so a test can cut or blackhole the path the desk uses. The leak
+ * comes last but one (its connections stay out of the pool); the connection storm, last, meets a
+ * second instance started into it, since a warm pool rides out a storm without new connections.
+ *
+ * A "connection storm" here is other clients taking every connection slot Postgres has for the
+ * desk's role, so that the desk's new connections are refused (53300): the incident the toolkit
+ * can see from the desk's side. A storm of HTTP clients on the desk itself is overload, which
+ * the overload guard sheds (playbook 6) and `hangproof load` measures.
  * KEEP_INCIDENT_LOGS=1 keeps each incident's log (and the log of a wait that found no evidence).
  */
 import assert from 'node:assert/strict';
@@ -92,25 +99,34 @@ async function evidence(mark: number, match: (l: Record<string, unknown>) => boo
   assert.ok(seen, `the desk logged ${count} line(s) of the incident's evidence within ${EVIDENCE_MS} ms`);
 }
 
-/** Waits until every page answers 200 again. */
+/** Every provider healthy with its breaker closed, as /api/providers/health reports them. */
+async function providersHealthy(): Promise<boolean> {
+  const res = await api('/api/providers/health').catch(() => undefined);
+  if (res?.status !== 200) return false;
+  const { providers } = (await res.json()) as { providers: { status: string; breaker: string }[] };
+  return providers.every((p) => p.status === 'up' && p.breaker === 'closed');
+}
+
+/** The status of one page, 0 when it got no answer. */
+const statusOf = (path: string): Promise<number> =>
+  api(path).then(
+    (r) => r.status,
+    () => 0,
+  );
+
+/**
+ * Waits until every page answers 200 again and the providers are healthy: pages answer from
+ * snapshots while a provider is down, so their status alone does not say the last incident is
+ * over, and its failing refreshes would be logged into the next one's window.
+ */
 async function recovered(): Promise<void> {
   const pages = ['/api/bots/overview', `/api/bots/${botId}`, '/api/bots?limit=20'];
   const ok = await eventually(
-    async () =>
-      (
-        await Promise.all(
-          pages.map((p) =>
-            api(p).then(
-              (r) => r.status,
-              () => 0,
-            ),
-          ),
-        )
-      ).every((s) => s === 200),
+    async () => (await Promise.all(pages.map(statusOf))).every((s) => s === 200) && (await providersHealthy()),
     RECOVERY_MS,
     100,
   );
-  assert.ok(ok, `the desk answered its pages again within ${RECOVERY_MS} ms`);
+  assert.ok(ok, `the desk answered its pages again, with healthy providers, within ${RECOVERY_MS} ms`);
 }
 
 /** `hangproof report <incident log> --baseline <quiet log> --json`: its causes, best first. */
