@@ -353,6 +353,28 @@ test('a provider down behind snapshots is the cause even when every page still a
   assert.match(causes[0]?.detail ?? '', /3 of 3 call\(s\) failed \(DEPENDENCY_TIMEOUT/);
 });
 
+test('with a baseline, a query slow about as often there is left out, and one slow far more often stays', () => {
+  const slowLine = (i: number, sql: string): LogEvent =>
+    parsed({ time: T0 + i, msg: 'slow postgres query', requestId: `r-${sql}-${i}`, route: '/x', sql, durationMs: 80 });
+  const okRequest = (i: number): LogEvent =>
+    parsed({ time: T0 + i, msg: 'request completed', request_id: `ok-${i}`, method: 'GET', route: '/x', status: 200 });
+  // The baseline: 100 requests, each query slow twice (a cold cache, a busy machine).
+  const baseline = [
+    ...Array.from({ length: 100 }, (_, i) => okRequest(i)),
+    ...[1, 2].flatMap((i) => [slowLine(i, 'SELECT usual'), slowLine(i, 'SELECT grown')]),
+  ];
+  // The incident: 100 requests, `usual` slow once as before, `grown` slow 30 times.
+  const events = [
+    ...Array.from({ length: 100 }, (_, i) => okRequest(i)),
+    slowLine(1, 'SELECT usual'),
+    ...Array.from({ length: 30 }, (_, i) => slowLine(i, 'SELECT grown')),
+  ];
+  const subjects = likelyCauses(requests(events), events, baseline).map((c) => c.subject);
+  assert.deepEqual(subjects, ['SELECT grown']);
+  const withoutBaseline = likelyCauses(requests(events), events).map((c) => c.subject);
+  assert.ok(withoutBaseline.includes('SELECT usual'), 'without a baseline nothing is left out');
+});
+
 test('a slow query whose plan was captured is named by its dominant node and table', () => {
   const FP = 'SELECT * FROM bots WHERE owner_id = $1';
   const events: LogEvent[] = [];

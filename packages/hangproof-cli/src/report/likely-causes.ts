@@ -20,6 +20,12 @@
  * server ended (a restart's 57P01) is a `pg.unavailable` line too, so a restart reads as Postgres
  * going away, not as the queries that were in flight when it did.
  *
+ * With a baseline log, a slow query that was about as frequent there (slow lines per request, at
+ * most twice the baseline's share) is the service's normal, not the incident: it is left out. A
+ * busy machine or a cold cache makes a few statements slow in any window, and one of them must
+ * not outrank an incident whose evidence is a handful of lines (a leak, a provider behind
+ * snapshots).
+ *
  * Subjects name what to fix: a lock wait names the relation Postgres reported locked (not the
  * first table of the waiting statement) and the session holding it; an unreachable Postgres names
  * the host:port the service connects to; a slow query whose plan was captured names the plan's
@@ -128,7 +134,23 @@ const bucket = (): Bucket => new Bucket();
 const depBucket = (): DependencyBucket => new DependencyBucket();
 const lockBucket = (): LockBucket => new LockBucket();
 
-export function likelyCauses(requests: readonly RequestEvent[], events: readonly LogEvent[]): LikelyCause[] {
+/** A slow query's share of requests must exceed the baseline's by this factor to be a cause. */
+const BASELINE_FACTOR = 2;
+
+/** Slow-query lines per request of each fingerprint in the baseline log. */
+function baselineSlowShares(baseline: readonly LogEvent[]): Map<string, number> {
+  const requests = Math.max(1, baseline.filter((e) => e.type === 'request').length);
+  const counts = new Map<string, number>();
+  for (const e of baseline) if (e.type === 'slow-query') counts.set(e.sql, (counts.get(e.sql) ?? 0) + 1);
+  return new Map([...counts].map(([sql, n]) => [sql, n / requests]));
+}
+
+export function likelyCauses(
+  requests: readonly RequestEvent[],
+  events: readonly LogEvent[],
+  baseline?: readonly LogEvent[],
+): LikelyCause[] {
+  const usual = baseline === undefined ? new Map<string, number>() : baselineSlowShares(baseline);
   const locks = new Map<string, LockBucket>();
   const stalls = new Map<string, Bucket>();
   const deps = new Map<string, DependencyBucket>();
@@ -415,6 +437,8 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
   for (const [sql, b] of slow) {
     const ids = unexplained(b);
     if (ids.size === 0 && b.ids.size > 0) continue;
+    const usualShare = usual.get(sql);
+    if (usualShare !== undefined && b.lines / Math.max(1, requests.length) <= usualShare * BASELINE_FACTOR) continue;
     const plan = plans.get(sql);
     const node =
       plan === undefined ? '' : `${plan.nodeType}${plan.relation === undefined ? '' : ` on ${plan.relation}`}`;
