@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createDependencies, type Dependencies } from 'hangproof/deps';
 import { deriveServerTimeouts, hangproof, serverOptions } from 'hangproof/fastify';
 import { heartbeats, observe } from 'hangproof/observe';
-import { createDatabase, type Database } from 'hangproof/pg';
+import { createDatabase, type Database, type PlanEvidenceOptions } from 'hangproof/pg';
 import { type Logger, pino } from 'pino';
 import { createAuthenticator } from './auth.js';
 import { type ClusterViewOptions, registerClusterView } from './cluster/cluster-view.js';
@@ -16,6 +16,8 @@ import { createQuotes } from './providers/quotes.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { botRoutes } from './routes/bot-routes.js';
 import { dashboardRoutes } from './routes/dashboard-routes.js';
+import { exportRoutes } from './routes/export-routes.js';
+import { riskRoutes } from './routes/risk-routes.js';
 import { type StreamOptions, streamRoute } from './routes/stream-route.js';
 import { summaryRoutes } from './routes/summary-routes.js';
 
@@ -46,6 +48,12 @@ export interface DeskOptions {
   readonly statementTimeoutMs?: number;
   /** Longest wait for a row lock, in ms. @default 1_000 */
   readonly lockTimeoutMs?: number;
+  /** A statement slower than this is logged, and its plan captured (hangproof/pg `slowQueryMs`), in ms. @default 250 */
+  readonly slowQueryMs?: number;
+  /** A connection held longer than this is logged with its holder (hangproof/pg `leakDetectionMs`), in ms. @default 10_000 */
+  readonly leakDetectionMs?: number;
+  /** Plan capture of slow statements (hangproof/pg `planEvidence`). @default hangproof/pg's PLAN_EVIDENCE_DEFAULTS */
+  readonly planEvidence?: PlanEvidenceOptions | false;
   /** Time between provider health probes, in ms. @default 5_000 */
   readonly providerProbeMs?: number;
   /** Run the background loops in this process; `false` for an API-only instance. @default true */
@@ -74,6 +82,8 @@ export const DESK_DEFAULTS = Object.freeze({
   poolMax: 10,
   statementTimeoutMs: 2_000,
   lockTimeoutMs: 1_000,
+  slowQueryMs: 250,
+  leakDetectionMs: 10_000,
   providerProbeMs: 5_000,
   jobs: true,
   observe: true,
@@ -107,7 +117,9 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
     statementTimeoutMs: o.statementTimeoutMs,
     lockTimeoutMs: o.lockTimeoutMs,
     applicationName: 'desk',
-    slowQueryMs: 250,
+    slowQueryMs: o.slowQueryMs,
+    leakDetectionMs: o.leakDetectionMs,
+    ...(o.planEvidence === undefined ? {} : { planEvidence: o.planEvidence }),
     logger: logger.child({ component: 'pg' }),
   });
   const deps = createDependencies({ logger: logger.child({ component: 'deps' }) });
@@ -188,6 +200,8 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
   await app.register(async (scope) => {
     await summaryRoutes(scope, desk);
     await botRoutes(scope, desk);
+    await riskRoutes(scope, desk);
+    await exportRoutes(scope, desk);
     stream = await streamRoute(scope, desk, o.stream);
     await adminRoutes(scope, desk, { 'market-data': o.marketDataUrl, broker: o.brokerUrl });
     await dashboardRoutes(scope);

@@ -270,6 +270,110 @@ describe('an unreachable Postgres', () => {
   });
 });
 
+describe('a Postgres restart', () => {
+  const FP = 'SELECT id FROM users WHERE token_hash = $1';
+  /** Sessions ended by the server, the statements in flight dropped, then refused connects. */
+  function restart(): LogEvent[] {
+    const lines: LogEvent[] = [];
+    for (let i = 0; i < 2; i++)
+      lines.push(
+        parsed({
+          time: T0 + i,
+          msg: 'idle postgres connection failed',
+          pool: 'desk',
+          host: '127.0.0.1:6543',
+          err: { message: 'terminating connection due to administrator command', sqlState: '57P01' },
+        }),
+      );
+    for (let i = 0; i < 6; i++) {
+      // A statement in flight when its connection went: slow only because it never came back.
+      lines.push(
+        parsed({
+          time: T0 + 10 + i,
+          msg: 'slow postgres query',
+          requestId: `s-${i}`,
+          route: '/api/bots/overview',
+          sql: FP,
+          durationMs: 900,
+          errorCode: 'DEPENDENCY_UNAVAILABLE',
+        }),
+        parsed(failedRequest(`s-${i}`, i, FP, 'DEPENDENCY_UNAVAILABLE')),
+      );
+    }
+    lines.push(
+      parsed({
+        time: T0 + 50,
+        msg: 'postgres connection refused or dropped',
+        event: 'pg.unavailable',
+        reason: 'refused',
+        hostname: '127.0.0.1',
+        port: 6543,
+        phase: 'connect',
+      }),
+    );
+    return lines;
+  }
+
+  test('reads as Postgres going away on its host:port, not as the queries it dropped', () => {
+    const events = restart();
+    const causes = likelyCauses(requests(events), events);
+    assert.equal(causes[0]?.kind, 'pg.unavailable', JSON.stringify(causes));
+    assert.equal(causes[0]?.subject, '127.0.0.1:6543');
+    assert.equal(causes[0]?.title, 'postgres at 127.0.0.1:6543 unreachable (admin_shutdown, refused)');
+    assert.equal(causes[0]?.requests, 6, 'the refused requests go with the outage');
+    assert.ok(!causes.some((c) => c.kind === 'pg.slow_query'), JSON.stringify(causes));
+  });
+});
+
+test('a provider down behind snapshots is the cause even when every page still answered', () => {
+  const events = [
+    parsed({ time: T0, msg: 'dependency health is down', dependency: 'quotes', from: 'up', to: 'down' }),
+    ...[1, 2, 3].map((i) =>
+      parsed({
+        time: T0 + i * 1000,
+        msg: 'snapshot load failed',
+        dependency: 'quotes',
+        errorCode: 'DEPENDENCY_TIMEOUT',
+      }),
+    ),
+    // One unrelated slow statement meanwhile.
+    parsed({
+      time: T0 + 500,
+      msg: 'slow postgres query',
+      requestId: 'r-1',
+      route: '/x',
+      sql: 'SELECT 1',
+      durationMs: 70,
+    }),
+  ];
+  const causes = likelyCauses(requests(events), events);
+  assert.equal(causes[0]?.kind, 'dependency.down', JSON.stringify(causes));
+  assert.equal(causes[0]?.subject, 'quotes');
+  assert.match(causes[0]?.detail ?? '', /3 of 3 call\(s\) failed \(DEPENDENCY_TIMEOUT/);
+});
+
+test('with a baseline, a query slow about as often there is left out, and one slow far more often stays', () => {
+  const slowLine = (i: number, sql: string): LogEvent =>
+    parsed({ time: T0 + i, msg: 'slow postgres query', requestId: `r-${sql}-${i}`, route: '/x', sql, durationMs: 80 });
+  const okRequest = (i: number): LogEvent =>
+    parsed({ time: T0 + i, msg: 'request completed', request_id: `ok-${i}`, method: 'GET', route: '/x', status: 200 });
+  // The baseline: 100 requests, each query slow twice (a cold cache, a busy machine).
+  const baseline = [
+    ...Array.from({ length: 100 }, (_, i) => okRequest(i)),
+    ...[1, 2].flatMap((i) => [slowLine(i, 'SELECT usual'), slowLine(i, 'SELECT grown')]),
+  ];
+  // The incident: 100 requests, `usual` slow once as before, `grown` slow 30 times.
+  const events = [
+    ...Array.from({ length: 100 }, (_, i) => okRequest(i)),
+    slowLine(1, 'SELECT usual'),
+    ...Array.from({ length: 30 }, (_, i) => slowLine(i, 'SELECT grown')),
+  ];
+  const subjects = likelyCauses(requests(events), events, baseline).map((c) => c.subject);
+  assert.deepEqual(subjects, ['SELECT grown']);
+  const withoutBaseline = likelyCauses(requests(events), events).map((c) => c.subject);
+  assert.ok(withoutBaseline.includes('SELECT usual'), 'without a baseline nothing is left out');
+});
+
 test('a slow query whose plan was captured is named by its dominant node and table', () => {
   const FP = 'SELECT * FROM bots WHERE owner_id = $1';
   const events: LogEvent[] = [];

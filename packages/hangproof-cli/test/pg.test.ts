@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import { createTestDatabase, startEmbeddedPostgres, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
 import { closedPort, runCli, startSilentServer } from './run-cli.js';
 
@@ -86,11 +89,25 @@ describe('hangproof pg top', () => {
     assert.equal(run.json().error.code, 'NOT_FOUND');
   });
 
-  test('without the extension it says how to enable it and exits 2', async () => {
+  test('with the library preloaded but the extension not created it names that one step and exits 2', async () => {
     const run = await runCli(['pg', 'top', '--json', '--database-url', bare.url]);
     assert.equal(run.code, 2);
     assert.equal(run.json().error.code, 'PG_STAT_STATEMENTS_MISSING');
+    assert.match(run.stderr, new RegExp(`not created in database ${bare.name}`));
+    assert.match(run.stderr, /CREATE EXTENSION pg_stat_statements;/);
+    assert.doesNotMatch(run.stderr, /postgresql\.conf|restart Postgres/);
+  });
+
+  test('on a server that does not preload the library it says to edit postgresql.conf and restart', async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'hangproof-pg-no-preload-'));
+    t.after(() => rm(dataDir, { recursive: true, force: true }));
+    const server = await startEmbeddedPostgres({ dataDir, settings: { shared_preload_libraries: '' } });
+    t.after(() => server.stop());
+    const run = await runCli(['pg', 'top', '--json', '--database-url', server.url]);
+    assert.equal(run.code, 2);
+    assert.equal(run.json().error.code, 'PG_STAT_STATEMENTS_MISSING');
     assert.match(run.stderr, /shared_preload_libraries/);
+    assert.match(run.stderr, /restart Postgres/);
   });
 });
 

@@ -18,6 +18,8 @@ export const LOG_MESSAGES = Object.freeze({
   statementFailed: 'postgres statement failed',
   /** Postgres refused or dropped the connection (pg). */
   connectionRefused: 'postgres connection refused or dropped',
+  /** A pooled connection failed while idle: the server or the network dropped it (pg). */
+  idleConnectionFailed: 'idle postgres connection failed',
   /** A connection checked out longer than `leakDetectionMs` (pg). */
   connectionLeak: 'postgres connection held longer than the leak detection threshold',
   /** The same query shape ran sequentially more than `nPlusOneThreshold` times in one request (pg). */
@@ -32,6 +34,8 @@ export const LOG_MESSAGES = Object.freeze({
   breakerHalfOpen: 'circuit breaker half-open',
   /** A dependency's breaker closed again (deps). */
   breakerClosed: 'circuit breaker closed',
+  /** A snapshot's background load failed; the page got the last known value (deps). */
+  snapshotLoadFailed: 'snapshot load failed',
 } as const);
 
 /**

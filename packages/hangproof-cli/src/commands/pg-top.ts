@@ -42,9 +42,24 @@ export interface TopRow {
 const HOW_TO_ENABLE =
   "pg_stat_statements is not enabled here. Add it to shared_preload_libraries in postgresql.conf (shared_preload_libraries = 'pg_stat_statements'), restart Postgres, then run CREATE EXTENSION pg_stat_statements; in this database.";
 
+/** The one step left when the server already loads the library: no restart, no conf edit. */
+const howToCreate = (database: string): string =>
+  `pg_stat_statements is loaded by the server but not created in database ${database}. Run CREATE EXTENSION pg_stat_statements; in that database (no restart needed).`;
+
+/**
+ * Fails with the step that is missing. A preloaded library registers its settings in every
+ * session, so `pg_stat_statements.max` in pg_settings says it is loaded; shared_preload_libraries
+ * itself is readable only by superusers.
+ */
 async function ensureExtension(c: pg.Client): Promise<void> {
-  const { rows } = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'`);
-  if (rows.length === 0) throw new CliError('PG_STAT_STATEMENTS_MISSING', HOW_TO_ENABLE);
+  const { rows } = await c.query<{ created: boolean; loaded: boolean; database: string }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS created,
+            EXISTS (SELECT 1 FROM pg_settings WHERE name = 'pg_stat_statements.max') AS loaded,
+            current_database() AS database`,
+  );
+  const r = rows[0];
+  if (r === undefined || r.created) return;
+  throw new CliError('PG_STAT_STATEMENTS_MISSING', r.loaded ? howToCreate(r.database) : HOW_TO_ENABLE);
 }
 
 function missingPreload(err: unknown): boolean {

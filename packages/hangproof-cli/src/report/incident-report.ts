@@ -125,7 +125,7 @@ export function buildIncidentReport(input: ReportInput): IncidentReport {
     },
     comparison: input.baseline === undefined ? 'halves' : 'baseline',
     splitAt: splitAt === undefined ? null : iso(splitAt),
-    causes: likelyCauses(requests, events),
+    causes: likelyCauses(requests, events, input.baseline),
     endpoints: endpointChanges(before, after, input.thresholds ?? MOVE_THRESHOLDS),
     timeouts: timeoutGroups(requests),
     queries: queryStats(requests, events),

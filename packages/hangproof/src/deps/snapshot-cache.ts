@@ -1,6 +1,7 @@
 import { budgetUntil, currentContext, raceAbort, runWithBudget } from '../core/index.js';
 import { numberWhere } from '../core/option-checks.js';
 import { type HangproofCode, type HangproofError, isHangproofError } from '../errors.js';
+import { LOG_MESSAGES } from '../log-events.js';
 import { dependencyTimeout, dependencyUnavailable } from './failure.js';
 import type { DepsLogger } from './logger.js';
 
@@ -201,7 +202,7 @@ export class SnapshotCache {
         entry.lastError = toLoadError(err, o.dependency);
         this.#logger.warn(
           { key, dependency: this.#nameFor(entry, o), errorCode: entry.lastError.code },
-          'snapshot load failed',
+          LOG_MESSAGES.snapshotLoadFailed,
         );
       } finally {
         entry.loading = undefined;

@@ -11,6 +11,21 @@
  * holders, and not for explained requests either; N+1 half. Log lines without a request add a
  * little, so a stall that hit no request still shows.
  *
+ * A dependency's own health turning down (or its breaker opening) counts as much as one request
+ * it failed: behind a snapshot or a fallback a provider can be down while every page still
+ * answers, and that outage, with the background loads that failed (`snapshot load failed`), is
+ * still the incident. A statement whose connection was refused or dropped (its code is
+ * DEPENDENCY_UNAVAILABLE) is no slow-query evidence: it waited on an unreachable server, and the
+ * requests it failed near other `pg.unavailable` lines go with the outage. An idle connection the
+ * server ended (a restart's 57P01) is a `pg.unavailable` line too, so a restart reads as Postgres
+ * going away, not as the queries that were in flight when it did.
+ *
+ * With a baseline log, a slow query that was about as frequent there (slow lines per request, at
+ * most twice the baseline's share) is the service's normal, not the incident: it is left out. A
+ * busy machine or a cold cache makes a few statements slow in any window, and one of them must
+ * not outrank an incident whose evidence is a handful of lines (a leak, a provider behind
+ * snapshots).
+ *
  * Subjects name what to fix: a lock wait names the relation Postgres reported locked (not the
  * first table of the waiting statement) and the session holding it; an unreachable Postgres names
  * the host:port the service connects to; a slow query whose plan was captured names the plan's
@@ -65,6 +80,8 @@ const LINE_WEIGHT = 0.25;
  * `pg.unavailable` lines are explained by the outage too (a request's deadline is at most this).
  */
 const OUTAGE_MARGIN_MS = 10_000;
+/** Errors of a db span that waited on an unreachable server (timed out, or refused/dropped). */
+const OUTAGE_ERRORS: ReadonlySet<string> = new Set(['DEPENDENCY_TIMEOUT', 'DEPENDENCY_UNAVAILABLE']);
 /** Stalls whose blocking stack was not captured (the watchdog gave up, or capture was off). */
 const NO_STACK = '(no stack captured)';
 
@@ -101,6 +118,8 @@ class DependencyBucket extends Bucket {
   calls = 0;
   failed = 0;
   down = 0;
+  /** Health or breaker transitions to down/open: the service's own verdict on the dependency. */
+  transitions = 0;
 }
 
 function bucketOf<B extends Bucket>(map: Map<string, B>, key: string, make: () => B): B {
@@ -115,7 +134,23 @@ const bucket = (): Bucket => new Bucket();
 const depBucket = (): DependencyBucket => new DependencyBucket();
 const lockBucket = (): LockBucket => new LockBucket();
 
-export function likelyCauses(requests: readonly RequestEvent[], events: readonly LogEvent[]): LikelyCause[] {
+/** A slow query's share of requests must exceed the baseline's by this factor to be a cause. */
+const BASELINE_FACTOR = 2;
+
+/** Slow-query lines per request of each fingerprint in the baseline log. */
+function baselineSlowShares(baseline: readonly LogEvent[]): Map<string, number> {
+  const requests = Math.max(1, baseline.filter((e) => e.type === 'request').length);
+  const counts = new Map<string, number>();
+  for (const e of baseline) if (e.type === 'slow-query') counts.set(e.sql, (counts.get(e.sql) ?? 0) + 1);
+  return new Map([...counts].map(([sql, n]) => [sql, n / requests]));
+}
+
+export function likelyCauses(
+  requests: readonly RequestEvent[],
+  events: readonly LogEvent[],
+  baseline?: readonly LogEvent[],
+): LikelyCause[] {
+  const usual = baseline === undefined ? new Map<string, number>() : baselineSlowShares(baseline);
   const locks = new Map<string, LockBucket>();
   const stalls = new Map<string, Bucket>();
   const deps = new Map<string, DependencyBucket>();
@@ -178,6 +213,8 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
             b.lines++;
             if (e.route) b.note(e.route);
           }
+        } else if (e.code === 'DEPENDENCY_UNAVAILABLE') {
+          // Refused or dropped: its pg.unavailable line and its request tell the rest.
         } else if (e.phase === 'query' || e.sqlState === '57014') {
           const b = bucketOf(slow, e.sql ?? '(unknown)', bucket);
           b.lines++;
@@ -186,6 +223,8 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
         break;
       }
       case 'slow-query': {
+        // It ended when its connection was refused or dropped, not because it ran slowly.
+        if (e.errorCode === 'DEPENDENCY_UNAVAILABLE') break;
         const b = bucketOf(slow, e.sql, bucket);
         b.lines++;
         b.ms += e.durationMs;
@@ -206,7 +245,18 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       case 'health': {
         const b = bucketOf(deps, e.dependency, depBucket);
         b.lines++;
-        if (e.to === 'open' || e.to === 'down') b.down++;
+        if (e.to === 'open' || e.to === 'down') {
+          b.down++;
+          b.transitions++;
+        }
+        break;
+      }
+      case 'snapshot-failed': {
+        const b = bucketOf(deps, e.dependency, depBucket);
+        b.lines++;
+        b.calls++;
+        b.failed++;
+        if (e.errorCode !== undefined) b.note(e.errorCode);
         break;
       }
       case 'acquire-timeout': {
@@ -275,15 +325,16 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
     }
   }
 
-  // Several unreachable lines: requests whose db span timed out meanwhile waited on the same
-  // outage (a pooled connection to a silent server, an acquire behind those), not on slow SQL.
+  // Several unreachable lines: requests whose db span timed out or was refused meanwhile waited
+  // on the same outage (a pooled connection to a silent server, an acquire behind those), not on
+  // slow SQL.
   const outage = events.filter((e) => e.type === 'pg-unavailable');
   const mainHost = [...unavailable.entries()].sort((a, b) => b[1].lines - a[1].lines)[0]?.[1];
   if (outage.length >= 2 && mainHost !== undefined) {
     const from = Math.min(...outage.map((e) => e.at)) - OUTAGE_MARGIN_MS;
     const to = Math.max(...outage.map((e) => e.at)) + OUTAGE_MARGIN_MS;
     for (const r of requests)
-      if (r.at >= from && r.at <= to && r.spans.some((s) => s.kind === 'db' && s.error === 'DEPENDENCY_TIMEOUT'))
+      if (r.at >= from && r.at <= to && r.spans.some((s) => s.kind === 'db' && OUTAGE_ERRORS.has(s.error ?? '')))
         mainHost.add(r.requestId);
   }
 
@@ -301,8 +352,9 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
     ids: Set<string>,
     detail: string,
     weight = 1,
+    extraRequests = 0,
   ): void => {
-    const raw = ids.size * WEIGHT[kind] + b.lines * LINE_WEIGHT + b.ms / 1000;
+    const raw = (ids.size + extraRequests) * WEIGHT[kind] + b.lines * LINE_WEIGHT + b.ms / 1000;
     const score = Math.round(raw * weight * 100) / 100;
     if (score <= 0) return;
     out.push({
@@ -367,6 +419,8 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
       b,
       b.ids,
       `${d.failed} of ${d.calls} call(s) failed${b.notes.size > 0 ? ` (${notes(b)})` : ''}; ${d.down} open/down transition(s) or fast refusals`,
+      1,
+      d.transitions,
     );
   }
   for (const [host, b] of unavailable) {
@@ -383,6 +437,8 @@ export function likelyCauses(requests: readonly RequestEvent[], events: readonly
   for (const [sql, b] of slow) {
     const ids = unexplained(b);
     if (ids.size === 0 && b.ids.size > 0) continue;
+    const usualShare = usual.get(sql);
+    if (usualShare !== undefined && b.lines / Math.max(1, requests.length) <= usualShare * BASELINE_FACTOR) continue;
     const plan = plans.get(sql);
     const node =
       plan === undefined ? '' : `${plan.nodeType}${plan.relation === undefined ? '' : ` on ${plan.relation}`}`;

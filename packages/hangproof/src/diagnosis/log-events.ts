@@ -122,11 +122,20 @@ export type LogEvent =
       /** `hostname:port` of what the service connects to (older lines: `host` alone). */
       readonly host: string | undefined;
       readonly phase: string;
-      /** `connect_timeout`, `refused` or `no_answer` (older lines have none). */
+      /**
+       * `connect_timeout`, `refused` or `no_answer` (older lines have none); for an idle
+       * connection the server ended, its SQLSTATE's name (`admin_shutdown`, ...) or `dropped`.
+       */
       readonly reason: string | undefined;
       readonly requestId: string | undefined;
     }
   | { readonly type: 'leak'; readonly at: number; readonly pool: string; readonly holder: HolderRecord }
+  | {
+      readonly type: 'snapshot-failed';
+      readonly at: number;
+      readonly dependency: string;
+      readonly errorCode: string | undefined;
+    }
   | {
       readonly type: 'breaker';
       readonly at: number;
@@ -190,6 +199,17 @@ function blocker(v: unknown): LockBlockerRecord {
 }
 
 /** Host and port of a `pg.unavailable` line (`hostname` + `port`), else the older `host` field. */
+/** SQLSTATEs of a server ending sessions (class 57P, operator intervention). */
+const SHUTDOWN_STATES: Readonly<Record<string, string>> = {
+  '57P01': 'admin_shutdown',
+  '57P02': 'crash_shutdown',
+  '57P03': 'cannot_connect_now',
+};
+
+function idleFailureReason(sqlState: string | undefined): string {
+  return (sqlState === undefined ? undefined : SHUTDOWN_STATES[sqlState]) ?? 'dropped';
+}
+
 function endpointOf(l: J): string | undefined {
   const hostname = s(l.hostname);
   const port = n(l.port);
@@ -357,6 +377,19 @@ export function toLogEvent(l: J): LogEvent | undefined {
         reason: undefined,
         requestId: s(l.requestId),
       };
+    // A pooled connection the server ended while idle: a restart or failover says so first
+    // (57P01 admin_shutdown), before the service ever fails a query.
+    case LOG_MESSAGES.idleConnectionFailed:
+      return {
+        type: 'pg-unavailable',
+        at,
+        host: s(l.host),
+        phase: 'idle',
+        reason: idleFailureReason(s(((l.err ?? {}) as J).sqlState)),
+        requestId: undefined,
+      };
+    case LOG_MESSAGES.snapshotLoadFailed:
+      return { type: 'snapshot-failed', at, dependency: s(l.dependency) ?? '(unknown)', errorCode: s(l.errorCode) };
     case LOG_MESSAGES.connectionLeak:
       return { type: 'leak', at, pool: s(l.pool) ?? 'postgres', holder: holder(l.holder) };
     case LOG_MESSAGES.dependencyUp:

@@ -19,7 +19,7 @@ import { BUDGET_SPENT, connectWithin } from './pool-connect.js';
 import { errorSummary } from './redact-params.js';
 import { isOwnAbort, type Scope } from './scope.js';
 import { StatementSweep } from './statement-sweep.js';
-import { type PgEndpoint, unreachableFields } from './unreachable.js';
+import { type PgEndpoint, refusalReason, unreachableFields } from './unreachable.js';
 
 /** A checkout: the connection's guard, which also carries the checkout's wait and holder record. */
 export type Lease = GuardedConnection;
@@ -99,7 +99,7 @@ export class ConnectionLeases {
       const level = this.#closed ? 'debug' : 'warn';
       this.#logger[level](
         { pool: o.name, host: this.#host, err: errorSummary(err) },
-        'idle postgres connection failed',
+        LOG_MESSAGES.idleConnectionFailed,
       );
     });
     // pg-pool listens for errors only while a client is idle; a checked-out client whose socket
@@ -281,7 +281,7 @@ export class ConnectionLeases {
             {
               pool: this.#o.name,
               host: this.#host,
-              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : 'refused'),
+              ...unreachableFields(this.#endpoint, timedOut ? 'connect_timeout' : refusalReason(err)),
               err: errorSummary(err),
             },
             'opening a postgres connection failed; retrying once',
@@ -298,7 +298,7 @@ export class ConnectionLeases {
             {
               pool: this.#o.name,
               host: this.#host,
-              ...unreachableFields(this.#endpoint, 'refused'),
+              ...unreachableFields(this.#endpoint, refusalReason(err)),
               phase: 'connect',
               err: errorSummary(err),
             },

@@ -20,6 +20,7 @@ import { defaultPgLogger, type PgLogger } from './logger.js';
 import { conflict, isRetryableTxError, type PgPhase, pgTimeout } from './pg-errors.js';
 import { PlanEvidence } from './plan-evidence.js';
 import { QueryAccounting } from './query-accounting.js';
+import { trackRawCheckouts } from './raw-checkouts.js';
 import { redactParams } from './redact-params.js';
 import { type Scope, signalOf } from './scope.js';
 import { TransactionLimits } from './transaction-limits.js';
@@ -44,6 +45,7 @@ class GuardedDatabase implements Database {
   readonly #logger: PgLogger;
   readonly #limits: TransactionLimits;
   #retriedTransactions = 0;
+  #rawPool: pg.Pool | undefined;
 
   constructor(o: ResolvedDatabaseOptions) {
     this.#o = o;
@@ -108,7 +110,8 @@ class GuardedDatabase implements Database {
   }
 
   get dangerouslyRawPool(): pg.Pool {
-    return this.#leases.pool;
+    this.#rawPool ??= trackRawCheckouts(this.#leases.pool, this.#holders, this.#o.captureAcquireStacks);
+    return this.#rawPool;
   }
 
   query<R extends Row = Row>(

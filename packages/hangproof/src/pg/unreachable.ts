@@ -8,8 +8,17 @@ import { sqlState } from './pg-errors.js';
  */
 export const PG_UNAVAILABLE_EVENT = LOG_EVENTS.pgUnavailable;
 
-/** Why Postgres counts as unreachable. */
-export type UnreachableReason = 'connect_timeout' | 'refused' | 'no_answer';
+/**
+ * Why Postgres counts as unreachable. `too_many_connections` (53300) is a server that is up but
+ * has no connection slot left for this role, database or server: a connection storm of other
+ * clients, not a network or a restart.
+ */
+export type UnreachableReason = 'connect_timeout' | 'refused' | 'no_answer' | 'too_many_connections';
+
+/** The reason of a refused or dropped connection: out of slots (53300), or refused. */
+export function refusalReason(err: unknown): 'refused' | 'too_many_connections' {
+  return sqlState(err) === '53300' ? 'too_many_connections' : 'refused';
+}
 
 /** Where the pool connects: host name and port, as log lines name them. */
 export interface PgEndpoint {
@@ -25,7 +34,8 @@ export function endpointOf(connectionString: string): PgEndpoint {
 
 /**
  * Tells "unreachable" from "slow" for a failure the guard already classified:
- * - DEPENDENCY_UNAVAILABLE: the connection was refused, dropped or shut down;
+ * - DEPENDENCY_UNAVAILABLE: the connection was refused, dropped or shut down (or refused for
+ *   want of a slot, 53300);
  * - a connect-phase timeout: the handshake never completed;
  * - a query-phase timeout whose cause carries no SQLSTATE: the client gave up because the server
  *   never answered at all (a slow statement is stopped by the server's own statement_timeout,
@@ -33,7 +43,7 @@ export function endpointOf(connectionString: string): PgEndpoint {
  * Anything else (57014, a lock, an acquire wait) is slowness, and undefined is returned.
  */
 export function unreachableReason(err: HangproofError): UnreachableReason | undefined {
-  if (err.code === 'DEPENDENCY_UNAVAILABLE') return 'refused';
+  if (err.code === 'DEPENDENCY_UNAVAILABLE') return refusalReason(err.cause);
   if (err.code !== 'DEPENDENCY_TIMEOUT') return undefined;
   if (err.details.phase === 'connect') return 'connect_timeout';
   if (err.details.phase === 'query' && err.cause !== undefined && sqlState(err.cause) === undefined) return 'no_answer';

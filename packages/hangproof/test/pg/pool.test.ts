@@ -82,6 +82,28 @@ test('a connection held past leakDetectionMs is logged with its holder, and its 
   }
 });
 
+test('a client checked out of dangerouslyRawPool is a holder until its release, and is logged as a leak with its route', async () => {
+  const leaky = createDatabase({ connectionString: testDb.url, max: 2, leakDetectionMs: 200, logger: log.logger });
+  try {
+    const client = await inRequest(3000, 'GET /export', async () => leaky.dangerouslyRawPool.connect());
+    assert.equal(leaky.stats().holders[0]?.route, 'GET /export');
+    const leaked = (): boolean =>
+      log
+        .records()
+        .some(
+          (r) =>
+            r.msg === 'postgres connection held longer than the leak detection threshold' &&
+            (r.holder as { route?: string }).route === 'GET /export',
+        );
+    await waitFor(async () => leaked(), 3_000);
+    assert.ok(leaked(), 'the leak line names the route that took the raw client');
+    client.release();
+    assert.equal(leaky.stats().holders.length, 0, 'its release ends the holding');
+  } finally {
+    await leaky.close();
+  }
+});
+
 test('the readiness check answers quickly and stats describe the pool', async () => {
   await db.readinessCheck();
   const s = db.stats();
