@@ -1,11 +1,13 @@
 /**
  * The example service of each framework (examples/<framework>/server.ts) run as a user would run
  * it: it serves from a real Postgres, answers a hung route with 504 REQUEST_TIMEOUT within its
- * deadline, answers readiness, and stops cleanly on SIGTERM.
+ * deadline, answers readiness, and stops cleanly on SIGTERM. Its framework page in docs/frameworks/
+ * shows exactly this code.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
@@ -25,8 +27,23 @@ before(async () => {
 });
 after(() => db.drop());
 
-for (const framework of ['express', 'hono', 'http']) {
+// Each example, and the page of docs/frameworks/ that shows its code.
+const EXAMPLES = [
+  ['fastify', 'fastify.md'],
+  ['express', 'express.md'],
+  ['hono', 'hono.md'],
+  ['http', 'node-http.md'],
+] as const;
+
+for (const [framework, page] of EXAMPLES) {
   describe(`the ${framework} example`, () => {
+    test(`is the code docs/frameworks/${page} shows`, async () => {
+      const code = await readFile(new URL(`./${framework}/server.ts`, import.meta.url), 'utf8');
+      const doc = await readFile(new URL(`../docs/frameworks/${page}`, import.meta.url), 'utf8');
+      const blocks = [...doc.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+      assert.ok(blocks.includes(code), `a code block of docs/frameworks/${page} is examples/${framework}/server.ts`);
+    });
+
     test('serves, answers a hung route with 504 in time, is ready, and stops on SIGTERM', async () => {
       const server = fileURLToPath(new URL(`./${framework}/server.ts`, import.meta.url));
       const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', server], {
