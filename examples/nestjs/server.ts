@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type ArgumentsHost, Catch, Controller, Get, HttpException, Module } from '@nestjs/common';
+import { type ArgumentsHost, Catch, Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { hangproofExpress, installShutdown } from 'hangproof/express';
@@ -30,8 +30,7 @@ const hp = hangproofExpress({ deadlineMs: 2_000, adminToken: process.env.ADMIN_T
 @Catch()
 class HangproofFilter {
   catch(err: unknown, host: ArgumentsHost): void {
-    const status = err instanceof HttpException ? { statusCode: err.getStatus() } : err;
-    hp.edge.fail(host.switchToHttp().getResponse(), status);
+    hp.edge.fail(host.switchToHttp().getResponse(), err);
   }
 }
 

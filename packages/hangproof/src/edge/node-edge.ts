@@ -35,7 +35,13 @@ export interface NodeEdgeOptions extends HangproofOptions {
 // Per-request state kept on the raw response, so a request allocates no state object or closure.
 const kCtx = Symbol('hangproof.ctx');
 const kAdmitted = Symbol('hangproof.admitted');
-type EdgeResponse = ServerResponse & { [kCtx]?: RequestContext | undefined; [kAdmitted]?: boolean };
+/** Set on a response the edge itself answered at its abort: the handler's late writes are dropped. */
+const kAnsweredAtAbort = Symbol('hangproof.answered-at-abort');
+type EdgeResponse = ServerResponse & {
+  [kCtx]?: RequestContext | undefined;
+  [kAdmitted]?: boolean;
+  [kAnsweredAtAbort]?: boolean;
+};
 
 const CLIENT_CLOSED = new HangproofError('CLIENT_CLOSED_REQUEST');
 const noop = (): void => {};
@@ -222,6 +228,14 @@ export class NodeEdge {
     return (res as EdgeResponse)[kCtx];
   }
 
+  /**
+   * True when the edge answered `res` itself at the request's abort (the deadline's 504, draining):
+   * whatever the handler does or throws afterwards is too late and is dropped.
+   */
+  answeredAtAbort(res: ServerResponse): boolean {
+    return (res as EdgeResponse)[kAnsweredAtAbort] === true;
+  }
+
   #refuse(req: IncomingMessage, res: ServerResponse, error: HangproofError): void {
     writeRefusal(res, error, resolveRequestId(req.headers['x-request-id']), this.lifecycle.shuttingDown);
   }
@@ -269,18 +283,49 @@ function addServerTiming(res: ServerResponse, ctx: RequestContext): void {
 
 /** Ends the request at its abort: the 504 (or 503 SHUTTING_DOWN) if nothing was sent yet, else cut short. */
 function answerAbort(ctx: RequestContext): void {
-  const res = ctx.owner as ServerResponse;
+  const res = ctx.owner as EdgeResponse;
   const reason = ctx.abortReason;
   if (reason === undefined || reason.code === 'CLIENT_CLOSED_REQUEST' || res.writableEnded) return;
   ctx.errorCode = reason.code;
-  // The handler may still write after this answer: its late writes must not crash the process.
-  res.on('error', noop);
   if (res.headersSent) {
     // A streamed response had already begun: a 504 can no longer be sent, so cut it short.
+    res.on('error', noop);
     res.destroy(reason);
-    return;
+  } else {
+    writeError(res, reason, ctx.requestId);
   }
-  writeError(res, reason, ctx.requestId);
+  res[kAnsweredAtAbort] = true;
+  dropLateWrites(res);
+}
+
+/**
+ * The handler runs on after the edge answered for it, and will answer too: `res.json()` from a
+ * timer, a stream piped in, `setHeader` on a response already sent. Without hangproof those calls
+ * would have been in time; here they would throw ERR_HTTP_HEADERS_SENT where nothing catches it
+ * (a timer, a callback), and end the process. On this one response they become no-ops.
+ */
+function dropLateWrites(res: ServerResponse): void {
+  const late = res as unknown as Record<string, unknown>;
+  for (const method of ['setHeader', 'setHeaders', 'appendHeader', 'removeHeader', 'writeHead', 'flushHeaders']) {
+    late[method] = function dropped(this: ServerResponse) {
+      return this;
+    };
+  }
+  late.write = (...args: unknown[]) => {
+    callLast(args);
+    return true;
+  };
+  late.end = function ended(this: ServerResponse, ...args: unknown[]) {
+    callLast(args);
+    return this;
+  };
+  res.on('error', noop);
+}
+
+/** Calls a write's callback (its last argument, when a function) as a written chunk would. */
+function callLast(args: readonly unknown[]): void {
+  const cb = args[args.length - 1];
+  if (typeof cb === 'function') process.nextTick(cb as () => void);
 }
 
 function writeError(res: ServerResponse, error: HangproofError, requestId: string): void {

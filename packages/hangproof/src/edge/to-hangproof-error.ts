@@ -27,6 +27,9 @@ const STATUS_CODES: Readonly<Record<number, HangproofCode>> = {
 interface ErrorLike {
   readonly code?: unknown;
   readonly statusCode?: unknown;
+  readonly status?: unknown;
+  readonly expose?: unknown;
+  readonly getResponse?: unknown;
   readonly validation?: unknown;
   readonly message?: unknown;
   readonly name?: unknown;
@@ -48,7 +51,18 @@ export function toHangproofError(err: unknown, abortReason?: HangproofError): Ha
   }
   const byCode = typeof e.code === 'string' ? FASTIFY_CODES[e.code] : undefined;
   if (byCode !== undefined) return new HangproofError(byCode, { cause: err });
-  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
+  const status = typeof e.statusCode === 'number' ? e.statusCode : frameworkStatus(e);
   const byStatus = status >= 400 && status < 500 ? (STATUS_CODES[status] ?? 'BAD_REQUEST') : undefined;
   return new HangproofError(byStatus ?? 'INTERNAL', { cause: err });
+}
+
+/**
+ * The status of a framework's own HTTP exception, which names it `status`: Hono's HTTPException
+ * and NestJS' HttpException (both with `getResponse()`), http-errors (`expose`). Only for those:
+ * other errors carry `status` too (an HTTP client's error for an upstream's answer), and an
+ * upstream's 404 is not the caller's.
+ */
+function frameworkStatus(e: ErrorLike): number {
+  const fromFramework = typeof e.getResponse === 'function' || typeof e.expose === 'boolean';
+  return fromFramework && typeof e.status === 'number' ? e.status : 500;
 }

@@ -50,9 +50,9 @@ export function hangproofExpress(options: NodeEdgeOptions = {}): HangproofExpres
       edge.begin(req, res, '', (ctx) => runWithContext(ctx, next));
     },
     errorHandler: (err, _req, res, next) => {
-      const ctx = edge.contextOf(res);
-      // Already answered by hangproof (the deadline's 504): nothing more to send, nothing to pass on.
-      if (ctx?.aborted === true && res.writableEnded) return;
+      // Already answered by hangproof (the deadline's 504, draining): the handler's error came too
+      // late. Passed on, Express' final handler would print it and destroy the keep-alive socket.
+      if (edge.answeredAtAbort(res)) return;
       if (res.headersSent) {
         next(err);
         return;
