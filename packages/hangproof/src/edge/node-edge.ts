@@ -137,8 +137,9 @@ export class NodeEdge {
     // The requests in flight close their connection after answering: an idle keep-alive socket
     // would otherwise hold server.close() open until keepAliveTimeout.
     for (const ctx of this.lifecycle.inFlight) {
-      const res = ctx.owner as ServerResponse;
-      if (!res.headersSent) res.setHeader('connection', 'close');
+      // A context the handler ended itself (an upgraded stream outliving its request) has no owner.
+      const res = ctx.owner as ServerResponse | undefined;
+      if (res !== undefined && !res.headersSent) res.setHeader('connection', 'close');
     }
   }
 

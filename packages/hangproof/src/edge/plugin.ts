@@ -95,8 +95,9 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     // While draining, each connection closes after its response: an idle keep-alive socket would
     // otherwise hold server.close() open until keepAliveTimeout.
     for (const ctx of lifecycle.inFlight) {
-      const reply = ctx.owner as FastifyReply;
-      if (!reply.raw.headersSent) reply.header('connection', 'close');
+      // A context the route ended itself (an upgraded stream outliving its request) has no owner.
+      const reply = ctx.owner as FastifyReply | undefined;
+      if (reply !== undefined && !reply.raw.headersSent) reply.header('connection', 'close');
     }
   };
 
