@@ -11,9 +11,9 @@ import {
 import { errorBody, HangproofError } from '../errors.js';
 import type { Observatory } from '../observe/observatory.js';
 import { createAdminTokenCheck } from './admin-token.js';
-import { writeRefusal } from './front-door.js';
 import { type HangproofOptions, type ResolvedHangproofOptions, resolveHangproofOptions } from './options.js';
 import { Readiness, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessReport } from './readiness.js';
+import { RefusalPacer } from './refusal-pacer.js';
 import { toHangproofError } from './to-hangproof-error.js';
 
 /** Options of the node:http based adapters (http, Express, Hono): the Fastify plugin's, plus these. */
@@ -61,6 +61,7 @@ export class NodeEdge {
   readonly #isAdminToken: (presented: unknown) => boolean;
   readonly #routeAtEnd: ((res: ServerResponse) => string | undefined) | undefined;
   readonly #startedAt = Date.now();
+  readonly #pacer: RefusalPacer;
   /** The shared 'close' listener of every response (`this` is the response). */
   readonly #onClose: (this: EdgeResponse) => void;
   readonly #observer: Observatory | undefined;
@@ -78,6 +79,7 @@ export class NodeEdge {
     });
     this.lifecycle.setAdmission(input.admission);
     this.readiness = new Readiness(this.options.readinessCacheMs);
+    this.#pacer = new RefusalPacer(this.options.refusalPauseMs);
     this.#observer = input.observe;
     if (input.observe !== undefined) {
       if (input.admission !== undefined) {
@@ -133,6 +135,7 @@ export class NodeEdge {
   beginShutdown(): void {
     this.readiness.markShuttingDown();
     this.lifecycle.beginShutdown();
+    this.#pacer.flush();
     this.#observer?.beginShutdown();
     // The requests in flight close their connection after answering: an idle keep-alive socket
     // would otherwise hold server.close() open until keepAliveTimeout.
@@ -238,7 +241,7 @@ export class NodeEdge {
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, error: HangproofError): void {
-    writeRefusal(res, error, resolveRequestId(req.headers['x-request-id']), this.lifecycle.shuttingDown);
+    this.#pacer.refuse(req, res, error, resolveRequestId(req.headers['x-request-id']), this.lifecycle.shuttingDown);
   }
 
   /** Answers /healthz and /readyz; true when `url` was one of them. */

@@ -34,6 +34,13 @@ export interface HangproofOptions {
   readonly readinessCacheMs?: number;
   /** Log health and readiness probes at debug instead of info. @default true */
   readonly quietProbes?: boolean;
+  /**
+   * A connection refused (503 OVERLOADED) less than this long ago gets its next refusal this much
+   * later: a client that ignores Retry-After and asks again at once costs one refusal per pause
+   * instead of taking the CPU the admitted requests need (see RefusalPacer). 0 answers every
+   * refusal at once. In ms. @default 250
+   */
+  readonly refusalPauseMs?: number;
 }
 
 export type ResolvedHangproofOptions = Required<Omit<HangproofOptions, 'adminToken' | 'logger'>> & {
@@ -51,6 +58,7 @@ export const EDGE_DEFAULTS = Object.freeze({
   readyPath: '/readyz',
   readinessCacheMs: 1000,
   quietProbes: true,
+  refusalPauseMs: 250,
 } as const);
 
 /** Per-route settings, given as Fastify route `config: { hangproof: { deadlineMs } }`. */
@@ -66,6 +74,7 @@ export function resolveHangproofOptions(input: HangproofOptions = {}): ResolvedH
   positiveMs('slowErrorMs', o.slowErrorMs);
   // Infinity is allowed: a readiness answer cached for good.
   numberWhere('readinessCacheMs', o.readinessCacheMs, (v) => v >= 0, '>= 0');
+  numberWhere('refusalPauseMs', o.refusalPauseMs, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0');
   if (input.adminToken !== undefined && input.adminToken.length < 16) {
     throw new RangeError(`adminToken must be at least 16 characters, received ${input.adminToken.length}`);
   }

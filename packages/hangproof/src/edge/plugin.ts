@@ -12,7 +12,7 @@ import {
 import { errorBody, HangproofError } from '../errors.js';
 import { createAdminTokenCheck } from './admin-token.js';
 import { pinoLoggerOf } from './framework-logger.js';
-import { frontDoorOf, writeRefusal } from './front-door.js';
+import { frontDoorOf } from './front-door.js';
 import {
   type HangproofOptions,
   type ResolvedHangproofOptions,
@@ -20,6 +20,7 @@ import {
   resolveHangproofOptions,
 } from './options.js';
 import { Readiness, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessReport } from './readiness.js';
+import { RefusalPacer } from './refusal-pacer.js';
 import { toHangproofError } from './to-hangproof-error.js';
 
 /** What the plugin adds to the Fastify instance as `app.hangproof`. */
@@ -89,9 +90,11 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   });
   const isAdminToken = createAdminTokenCheck(opts.adminToken);
   const readiness = new Readiness(opts.readinessCacheMs);
+  const pacer = new RefusalPacer(opts.refusalPauseMs);
   const beginShutdown = (): void => {
     readiness.markShuttingDown();
     lifecycle.beginShutdown();
+    pacer.flush();
     // While draining, each connection closes after its response: an idle keep-alive socket would
     // otherwise hold server.close() open until keepAliveTimeout.
     for (const ctx of lifecycle.inFlight) {
@@ -161,7 +164,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     door.refuse = (req, res) => {
       const refusal = lifecycle.peek(req.url ?? '/');
       if (refusal === undefined) return false;
-      writeRefusal(res, refusal, resolveRequestId(req.headers['x-request-id']), lifecycle.shuttingDown);
+      pacer.refuse(req, res, refusal, resolveRequestId(req.headers['x-request-id']), lifecycle.shuttingDown);
       return true;
     };
   }
@@ -172,7 +175,7 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     if (typeof admission === 'object') {
       // Refused after routing (no front door): answered on the raw response, Fastify told so.
       reply.hijack();
-      writeRefusal(reply.raw, admission, request.id, lifecycle.shuttingDown);
+      pacer.refuse(request.raw, reply.raw, admission, request.id, lifecycle.shuttingDown);
       return;
     }
     const edgeReply = reply as EdgeReply;
