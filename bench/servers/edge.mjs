@@ -65,7 +65,9 @@ if (framework === 'express') {
   else {
     app = Fastify(serverOptions());
     const logger = variant === 'hangproof-silent' ? pino({ level: 'silent' }) : pino({ level: 'info' }, devNull());
-    await app.register(hangproof, { logger, deadlineMs: 10_000 });
+    // The refusing scenario measures what one refusal costs: unpaced, every request is refused at once.
+    const pacing = variant === 'hangproof-refusing' ? { refusalPauseMs: 0 } : {};
+    await app.register(hangproof, { logger, deadlineMs: 10_000, ...pacing });
     if (variant === 'hangproof-refusing') {
       // Every request is refused 503 OVERLOADED: observe's limit of one slot is taken here for
       // good, and nothing may queue. What a refusal costs is then all the server does.

@@ -1,8 +1,9 @@
 // Benchmark server for the storm suite: GET /api/bots reads one user's 50 latest bots from
 // Postgres (10 pooled connections), as the desk's list route does, plus GET /healthz.
-// BENCH_SCENARIO: `hangproof` (hangproof + observe with its default overload guard, and the probe
-// listener on PROBE_PORT) or `fastify` (bare Fastify and pg with a similar limit-and-503 handler:
-// 200 in flight, then 503 with Retry-After). DATABASE_URL points at the seeded Postgres.
+// BENCH_SCENARIO: `hangproof` (hangproof + observe with the desk's overload settings, and the
+// probe listener on PROBE_PORT), `hangproof-defaults` (observe's default overload settings) or
+// `fastify` (bare Fastify and pg with a similar limit-and-503 handler: 200 in flight, then 503
+// with Retry-After). DATABASE_URL points at the seeded Postgres.
 import Fastify from 'fastify';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
@@ -20,6 +21,8 @@ const LIMIT = 200;
 const USERS = 2_000;
 const SQL = 'SELECT id, name, stage, updated_at FROM bots WHERE user_id = $1 ORDER BY updated_at DESC LIMIT 50';
 const silent = pino({ level: 'silent' });
+/** The desk's overload settings (apps/desk/src/build-desk.ts). */
+const DESK_OVERLOAD = { adaptiveLimit: true, maxQueued: 0 };
 const userId = () => Math.floor(Math.random() * USERS);
 
 /**
@@ -57,7 +60,7 @@ function traceProbes(app) {
 
 const stamp = { hook: () => {} };
 let app;
-if (scenario === 'hangproof') {
+if (scenario.startsWith('hangproof')) {
   const db = createDatabase({ connectionString: url, max: POOL_MAX, logger: silent });
   app = Fastify(serverOptions({ maxDeadlineMs: DEADLINE_MS }));
   app.addHook('onRequest', (request, _reply, done) => {
@@ -69,6 +72,10 @@ if (scenario === 'hangproof') {
     logger: silent,
     probePort: Number(process.env.PROBE_PORT ?? 0),
     probeHost: '127.0.0.1',
+    // `hangproof` runs the desk's overload settings; `hangproof-defaults` observe's defaults.
+    ...(scenario === 'hangproof' ? DESK_OVERLOAD : {}),
+    // BENCH_STORM_OBSERVE: observe options as JSON, for comparing overload settings.
+    ...JSON.parse(process.env.BENCH_STORM_OBSERVE ?? '{}'),
   });
   app.get('/api/bots', async () => (await db.query(SQL, [userId()])).rows);
 } else if (scenario === 'fastify') {

@@ -19,7 +19,16 @@ const PROBE_EVERY_MS = 250;
 /** Probes sent in the storm's first ONSET_MS are "at the onset"; later ones "during". */
 const ONSET_MS = 2000;
 const SCENARIOS = [
-  { name: 'hangproof', label: 'hangproof + observe (default overload guard), probe listener on its own port' },
+  {
+    name: 'hangproof',
+    label:
+      "hangproof as the desk runs it: observe's adaptive limit with no queue, refusal pacing, probe listener on its own port",
+  },
+  {
+    name: 'hangproof-defaults',
+    label:
+      "hangproof + observe's defaults (200 in flight, a queue of 50), refusal pacing, probe listener on its own port",
+  },
   { name: 'fastify', label: 'bare Fastify + pg, limit of 200 in flight then 503' },
 ] as const;
 
@@ -150,7 +159,7 @@ export async function stormSuite(s: SuiteSettings): Promise<{ markdown: string; 
         const capacity = await cannon(server.url, CAPACITY_CONNECTIONS, CAPACITY_S);
         const cpuPerServed = (await server.cpuStop()) / Math.max(1, capacity.ok);
 
-        const targets = sc.name === 'hangproof' ? [health, `http://127.0.0.1:${probePort}/healthz`] : [health];
+        const targets = sc.name.startsWith('hangproof') ? [health, `http://127.0.0.1:${probePort}/healthz`] : [health];
         const probes = await probeClient(s.durationSec * 1000, targets);
         await server.cpuStart();
         const storm = cannon(server.url, STORM_CONNECTIONS, s.durationSec, ['X-Request-Timeout-Ms=2000']);
