@@ -129,17 +129,19 @@ class GuardedDatabase implements Database {
       this.#accounting.start(scope.ctx, shape);
       let lease: Lease | undefined;
       const finish = (err: unknown, result?: pg.QueryResult): void => {
+        let failure: unknown;
         try {
-          const failure =
-            err === null ? undefined : this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
+          if (err !== null) failure = this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
           const rows = failure === undefined ? rowCountOf(result as pg.QueryResult) : 0;
           this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params, sql);
-          if (lease !== undefined) this.#leases.finish(lease, failure !== undefined);
-          if (failure === undefined) resolve(result as QueryResult<R>);
-          else reject(failure);
         } catch (unexpected) {
-          reject(unexpected);
+          failure ??= unexpected;
+        } finally {
+          // Whatever happened above, the connection goes back (or is destroyed) exactly once.
+          if (lease !== undefined) this.#leases.finish(lease, failure !== undefined);
         }
+        if (failure === undefined) resolve(result as QueryResult<R>);
+        else reject(failure);
       };
       this.#leases.acquireWith(scope, (err, acquired) => {
         if (acquired === undefined) {
