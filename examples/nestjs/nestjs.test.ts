@@ -5,11 +5,9 @@
  * Express page of docs/frameworks/ shows exactly this code.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runExample } from '../run-example.ts';
 
 const DEADLINE_MS = 2_000;
 const SERVER = new URL('./server.ts', import.meta.url);
@@ -26,31 +24,15 @@ test('the NestJS example is the code docs/frameworks/express.md shows', async ()
 });
 
 test('the NestJS example answers a hung route with 504 in time and stops on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(SERVER)], {
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const example = await runExample(SERVER, {});
   try {
-    // The ready line: the URL the example prints once it listens.
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`no URL printed; got ${out}`)), 15_000);
-      child.stdout.on('data', (c: Buffer) => {
-        out += c;
-        const m = /http:\/\/\S+/.exec(out);
-        if (m !== null) {
-          clearTimeout(timer);
-          resolve(m[0]);
-        }
-      });
-    });
-    const hello = await fetch(`${url}/hello`, { headers: { 'x-request-id': 'nest-hello-1' } });
+    const hello = await fetch(`${example.url}/hello`, { headers: { 'x-request-id': 'nest-hello-1' } });
     assert.equal(hello.status, 200);
     assert.equal(hello.headers.get('x-request-id'), 'nest-hello-1');
     assert.deepEqual(await hello.json(), { hello: 'world' });
 
     const started = performance.now();
-    const hung = await fetch(`${url}/hang`);
+    const hung = await fetch(`${example.url}/hang`);
     const elapsedMs = performance.now() - started;
     assert.equal(hung.status, 504);
     const body = (await hung.json()) as ErrorBody;
@@ -58,17 +40,12 @@ test('the NestJS example answers a hung route with 504 in time and stops on SIGT
     assert.equal(body.error.requestId, hung.headers.get('x-request-id'));
     assert.ok(elapsedMs < DEADLINE_MS + 250, `answered at the deadline, took ${Math.round(elapsedMs)} ms`);
 
-    const missing = await fetch(`${url}/nope`);
+    const missing = await fetch(`${example.url}/nope`);
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as ErrorBody).error.code, 'NOT_FOUND');
 
-    child.kill('SIGTERM');
-    const [code] = await Promise.race([
-      once(child, 'exit'),
-      new Promise<[string]>((r) => setTimeout(() => r(['timeout']), 10_000)),
-    ]);
-    assert.equal(code, 0);
+    assert.equal(await example.stop(), 0);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    example.kill();
   }
 });

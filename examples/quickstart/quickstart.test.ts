@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
+import { runExample } from '../run-example.ts';
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 let db: TestDatabase;
@@ -28,25 +26,16 @@ test('the README example is the code of examples/quickstart/server.ts', async ()
 });
 
 test('the README example serves, answers readiness and stops cleanly on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', SERVER], {
-    env: { ...process.env, DATABASE_URL: db.url, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  child.stdout.on('data', (c) => {
-    out += c;
-  });
-  const until = performance.now() + 15_000;
-  while (!/http:\/\/\S+/.test(out) && performance.now() < until) await sleep(20);
-  const url = /http:\/\/\S+/.exec(out)?.[0];
-  assert.ok(url, 'the example printed its URL');
+  const example = await runExample(new URL('./server.ts', import.meta.url), { DATABASE_URL: db.url });
+  const url = example.url;
+  try {
+    const res = await fetch(`${url}/bots/1`);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { bots: unknown[] }).bots.length, 3);
+    assert.equal((await fetch(`${url}/readyz`)).status, 200);
 
-  const res = await fetch(`${url}/bots/1`);
-  assert.equal(res.status, 200);
-  assert.equal(((await res.json()) as { bots: unknown[] }).bots.length, 3);
-  assert.equal((await fetch(`${url}/readyz`)).status, 200);
-
-  child.kill('SIGTERM');
-  const [code] = await Promise.race([once(child, 'exit'), sleep(10_000).then(() => ['timeout'])]);
-  assert.equal(code, 0);
+    assert.equal(await example.stop(), 0);
+  } finally {
+    example.kill();
+  }
 });
