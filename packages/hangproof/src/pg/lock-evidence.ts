@@ -1,5 +1,3 @@
-import type { ConnectionOptions } from 'node:tls';
-import pg from 'pg';
 import { logEvidence } from '../core/index.js';
 import { optionalGroup } from '../core/option-checks.js';
 import { LOG_EVENTS } from '../log-events.js';
@@ -7,6 +5,7 @@ import { fingerprint } from './fingerprint.js';
 import type { HolderView } from './holder-registry.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
+import { type SideConnectionTarget, withSideConnection } from './side-connection.js';
 
 /**
  * What Postgres itself says a guarded statement waited for. Options of `createDatabase`'s
@@ -102,10 +101,8 @@ export interface LockWaitStats {
   readonly recent: readonly LockWait[];
 }
 
-export interface LockEvidenceInit {
+export interface LockEvidenceInit extends SideConnectionTarget {
   readonly pool: string;
-  readonly connectionString: string;
-  readonly ssl: boolean | ConnectionOptions | undefined;
   /** The pool's application_name prefix: blockers named `<prefix> <route> <id>` are its requests. */
   readonly applicationName: string;
   readonly lockTimeoutMs: number;
@@ -291,31 +288,13 @@ export class LockEvidence {
 
   async #query(pids: readonly number[], wholeService: boolean): Promise<LockWait[]> {
     const { timeoutMs } = this.#o;
-    // Its own connection, never one of the pool's: the pool may be exhausted by the very waits
-    // being looked at. Bounded on the server (statement_timeout) and here (the timer below).
-    const client = new pg.Client({
-      connectionString: this.#i.connectionString,
-      ...(this.#i.ssl === undefined ? {} : { ssl: this.#i.ssl }),
-      connectionTimeoutMillis: timeoutMs,
-      statement_timeout: timeoutMs,
-      lock_timeout: timeoutMs,
-      application_name: `${this.#i.applicationName} lock-evidence`.slice(0, 63),
-    });
-    client.on('error', () => {});
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`lock evidence not captured within ${timeoutMs} ms`)), timeoutMs);
-    });
-    let ok = false;
     try {
-      const rows = await Promise.race([
-        (async () => {
-          await client.connect();
-          const prefix = wholeService ? this.#i.applicationName : '';
-          return (await client.query<EvidenceRow>(EVIDENCE_SQL, [pids, prefix])).rows;
-        })(),
-        bound,
-      ]);
+      const prefix = wholeService ? this.#i.applicationName : '';
+      const rows = await withSideConnection(
+        this.#i,
+        { purpose: 'lock-evidence', timeoutMs, lockTimeoutMs: timeoutMs },
+        async (client) => (await client.query<EvidenceRow>(EVIDENCE_SQL, [pids, prefix])).rows,
+      );
       const holders = this.#i.holders();
       const at = new Date().toISOString();
       const waits = rows.map((r) => this.#toWait(r, at, holders));
@@ -328,15 +307,11 @@ export class LockEvidence {
       this.#recent.splice(this.#o.keep);
       // Forget old backends: pids are reused, and a long incident must not grow the map.
       for (const [pid, v] of this.#byPid) if (nowMs - v.atMs > 60_000) this.#byPid.delete(pid);
-      ok = true;
       return waits;
     } catch (err) {
       this.#failed++;
       this.#i.logger.debug({ pool: this.#i.pool, err: errorSummary(err) }, 'capturing lock evidence failed');
       return [];
-    } finally {
-      clearTimeout(timer);
-      closeClient(client, ok, timeoutMs);
     }
   }
 
@@ -403,26 +378,6 @@ export class LockEvidence {
       `postgres lock wait on ${w.relation ?? 'a non-relation lock'}${first === undefined ? '' : `, blocked by pid ${first.pid} (${first.route ?? (first.applicationName || 'no application_name')}, ${first.state ?? 'unknown state'})`}`,
     );
   }
-}
-
-/**
- * Ends the evidence connection: politely after a capture, at once after a failure (a hung server
- * never answers Terminate). Destroying the socket also ends the session on the server.
- */
-function closeClient(client: pg.Client, graceful: boolean, timeoutMs: number): void {
-  const destroy = (): void => {
-    client.connection?.stream?.destroy();
-  };
-  if (!graceful) {
-    destroy();
-    return;
-  }
-  const timer = setTimeout(destroy, timeoutMs);
-  timer.unref();
-  client
-    .end()
-    .catch(() => {})
-    .finally(() => clearTimeout(timer));
 }
 
 /** `<prefix> <route> <requestId>` back into its parts; undefined for any other name. */

@@ -1,5 +1,4 @@
-import type { ConnectionOptions } from 'node:tls';
-import pg from 'pg';
+import type pg from 'pg';
 import { logEvidence } from '../core/index.js';
 import { optionalGroup } from '../core/option-checks.js';
 import { isHangproofError } from '../errors.js';
@@ -7,6 +6,7 @@ import { LOG_EVENTS } from '../log-events.js';
 import { isSingleStatement } from './limited-query.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
+import { type SideConnectionTarget, withSideConnection } from './side-connection.js';
 
 /** Plans of slow statements. Options of `createDatabase`'s `planEvidence`; defaults in PLAN_EVIDENCE_DEFAULTS. */
 export interface PlanEvidenceOptions {
@@ -78,11 +78,8 @@ export interface PlanStats {
   readonly recent: readonly SlowPlan[];
 }
 
-export interface PlanEvidenceInit {
+export interface PlanEvidenceInit extends SideConnectionTarget {
   readonly pool: string;
-  readonly connectionString: string;
-  readonly ssl: boolean | ConnectionOptions | undefined;
-  readonly applicationName: string;
   readonly logger: PgLogger;
   readonly options: Required<PlanEvidenceOptions>;
 }
@@ -174,23 +171,17 @@ export class PlanEvidence {
 
   async #capture(sql: string, fingerprint: string, params: readonly unknown[] | undefined, durationMs: number) {
     const { timeoutMs } = this.#o;
-    const client = new pg.Client({
-      connectionString: this.#i.connectionString,
-      ...(this.#i.ssl === undefined ? {} : { ssl: this.#i.ssl }),
-      connectionTimeoutMillis: timeoutMs,
-      statement_timeout: timeoutMs,
-      // Planning takes a light lock on each table; behind a migration's lock it must give up fast.
-      lock_timeout: Math.max(1, Math.floor(timeoutMs / 2)),
-      application_name: `${this.#i.applicationName} plan-evidence`.slice(0, 63),
-    });
-    client.on('error', () => {});
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`plan not captured within ${timeoutMs} ms`)), timeoutMs);
-    });
-    let ok = false;
     try {
-      const { plan, kind } = await Promise.race([this.#explain(client, sql, params), bound]);
+      const { plan, kind } = await withSideConnection(
+        this.#i,
+        {
+          purpose: 'plan-evidence',
+          timeoutMs,
+          // Planning takes a light lock on each table; behind a migration's lock it must give up fast.
+          lockTimeoutMs: Math.max(1, Math.floor(timeoutMs / 2)),
+        },
+        (client) => this.#explain(client, sql, params),
+      );
       const dominant = dominantNode(plan);
       const found: SlowPlan = {
         at: new Date().toISOString(),
@@ -210,17 +201,12 @@ export class PlanEvidence {
         { event: SLOW_PLAN_EVENT, pool: this.#i.pool, ...found },
         `slow postgres statement: ${dominant.nodeType}${dominant.relation === null ? '' : ` on ${dominant.relation}`} dominates its plan${found.suggestion === null ? '' : `; consider ${found.suggestion}`}`,
       );
-      ok = true;
     } catch (err) {
       this.#failed++;
       this.#i.logger.debug(
         { pool: this.#i.pool, sql: fingerprint, err: errorSummary(err, params) },
         'capturing a plan failed',
       );
-    } finally {
-      clearTimeout(timer);
-      if (ok) void client.end().catch(() => {});
-      else client.connection?.stream?.destroy();
     }
   }
 
@@ -229,7 +215,6 @@ export class PlanEvidence {
     sql: string,
     params: readonly unknown[] | undefined,
   ): Promise<{ plan: PlanNode; kind: 'generic' | 'bound' }> {
-    await client.connect();
     const version = Number(
       (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v,
     );
