@@ -8,11 +8,12 @@ import { createDependencies } from 'hangproof/deps';
 import { hangproof, serverOptions } from 'hangproof/fastify';
 import { observe } from 'hangproof/observe';
 import { createDatabase, type Database, type DatabaseOptions } from 'hangproof/pg';
+import { startFreezableProxy } from 'hangproof/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { lockFault } from '../src/chaos/lock-fault.js';
 import { within } from '../src/output/within.js';
-import { itemsFixture, runCli, runSql, startPgProxy, startSilentServer } from './run-cli.js';
+import { itemsFixture, runCli, runSql, startSilentServer } from './run-cli.js';
 
 const ADMIN_TOKEN = 'report-admin-token-0123456789';
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -244,7 +245,7 @@ describe('hangproof report names the injected cause first', () => {
   });
 
   test('Postgres frozen behind its address: the top cause is pg.unavailable on the host:port the service uses', async (t) => {
-    const proxy = await startPgProxy(new URL(fx.database.url));
+    const proxy = await startFreezableProxy(new URL(fx.database.url));
     const service = await startLoggedService(
       (app, db) => {
         app.get('/items', async () => (await db.query('SELECT count(*) AS n FROM items')).rows);

@@ -1,7 +1,7 @@
 /** Test helpers: run the `hangproof` bin as a child process, and servers that misbehave. */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
@@ -116,54 +116,6 @@ export function itemsFixture(dirPrefix: string): ItemsFixture {
     await fx.database.drop();
   });
   return fx;
-}
-
-/**
- * A TCP proxy on 127.0.0.1 in front of a real Postgres. `hang()` makes it a frozen server: new
- * connections are accepted and never answered, and bytes on open ones are swallowed both ways.
- */
-export async function startPgProxy(
-  target: URL,
-): Promise<{ url: string; port: number; hang(): void; close(): Promise<void> }> {
-  let hung = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => {});
-    if (hung) {
-      client.on('data', () => {});
-      return;
-    }
-    const upstream = tcpConnect(Number(target.port), target.hostname);
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.on('data', (b) => {
-      if (!hung) upstream.write(b);
-    });
-    upstream.on('data', (b) => {
-      if (!hung) client.write(b);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const url = new URL(target);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  return {
-    url: url.toString(),
-    port,
-    hang: () => {
-      hung = true;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
 }
 
 /** Runs `sql` on a connection of its own, bounded; the tests' way to change the schema under load. */

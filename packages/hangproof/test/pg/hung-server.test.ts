@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import { createTestDatabase, startFreezableProxy, type TestDatabase } from 'hangproof/testing';
 import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
@@ -15,56 +15,6 @@ before(async () => {
 after(async () => {
   await testDb.drop();
 });
-
-/**
- * A TCP proxy on 127.0.0.1 in front of the real Postgres. `hang()` makes it behave like a frozen
- * server: new connections are accepted and never answered, and bytes on existing ones are
- * swallowed in both directions. `heal()` goes back to forwarding for new connections.
- */
-async function startProxy(target: URL): Promise<{ url: string; hang(): void; heal(): void; close(): Promise<void> }> {
-  let hung = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => {});
-    if (hung) {
-      client.on('data', () => {});
-      return;
-    }
-    const upstream = tcpConnect(Number(target.port), target.hostname);
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.on('data', (b) => {
-      if (!hung) upstream.write(b);
-    });
-    upstream.on('data', (b) => {
-      if (!hung) client.write(b);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  const url = new URL(target);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  return {
-    url: url.toString(),
-    hang: () => {
-      hung = true;
-    },
-    heal: () => {
-      hung = false;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 test('a TCP endpoint that accepts and never answers fails requests with phase connect within their budget', async () => {
   const blackhole = createServer((s) => {
@@ -115,7 +65,7 @@ test('a TCP endpoint that accepts and never answers fails requests with phase co
 });
 
 test('when the server freezes mid-query, requests end within their budget and the pool heals without a restart', async () => {
-  const proxy = await startProxy(new URL(testDb.url));
+  const proxy = await startFreezableProxy(new URL(testDb.url));
   const db = createDatabase({
     connectionString: proxy.url,
     max: 3,
