@@ -6,24 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import pg from 'pg';
+import { describe, test } from 'node:test';
+import { botsDatabase } from './bots-database.ts';
 import { runExample } from './run-example.ts';
 
 const DEADLINE_MS = 2_000;
 const ADMIN_TOKEN = 'examples-admin-token-0123';
-let db: TestDatabase;
-
-before(async () => {
-  db = await createTestDatabase();
-  const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000 });
-  await c.connect();
-  await c.query(`CREATE TABLE bots (id bigserial PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL, stage text NOT NULL);
-                 INSERT INTO bots (user_id, name, stage) SELECT 1, 'bot ' || g, 'live' FROM generate_series(1, 3) g;`);
-  await c.end();
-});
-after(() => db.drop());
+const db = botsDatabase();
 
 // Each example, and the page of docs/frameworks/ that shows its code.
 const EXAMPLES = [

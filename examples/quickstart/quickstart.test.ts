@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import pg from 'pg';
+import { botsDatabase } from '../bots-database.ts';
 import { runExample } from '../run-example.ts';
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
-let db: TestDatabase;
-
-before(async () => {
-  db = await createTestDatabase();
-  const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000 });
-  await c.connect();
-  await c.query(`CREATE TABLE bots (id bigserial PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL, stage text NOT NULL);
-                 INSERT INTO bots (user_id, name, stage) SELECT 1, 'bot ' || g, 'live' FROM generate_series(1, 3) g;`);
-  await c.end();
-});
-after(() => db.drop());
+const db = botsDatabase();
 
 test('the README example is the code of examples/quickstart/server.ts', async () => {
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
