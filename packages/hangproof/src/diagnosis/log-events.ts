@@ -198,7 +198,6 @@ function blocker(v: unknown): LockBlockerRecord {
   };
 }
 
-/** Host and port of a `pg.unavailable` line (`hostname` + `port`), else the older `host` field. */
 /** SQLSTATEs of a server ending sessions (class 57P, operator intervention). */
 const SHUTDOWN_STATES: Readonly<Record<string, string>> = {
   '57P01': 'admin_shutdown',
@@ -210,11 +209,24 @@ function idleFailureReason(sqlState: string | undefined): string {
   return (sqlState === undefined ? undefined : SHUTDOWN_STATES[sqlState]) ?? 'dropped';
 }
 
+/** Host and port of a `pg.unavailable` line (`hostname` + `port`), else the older `host` field. */
 function endpointOf(l: J): string | undefined {
   const hostname = s(l.hostname);
   const port = n(l.port);
   if (hostname !== undefined) return port === undefined ? hostname : `${hostname}:${port}`;
   return s(l.host);
+}
+
+/** A line saying Postgres could not be reached, during connect unless it names another phase. */
+function unavailable(l: J, at: number): LogEvent {
+  return {
+    type: 'pg-unavailable',
+    at,
+    host: endpointOf(l),
+    phase: s(l.phase) ?? 'connect',
+    reason: s(l.reason),
+    requestId: s(l.requestId),
+  };
 }
 
 function span(v: unknown): SpanRecord | undefined {
@@ -310,16 +322,7 @@ export function toLogEvent(l: J): LogEvent | undefined {
   }
   // Whatever its message (a refused connect, a handshake or a query with no answer), a line with
   // this event says Postgres could not be reached.
-  if (l.event === LOG_EVENTS.pgUnavailable) {
-    return {
-      type: 'pg-unavailable',
-      at,
-      host: endpointOf(l),
-      phase: s(l.phase) ?? 'connect',
-      reason: s(l.reason),
-      requestId: s(l.requestId),
-    };
-  }
+  if (l.event === LOG_EVENTS.pgUnavailable) return unavailable(l, at);
   if (l.event === LOG_EVENTS.pgSlowPlan) {
     const dominant = (l.dominant ?? {}) as J;
     return {
@@ -366,17 +369,11 @@ export function toLogEvent(l: J): LogEvent | undefined {
         sqlState: s(cause.sqlState) ?? s((cause.cause as J | undefined)?.code),
       };
     }
-    // Lines of a service older than the `pg.unavailable` event.
+    // Lines of a service older than the `pg.unavailable` event: the same fields but for the
+    // hostname, port and reason it added, so they read as `host` and no reason.
     case LOG_MESSAGES.connectionRefused:
     case LOG_MESSAGES.connectTimeout:
-      return {
-        type: 'pg-unavailable',
-        at,
-        host: s(l.host),
-        phase: s(l.phase) ?? 'connect',
-        reason: undefined,
-        requestId: s(l.requestId),
-      };
+      return unavailable(l, at);
     // A pooled connection the server ended while idle: a restart or failover says so first
     // (57P01 admin_shutdown), before the service ever fails a query.
     case LOG_MESSAGES.idleConnectionFailed:
