@@ -24,6 +24,17 @@ async function blockingLine(): Promise<number> {
 /** The first frame outside Node's own modules, as the stall line writes it. */
 const applicationFrame = (stack: readonly string[]): string | undefined => stack.find((f) => !f.includes('(node:'));
 
+/** Asserts that the top application frame of `stack` is the fixture's blocking line, in its .ts source. */
+async function assertBlamesBlockingLine(stack: readonly string[]): Promise<void> {
+  assert.match(
+    applicationFrame(stack) ?? '',
+    new RegExp(
+      `^crunchGridSynchronously \\(.*test/observe/fixtures/blocking-handler\\.ts:${await blockingLine()}:\\d+\\)$`,
+    ),
+    `top application frame of ${JSON.stringify(stack)}`,
+  );
+}
+
 /**
  * Starts a service with `route`, calls GET /crunch-grid, and returns the stack its stall line
  * logged and the service's URL.
@@ -59,14 +70,7 @@ test('a stall in a TypeScript handler run through tsx names the .ts file and the
 }, async (t) => {
   const { stack, url } = await stallStack(t, (app) => blockingRoute(app, 500));
 
-  const frame = applicationFrame(stack);
-  assert.match(
-    frame ?? '',
-    new RegExp(
-      `^crunchGridSynchronously \\(.*test/observe/fixtures/blocking-handler\\.ts:${await blockingLine()}:\\d+\\)$`,
-    ),
-    `top application frame of ${JSON.stringify(stack)}`,
-  );
+  await assertBlamesBlockingLine(stack);
 
   // The likely causes on /status name the same line.
   const status = (await (await fetch(`${url}/status.json`, { headers: admin })).json()) as StatusDocument;
@@ -99,12 +103,5 @@ test('a stall in code compiled to .js with a source map beside it names the .ts 
 
   const { stack } = await stallStack(t, (app) => compiled.blockingRoute(app, 500));
 
-  const frame = applicationFrame(stack);
-  assert.match(
-    frame ?? '',
-    new RegExp(
-      `^crunchGridSynchronously \\(.*test/observe/fixtures/blocking-handler\\.ts:${await blockingLine()}:\\d+\\)$`,
-    ),
-    `top application frame of ${JSON.stringify(stack)}`,
-  );
+  await assertBlamesBlockingLine(stack);
 });
