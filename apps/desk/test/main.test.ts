@@ -25,11 +25,22 @@ test('npm start on DATABASE_URL migrates, seeds, serves, and stops in order on S
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
-    const started = performance.now();
-    while (!/Ctrl-C stops everything/.test(out) && performance.now() - started < 60_000) {
-      assert.equal(child.exitCode, null, out);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // The banner's last line says the desk is ready: wait for it (bounded), not for a polling tick.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner within 60 s:\n${out}`)), 60_000);
+      const check = (): void => {
+        if (!/Ctrl-C stops everything/.test(out)) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      child.stdout.on('data', check);
+      child.stderr.on('data', check);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the desk exited (${code}) before its banner:\n${out}`));
+      });
+      check();
+    });
     assert.match(out, /seeded 'small' volume/);
     const base = /Health\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(out)?.[1];
     assert.ok(base, out);

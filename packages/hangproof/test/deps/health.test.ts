@@ -23,7 +23,7 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
 test('the readiness check answers from the cache at once while a provider hangs', async () => {
   const hung = deps.http('hung-provider', {
     baseUrl: fx.server.url,
-    health: { path: '/health-hang', intervalMs: 5_000, timeoutMs: 200, critical: true },
+    health: { path: '/health-hang', intervalMs: 5_000, timeoutMs: 1_000, critical: true },
   });
   const ready = deps.readinessCheck();
   // Before the first probe has finished the critical dependency is unknown: not ready.
@@ -31,7 +31,7 @@ test('the readiness check answers from the cache at once while a provider hangs'
   assert.equal(early.error?.code, 'DEPENDENCY_UNAVAILABLE');
   assert.equal(early.error?.details?.reason, 'not_probed');
 
-  await until(() => hung.dependency.status().health?.state === 'down', 1_000);
+  await until(() => hung.dependency.status().health?.state === 'down', 5_000);
   const probesSoFar = fx.server.count('/health-hang');
   const times: number[] = [];
   for (let i = 0; i < 500; i++) {
@@ -44,7 +44,7 @@ test('the readiness check answers from the cache at once while a provider hangs'
   const median = times[250] ?? 0;
   const worst = times[499] ?? 0;
   assert.ok(median < 1, `median readiness answer ${median.toFixed(3)} ms`);
-  assert.ok(worst < 100, `slowest readiness answer ${worst.toFixed(2)} ms, far below the 200 ms probe timeout`);
+  assert.ok(worst < 250, `slowest readiness answer ${worst.toFixed(2)} ms, far below the 1000 ms probe timeout`);
   assert.equal(fx.server.count('/health-hang'), probesSoFar, 'readiness never called the provider');
   const health = hung.dependency.status().health;
   assert.equal(health?.lastErrorCode, 'DEPENDENCY_TIMEOUT');
@@ -120,14 +120,13 @@ test('probes run on their interval and stop() stops them', async () => {
   local.http('ticking', { baseUrl: fx.server.url, health: { path: '/flap', intervalMs: 50, timeoutMs: 40 } });
   fx.server.healthy = true;
   const before = fx.server.count('/flap');
-  await sleep(300);
-  const during = fx.server.count('/flap') - before;
-  assert.ok(during >= 3, `${during} probes in 300 ms at a 50 ms interval`);
+  await until(() => fx.server.count('/flap') - before >= 3, 5_000);
   local.stop();
-  await sleep(60);
   const stoppedAt = fx.server.count('/flap');
-  await sleep(200);
-  assert.equal(fx.server.count('/flap'), stoppedAt);
+  // Six intervals: only a probe already in flight at stop() may still reach the server.
+  await sleep(300);
+  const after = fx.server.count('/flap') - stoppedAt;
+  assert.ok(after <= 1, `${after} probes reached the server after stop()`);
   await local.close();
 });
 

@@ -57,12 +57,14 @@ test('fields returned by extraStatus appear at the top level of status.json next
 test('a hanging extraStatus is cut at its timeout and the snapshot is served without it, with a warning', async (t) => {
   const { logger, lines } = memoryLogger();
   let signal: AbortSignal | undefined;
+  let calls = 0;
   const { app, url } = await startService(
     {
       logger,
       extraStatusTimeoutMs: 300,
       // Ignores its signal on purpose: the cut must not depend on the source's cooperation.
       extraStatus: (s) => {
+        calls++;
         signal = s;
         return new Promise<Record<string, unknown>>(() => {});
       },
@@ -82,6 +84,7 @@ test('a hanging extraStatus is cut at its timeout and the snapshot is served wit
   // The next snapshot (after the 1 s cache) times out again, but the failure is logged only once.
   await sleep(1_100);
   const second = await readStatus(url);
+  assert.equal(calls, 2, 'the second snapshot was taken anew, not served from the cache');
   assert.equal(second.body.warnings[0]?.reason, 'timeout');
   assert.equal(lines.filter((l) => l.event === 'status_extra_failed').length, 1);
 });
@@ -103,10 +106,14 @@ test('an extraStatus that throws is left out with an error warning naming the er
 
 test('a key observe already uses is ignored, reported under warnings and logged once', async (t) => {
   const { logger, lines } = memoryLogger();
+  let calls = 0;
   const { app, url } = await startService(
     {
       logger,
-      extraStatus: () => ({ service: { name: 'impostor' }, warnings: ['fake'], cluster: { instancesUp: 1 } }),
+      extraStatus: () => {
+        calls++;
+        return { service: { name: 'impostor' }, warnings: ['fake'], cluster: { instancesUp: 1 } };
+      },
     },
     () => {},
   );
@@ -123,6 +130,7 @@ test('a key observe already uses is ignored, reported under warnings and logged 
 
   await sleep(1_100);
   const second = await readStatus(url);
+  assert.equal(calls, 2, 'the second snapshot was taken anew, not served from the cache');
   assert.equal(second.body.warnings[0]?.reason, 'key_collision');
   const logged = lines.filter((l) => l.event === 'status_extra_key_collision');
   assert.equal(logged.length, 1);

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { sleep, step } from 'hangproof';
 import { stallWatchdogReady } from '../../src/observe/stall-watchdog.js';
+import { latch, waitUntil } from '../support/latch.js';
 import { admin, busyLoop, memoryLogger, startService } from './helpers.js';
 
 /** Formats a deep object over and over for `ms`: a loop blocked inside Node's own JavaScript. */
@@ -35,6 +36,8 @@ test('a request that blocks the loop for ~500 ms is reported with its stack, its
   const waitingEntered = new Promise<void>((resolve) => {
     enteredWaiting = resolve;
   });
+  // /waiting stays in flight until the test has what it needs, however slow the crunch is to run.
+  const upstreamAnswered = latch();
   // A low threshold leaves the watchdog most of the 500 ms to pause the thread, even on a busy CPU.
   const { app, url } = await startService({ logger, stallThresholdMs: 100 }, (app) => {
     app.get('/crunch', async () => {
@@ -43,11 +46,12 @@ test('a request that blocks the loop for ~500 ms is reported with its stack, its
     });
     app.get('/waiting', async () => {
       enteredWaiting();
-      await step('wait-upstream', () => sleep(1500));
+      await step('wait-upstream', () => upstreamAnswered.opened);
       return 'done';
     });
   });
   t.after(() => app.close());
+  t.after(upstreamAnswered.open);
   // The watchdog thread polls before the loop is blocked.
   await stallWatchdogReady();
 
@@ -96,7 +100,8 @@ test('a request that blocks the loop for ~500 ms is reported with its stack, its
   const stall = status.eventLoop.recentStalls.find((r) => r.inFlight.some((f) => f.requestId === 'crunch-1'));
   assert.equal(stall?.inFlightDuringStall, true);
   assert.ok(stall?.stack?.some((f) => f.functionName === 'crunchPricesSynchronously'));
-  await waiting;
+  upstreamAnswered.open();
+  assert.equal((await waiting).status, 200);
 });
 
 test("a stall inside Node's own code (util.inspect) still lists the requests in flight from the paused thread", async (t) => {
@@ -144,13 +149,14 @@ test('with stack capture off, a stall is still reported with the requests in fli
   const { app, url } = await startService({ logger, stallThresholdMs: 200, captureStallStacks: false }, (app) => {
     app.get('/crunch', async () => {
       await step('price-grid', async () => crunchPricesSynchronously(400));
-      await sleep(100);
       return 'done';
     });
   });
   t.after(() => app.close());
   await stallWatchdogReady();
   assert.equal((await fetch(`${url}/crunch`, { headers: { 'x-request-id': 'crunch-2' } })).status, 200);
+  // The report comes from the watchdog thread just after the loop resumes: wait for it.
+  await waitUntil('the stall to be logged', () => lines.some((l) => l.event === 'event_loop_stall'));
   const line = lines.find((l) => l.event === 'event_loop_stall');
   assert.ok(line, 'a stall was logged');
   assert.equal(line.stack, undefined);

@@ -36,23 +36,26 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
 }
 
 /**
- * Runs `query` in a request whose client goes away after `afterMs` (the context aborts with
- * CLIENT_CLOSED_REQUEST); returns its outcome and the moment of the abort (performance.now()).
+ * Runs `query` in a request whose client goes away once `running` reports the statement running on
+ * the server (the context aborts with CLIENT_CLOSED_REQUEST); returns its outcome and the moment
+ * of the abort (performance.now()). Throws if the statement is not seen running within 5 s.
  */
-export async function queryAbandonedAfter<T>(
-  afterMs: number,
+export async function queryAbandonedWhenRunning<T>(
+  running: () => Promise<boolean>,
   query: () => Promise<T>,
 ): Promise<{ outcome: Awaited<ReturnType<typeof timed<T>>>; abortedAt: number }> {
   let abortedAt = 0;
   const outcome = await timed(() =>
-    inRequest(5000, 'GET /client-leaves', async (ctx) => {
-      setTimeout(() => {
-        abortedAt = performance.now();
-        ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
-      }, afterMs);
-      return query();
+    inRequest(30_000, 'GET /client-leaves', async (ctx) => {
+      const pending = query();
+      pending.catch(() => {});
+      if ((await waitFor(running, 5_000)) < 0) throw new Error('the statement never ran on the server');
+      abortedAt = performance.now();
+      ctx.abort(new HangproofError('CLIENT_CLOSED_REQUEST'));
+      return pending;
     }),
   );
+  if (abortedAt === 0) throw outcome.error;
   return { outcome, abortedAt };
 }
 

@@ -5,7 +5,7 @@ import type { HangproofError } from 'hangproof';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
-import { adminClient, captureLogger, inRequest, queryAbandonedAfter, timed, waitFor } from './helpers.js';
+import { adminClient, captureLogger, inRequest, queryAbandonedWhenRunning, timed, waitFor } from './helpers.js';
 
 // A standalone query() sends its limits (set_config(..., true)) and the statement in one
 // extended-protocol batch closed by one Sync: one implicit transaction, one round trip. These
@@ -99,8 +99,11 @@ const slowLinkProxy = (target: URL, delayMs: number): Promise<Proxy> =>
     else send();
   });
 
-test('over a link with 100 ms of latency, a standalone query costs one round trip and a multi-statement string three', async (t) => {
-  const proxy = await slowLinkProxy(new URL(testDb.url), 100);
+/** One-way latency of the slow link: one round trip apart is 250 ms of slack on a loaded machine. */
+const LINK_MS = 250;
+
+test('over a link with 250 ms of latency, a standalone query costs one round trip and a multi-statement string three', async (t) => {
+  const proxy = await slowLinkProxy(new URL(testDb.url), LINK_MS);
   let single = 0;
   let multi = 0;
   const slow = createDatabase({ connectionString: proxy.url, max: 1, logger: log.logger });
@@ -120,8 +123,12 @@ test('over a link with 100 ms of latency, a standalone query costs one round tri
     await proxy.close();
   }
   t.diagnostic(`one statement ${Math.round(single)} ms, several ${Math.round(multi)} ms`);
-  assert.ok(single < 200, `a standalone query took ${Math.round(single)} ms: more than one round trip`);
-  assert.ok(multi >= 300, `a multi-statement string took ${Math.round(multi)} ms: fewer than three round trips`);
+  assert.ok(single < 2 * LINK_MS, `a standalone query took ${Math.round(single)} ms: more than one round trip`);
+  // A timer may fire a millisecond early: a little below three delays, far above two.
+  assert.ok(
+    multi >= 3 * LINK_MS - 10,
+    `a multi-statement string took ${Math.round(multi)} ms: fewer than three round trips`,
+  );
 });
 
 test('the limits end with the statement: the next statement on the connection runs with the session defaults', async () => {
@@ -250,17 +257,21 @@ test(`a statement the server times out answers DEPENDENCY_TIMEOUT and leaves no 
   }
 });
 
-test(`an aborted request cancels its statement on the server within 100 ms and leaves no transaction open`, async (t) => {
+test(`an aborted request cancels its statement on the server at once and leaves no transaction open`, async (t) => {
   const before = db.stats();
-  const { outcome, abortedAt } = await queryAbandonedAfter(300, () => db.query('SELECT pg_sleep(30), $1::int', [1]));
+  const { outcome, abortedAt } = await queryAbandonedWhenRunning(
+    async () => (await sleepingBackends()) > 0,
+    () => db.query('SELECT pg_sleep(30), $1::int', [1]),
+  );
   assert.equal((outcome.error as { code?: string }).code, 'CLIENT_CLOSED_REQUEST');
   const answeredMs = performance.now() - abortedAt;
-  assert.ok(answeredMs < 50, `the caller was answered ${Math.round(answeredMs)} ms after the abort`);
+  assert.ok(answeredMs < 250, `the caller was answered ${Math.round(answeredMs)} ms after the abort`);
   const goneMs = await waitFor(async () => (await sleepingBackends()) === 0, 1000);
   assert.ok(goneMs >= 0, 'the backend still runs the query 1 s after the abort');
   const sinceAbort = performance.now() - abortedAt;
   t.diagnostic(`abort -> statement gone from the server in ${Math.round(sinceAbort)} ms`);
-  assert.ok(sinceAbort < 100 + 50, `statement stopped ${Math.round(sinceAbort)} ms after the abort (polling 10 ms)`);
+  // Cancelled, not left to the 60 s session statement timeout; slack for polling on a loaded machine.
+  assert.ok(sinceAbort < 100 + 250, `statement stopped ${Math.round(sinceAbort)} ms after the abort (polling 10 ms)`);
   assert.ok((await waitFor(async () => (await sessionsInTransaction()) === 0, 1000)) >= 0, 'a transaction stayed open');
   await waitFor(async () => db.stats().inUse === 0, 2000);
   const now = db.stats();
