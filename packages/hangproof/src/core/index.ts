@@ -15,6 +15,7 @@ export {
   type RequestEndEvent,
 } from './diagnostics.js';
 export { type EvidenceLogger, logEvidence } from './evidence-log.js';
+export { InFlightRequests } from './in-flight-requests.js';
 export { LatencyReservoir, type LatencySummary } from './latency-reservoir.js';
 export { type QueryShape, queryId } from './query-shape.js';
 export {

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { HangproofError } from '../errors.js';
 import type { AbortWatch } from './abort-watch.js';
 import { type DeadlineEntry, deadlineTimers } from './deadline-timers.js';
+import type { InFlightRequests } from './in-flight-requests.js';
 import type { QueryShape } from './query-shape.js';
 
 /** A timed piece of a request: a step, a query, an outbound call. Times are ms from request start. */
@@ -137,6 +138,12 @@ export class RequestContext implements AbortWatch {
   #watchers: Set<(reason: unknown) => void> | undefined;
   #deadline: DeadlineEntry | undefined;
   #ended = false;
+  /** @internal The in-flight list this context is in, and its neighbours there (InFlightRequests). */
+  inFlightIn: InFlightRequests | undefined;
+  /** @internal */
+  inFlightPrev: RequestContext | undefined;
+  /** @internal */
+  inFlightNext: RequestContext | undefined;
 
   constructor(init: RequestContextInit) {
     this.requestId = init.requestId;

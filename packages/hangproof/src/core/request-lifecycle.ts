@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { errorBody, HangproofError } from '../errors.js';
 import { channels } from './diagnostics.js';
+import { InFlightRequests } from './in-flight-requests.js';
 import { RequestContext } from './request-context.js';
 import { RequestLog } from './request-log.js';
 import { parseTimeoutHeader } from './timeout-header.js';
@@ -70,7 +71,7 @@ export interface RequestStart {
 export class RequestLifecycle {
   readonly options: LifecycleOptions;
   /** Contexts of the requests in flight. */
-  readonly inFlight = new Set<RequestContext>();
+  readonly inFlight = new InFlightRequests();
   /** Paths of health probes, logged at debug when `quietProbes`. */
   readonly probePaths = new Set<string>();
   readonly log: RequestLog;

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import { pino } from 'pino';
 import {
   formatServerTiming,
+  type InFlightRequests,
   type RequestContext,
   RequestLifecycle,
   resolveRequestId,
@@ -33,7 +34,7 @@ export interface HangproofApi {
   /** The current readiness answer (cached like `/readyz`). */
   readiness(): Promise<ReadinessReport>;
   /** Contexts of the requests in flight right now. */
-  inFlight(): ReadonlySet<RequestContext>;
+  inFlight(): InFlightRequests;
   /** True when the request carries the configured admin token. */
   isAdmin(request: FastifyRequest): boolean;
   /** Turns `/readyz` to 503 and answers new requests 503 SHUTTING_DOWN. Called by installShutdown. */
