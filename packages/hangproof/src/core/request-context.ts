@@ -135,7 +135,10 @@ export class RequestContext implements AbortWatch {
   // more than the rest of the context together, and many requests never need it.
   #controller: AbortController | undefined;
   #reason: HangproofError | undefined;
-  #watchers: Set<(reason: unknown) => void> | undefined;
+  // Abort watchers: the first in a field (most requests have at most one at a time, the running
+  // query's), the others in a Set made only when a second one comes.
+  #watcher: ((reason: unknown) => void) | undefined;
+  #moreWatchers: Set<(reason: unknown) => void> | undefined;
   #deadline: DeadlineEntry | undefined;
   #ended = false;
   /** @internal The in-flight list this context is in, and its neighbours there (InFlightRequests). */
@@ -211,24 +214,28 @@ export class RequestContext implements AbortWatch {
    */
   watchAbort(fn: (reason: unknown) => void): () => void {
     if (this.#ended) return noop;
-    if (this.#watchers === undefined) this.#watchers = new Set();
-    const watchers = this.#watchers;
-    watchers.add(fn);
-    return () => {
-      watchers.delete(fn);
-    };
+    this.addAbortWatcher(fn);
+    const more = this.#moreWatchers;
+    // A watcher in the Set is stopped in that Set even while abort() walks it: it is then skipped.
+    if (more?.has(fn)) return () => void more.delete(fn);
+    return () => this.unwatchAbort(fn);
   }
 
   /** watchAbort without the stop function: stop with `unwatchAbort(fn)`. */
   addAbortWatcher(fn: (reason: unknown) => void): void {
-    if (this.#ended) return;
-    this.#watchers ??= new Set();
-    this.#watchers.add(fn);
+    if (this.#ended || this.#watcher === fn) return;
+    if (this.#watcher === undefined && this.#moreWatchers?.has(fn) !== true) {
+      this.#watcher = fn;
+      return;
+    }
+    this.#moreWatchers ??= new Set();
+    this.#moreWatchers.add(fn);
   }
 
   /** Stops calling `fn` (added with watchAbort or addAbortWatcher). */
   unwatchAbort(fn: (reason: unknown) => void): void {
-    this.#watchers?.delete(fn);
+    if (this.#watcher === fn) this.#watcher = undefined;
+    else this.#moreWatchers?.delete(fn);
   }
 
   /** The innermost step still running, named in the log when a request times out. */
@@ -252,10 +259,13 @@ export class RequestContext implements AbortWatch {
     if (this.#inFlight.length > 0) this.stepsInFlightAtAbort = [...this.#inFlight];
     this.#controller?.abort(reason);
     this.#onAbort?.(this);
-    const watchers = this.#watchers;
-    this.#watchers = undefined;
+    const first = this.#watcher;
+    this.#watcher = undefined;
+    first?.(reason);
+    const more = this.#moreWatchers;
+    this.#moreWatchers = undefined;
     // Iterated live, as an AbortSignal dispatches: a watcher stopped by an earlier one is skipped.
-    if (watchers !== undefined) for (const fn of watchers) fn(reason);
+    if (more !== undefined) for (const fn of more) fn(reason);
   }
 
   /** Records a span; `db` and `external` spans also count into the per-kind totals. */
@@ -392,7 +402,8 @@ export class RequestContext implements AbortWatch {
     // idle timer, a socket opened for the pool) keeps the context as its AsyncLocalStorage store
     // for as long as it lives, and would otherwise keep all of that alive and promoted to the
     // old generation, for the garbage collector to trace.
-    this.#watchers = undefined;
+    this.#watcher = undefined;
+    this.#moreWatchers = undefined;
     this.#owner = undefined;
   }
 

@@ -84,6 +84,26 @@ test('watchAbort calls each watcher once with the reason, and not after it stopp
   ctx.end();
 });
 
+test('a watcher added twice is called once, and one stopped by an earlier watcher during the abort is skipped', () => {
+  const ctx = new RequestContext({ requestId: 'watch-3', budgetMs: 10_000 });
+  const seen: string[] = [];
+  let stopSecond: () => void = () => {};
+  const third = (): number => seen.push('third');
+  const twice = (): number => seen.push('twice');
+  ctx.addAbortWatcher(() => {
+    seen.push('first');
+    stopSecond();
+    ctx.unwatchAbort(third);
+  });
+  stopSecond = ctx.watchAbort(() => seen.push('second'));
+  ctx.addAbortWatcher(third);
+  ctx.addAbortWatcher(twice);
+  ctx.addAbortWatcher(twice);
+  ctx.abort(new HangproofError('REQUEST_TIMEOUT'));
+  assert.deepEqual(seen, ['first', 'twice']);
+  ctx.end();
+});
+
 test('an ended context calls no watcher, whether added before or after end()', () => {
   const ctx = new RequestContext({ requestId: 'watch-2', budgetMs: 10_000 });
   const seen: string[] = [];
