@@ -3,6 +3,7 @@ import { withBotsDatabase } from '../lib/bots-database.ts';
 import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
 import { nodeBinary } from '../lib/node-binary.ts';
 import { environmentLine } from '../lib/report.ts';
+import { interleavedRounds, median, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 export const DB_SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
@@ -62,11 +63,6 @@ export const DB_SCENARIOS: readonly DbScenario[] = [
 ];
 
 /** Median of a list; the mean of the middle two for an even count. */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 interface Summary {
   readonly name: string;
@@ -93,11 +89,6 @@ function summarize(s: DbScenario, rounds: readonly ScenarioFigures[]): Summary {
 }
 
 /** Spread of a figure over the rounds, as ±% of the median. */
-function spread(xs: readonly number[]): string {
-  const m = median(xs);
-  if (xs.length < 2 || m === 0) return '—';
-  return `±${((Math.max(...xs.map((x) => Math.abs(x - m))) / m) * 100).toFixed(0)}%`;
-}
 
 /**
  * Db suite: one indexed query per request (`SELECT ... FROM bots WHERE user_id = $1 ORDER BY
@@ -140,29 +131,26 @@ async function measureRounds(
   rate: number,
   nodePath: string | undefined,
 ): Promise<Summary[]> {
-  const rounds = new Map<string, ScenarioFigures[]>(scenarios.map((sc) => [sc.name, []]));
-  for (let round = 1; round <= roundsWanted; round++) {
-    for (const sc of scenarios) {
+  const rounds = await interleavedRounds(scenarios, roundsWanted, async (sc, round) => {
+    process.stderr.write(
+      `db: ${nodePath === undefined ? '' : `${nodePath}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
+    );
+    const figures = await measureScenario({
+      serverFile: DB_SERVER,
+      scenario: sc.name,
+      env: { DATABASE_URL: url, ...sc.env },
+      ...s,
+      fixedRate: rate,
+      ...(nodePath === undefined ? {} : { nodePath }),
+    });
+    if (figures.saturation.non2xx + figures.saturation.errors > 0) {
       process.stderr.write(
-        `db: ${nodePath === undefined ? '' : `${nodePath}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
+        `db: ${sc.name}: ${figures.saturation.non2xx} non-2xx, ${figures.saturation.errors} errors at saturation\n`,
       );
-      const figures = await measureScenario({
-        serverFile: DB_SERVER,
-        scenario: sc.name,
-        env: { DATABASE_URL: url, ...sc.env },
-        ...s,
-        fixedRate: rate,
-        ...(nodePath === undefined ? {} : { nodePath }),
-      });
-      if (figures.saturation.non2xx + figures.saturation.errors > 0) {
-        process.stderr.write(
-          `db: ${sc.name}: ${figures.saturation.non2xx} non-2xx, ${figures.saturation.errors} errors at saturation\n`,
-        );
-      }
-      rounds.get(sc.name)?.push(figures);
     }
-  }
-  return scenarios.map((sc) => summarize(sc, rounds.get(sc.name) ?? []));
+    return figures;
+  });
+  return scenarios.map((sc) => summarize(sc, rounds.get(sc) ?? []));
 }
 
 /** One line per Node version: hangproof's and OpenTelemetry's cost against bare on that version. */

@@ -1,40 +1,37 @@
 import { fileURLToPath } from 'node:url';
 import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
 import { environmentLine, scenarioTable } from '../lib/report.ts';
+import { interleavedRounds, medianRound, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
+/** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real run. */
+const DEFAULT_ROUNDS = 3;
 
 /**
  * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
  * hangproof without its log line (context, ID, deadline, spans); Fastify's own request logging;
  * hangproof with its log line; and hangproof refusing every request with 503 OVERLOADED.
- * Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof with its log line
- * costs no more than Fastify's own request logging; a refusal costs at most 20 µs of CPU.
+ * Scenarios are interleaved over BENCH_ROUNDS rounds (default 3); each row is the scenario's
+ * median-CPU round. Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof
+ * with its log line costs no more than Fastify's own request logging; a refusal costs at most
+ * 20 µs of CPU.
  */
 export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; raw: ScenarioFigures[] }> {
-  const rows: ScenarioFigures[] = [];
-  for (const scenario of ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof', 'hangproof-refusing']) {
-    process.stderr.write(`edge: ${scenario}...\n`);
-    rows.push(await measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: s.fixedRate ?? 2000 }));
-  }
+  const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
+  const core = ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof', 'hangproof-refusing'];
   // Each other adapter against its own bare framework.
-  const adapters: [string, ScenarioFigures, ScenarioFigures][] = [];
-  for (const framework of ['express', 'hono', 'http']) {
-    const pair: ScenarioFigures[] = [];
-    for (const variant of ['bare', 'hangproof']) {
-      process.stderr.write(`edge: ${framework}-${variant}...\n`);
-      pair.push(
-        await measureScenario({
-          serverFile: SERVER,
-          scenario: `${framework}-${variant}`,
-          ...s,
-          fixedRate: s.fixedRate ?? 2000,
-        }),
-      );
-    }
-    adapters.push([framework, pair[0] as ScenarioFigures, pair[1] as ScenarioFigures]);
-  }
+  const frameworks = ['express', 'hono', 'http'];
+  const scenarios = [...core, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
+  const rounds = await interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
+    process.stderr.write(`edge: round ${round}/${roundsWanted}: ${scenario}...\n`);
+    return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: s.fixedRate ?? 2000 });
+  });
+  const pick = (scenario: string): ScenarioFigures => medianRound(rounds.get(scenario) ?? []);
+  const cpuSpread = (scenario: string): string =>
+    spread((rounds.get(scenario) ?? []).map((r) => r.cpuMicrosPerRequest));
+  const rows = core.map(pick);
+  const adapters = frameworks.map((f) => [f, pick(`${f}-bare`), pick(`${f}-hangproof`)] as const);
   const [bare, silent, fastifyLog, full, refusing] = rows as [
     ScenarioFigures,
     ScenarioFigures,
@@ -46,9 +43,11 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const hpLogCost = full.cpuMicrosPerRequest - silent.cpuMicrosPerRequest;
   const fastifyLogCost = fastifyLog.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
   const markdown = [
-    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${s.fixedRate ?? 2000} rps.`,
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${s.fixedRate ?? 2000} rps; ${roundsWanted} interleaved round(s), each scenario's median-CPU round shown.`,
     '',
     scenarioTable(rows),
+    '',
+    `Spread of CPU per request over the rounds: ${core.map((c) => `${c} ${cpuSpread(c)}`).join(', ')}.`,
     '',
     `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
     `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs**.`,
@@ -63,5 +62,5 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
         `| ${name} | ${b.cpuMicrosPerRequest.toFixed(1)} | ${h.cpuMicrosPerRequest.toFixed(1)} | ${(h.cpuMicrosPerRequest - b.cpuMicrosPerRequest).toFixed(1)} | ${(h.saturation.rps / b.saturation.rps).toFixed(2)} |`,
     ),
   ].join('\n');
-  return { markdown, raw: [...rows, ...adapters.flatMap(([, b, h]) => [b, h])] };
+  return { markdown, raw: [...rounds.values()].flat() };
 }
