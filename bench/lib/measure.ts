@@ -1,10 +1,20 @@
 import { type LoadResult, runLoad } from './load.ts';
-import { startServerProcess } from './server-process.ts';
+import { type ServerProcess, startServerProcess } from './server-process.ts';
 
 export interface ScenarioFigures {
   readonly scenario: string;
   /** Server CPU time per request at the fixed rate, µs. */
   readonly cpuMicrosPerRequest: number;
+  /**
+   * Server CPU time per second with no request at all, µs (timers, samplers, worker threads), when
+   * measured (`idleSec`): a cost of the process, not of its requests.
+   */
+  readonly idleCpuMicrosPerSec?: number;
+  /**
+   * What one more request costs, µs: the CPU at the fixed rate less the idle CPU of the same
+   * span, per request. When measured (`idleSec`).
+   */
+  readonly marginalCpuMicrosPerRequest?: number;
   /** Closed loop, 50 connections. */
   readonly saturation: LoadResult;
   /** Open loop at the fixed rate. */
@@ -22,6 +32,8 @@ export interface MeasureOptions {
   readonly connections: number;
   /** The Node binary the server runs on. @default the Node running the suite */
   readonly nodePath?: string;
+  /** Also measure the server's CPU with no load for this many seconds, after the warm-up. */
+  readonly idleSec?: number;
 }
 
 /**
@@ -33,12 +45,33 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
   try {
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
     await runLoad({ url, durationSec: o.warmupSec, connections: o.connections });
+    const idleCpuMicrosPerSec = o.idleSec === undefined ? undefined : await idleCpu(server, o.idleSec);
     await server.cpuStart();
+    const loadStarted = performance.now();
     const fixedRate = await runLoad({ url, durationSec: o.durationSec, connections: 20, rate: o.fixedRate });
     const cpu = await server.cpuStop();
+    const loadSec = (performance.now() - loadStarted) / 1000;
     const saturation = await runLoad({ url, durationSec: o.durationSec, connections: o.connections });
-    return { scenario: o.scenario, cpuMicrosPerRequest: cpu / Math.max(1, fixedRate.requests), saturation, fixedRate };
+    const requests = Math.max(1, fixedRate.requests);
+    return {
+      scenario: o.scenario,
+      cpuMicrosPerRequest: cpu / requests,
+      ...(idleCpuMicrosPerSec === undefined
+        ? {}
+        : { idleCpuMicrosPerSec, marginalCpuMicrosPerRequest: (cpu - idleCpuMicrosPerSec * loadSec) / requests }),
+      saturation,
+      fixedRate,
+    };
   } finally {
     await server.stop();
   }
+}
+
+/** The server's CPU per second over `seconds` with no load (a measured span, not a wait for something). */
+async function idleCpu(server: ServerProcess, seconds: number): Promise<number> {
+  await server.cpuStart();
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const cpu = await server.cpuStop();
+  return cpu / ((performance.now() - started) / 1000);
 }

@@ -7,6 +7,8 @@ import type { SuiteSettings } from '../run.ts';
 const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
 /** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real run. */
 const DEFAULT_ROUNDS = 3;
+/** Seconds of no load over which each server's idle CPU is measured. */
+const IDLE_SEC = 3;
 
 /**
  * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
@@ -25,13 +27,15 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const scenarios = [...core, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
   const rounds = await interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
     process.stderr.write(`edge: round ${round}/${roundsWanted}: ${scenario}...\n`);
-    return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: s.fixedRate ?? 2000 });
+    return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: s.fixedRate ?? 2000, idleSec: IDLE_SEC });
   });
   const pick = (scenario: string): ScenarioFigures => medianRound(rounds.get(scenario) ?? []);
   const cpuSpread = (scenario: string): string =>
     spread((rounds.get(scenario) ?? []).map((r) => r.cpuMicrosPerRequest));
   const rows = core.map(pick);
+  const marginal = (r: ScenarioFigures): number => r.marginalCpuMicrosPerRequest ?? r.cpuMicrosPerRequest;
   const adapters = frameworks.map((f) => [f, pick(`${f}-bare`), pick(`${f}-hangproof`)] as const);
+  const httpBare = pick('http-bare');
   const [bare, silent, fastifyLog, full, refusing] = rows as [
     ScenarioFigures,
     ScenarioFigures,
@@ -52,7 +56,16 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
     `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs**.`,
     `- hangproof with its log line (hangproof − bare): **${(full.cpuMicrosPerRequest - bare.cpuMicrosPerRequest).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's).`,
-    `- A request refused 503 OVERLOADED: **${refusing.cpuMicrosPerRequest.toFixed(1)} µs** of server CPU (target ≤ 20 µs; bare Fastify serving /hello: ${bare.cpuMicrosPerRequest.toFixed(1)} µs).`,
+    `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${s.fixedRate ?? 2000} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
+    '',
+    'What the process costs with no request at all (timers, samplers, worker threads), and what one more request costs on top of it:',
+    '',
+    '| scenario | idle CPU (ms per s) | CPU per request at the fixed rate (µs) | CPU per one more request (µs) |',
+    '|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${((r.idleCpuMicrosPerSec ?? 0) / 1000).toFixed(2)} | ${r.cpuMicrosPerRequest.toFixed(1)} | ${marginal(r).toFixed(1)} |`,
+    ),
     '',
     '| adapter | bare framework CPU/request (µs) | with hangproof and its log line (µs) | Δ (µs) | throughput ratio |',
     '|---|---|---|---|---|',

@@ -37,12 +37,15 @@ export interface RequestContextInit {
   readonly owner?: unknown;
 }
 
-/** How often one query shape ran in a request, for N+1 detection. */
+/** How often one query shape ran in a request, for N+1 detection: one entry per shape. */
 export interface ShapeRuns {
+  readonly shape: QueryShape;
   /** Sequential runs: a batch of parallel runs of one shape counts once. */
   count: number;
   inFlight: number;
   reported: boolean;
+  /** The shape that ran first before this one in the same request. */
+  readonly next: ShapeRuns | undefined;
 }
 
 /** Slots of one compact span record: kind, subject, start, duration, then four kind-specific values. */
@@ -93,8 +96,11 @@ export class RequestContext implements AbortWatch {
   /** Outbound calls (spans of kind `external`) and their summed time, ms. */
   externalCount = 0;
   externalMs = 0;
-  /** Runs per query shape, for N+1 detection; created on the first guarded query. */
-  queryRuns: Map<QueryShape, ShapeRuns> | undefined;
+  /**
+   * Runs per query shape, for N+1 detection, newest shape first: a list rather than a Map, as most
+   * requests run a handful of shapes and a Map per request is the larger allocation.
+   */
+  queryRuns: ShapeRuns | undefined;
   /** The HTTP status sent, set by the adapter when the request ends (499 when the client left). */
   statusCode = 0;
   /** The hangproof error code the request ended with, if any. */

@@ -40,7 +40,7 @@ const epochMs = (perfNow: number): number => performance.timeOrigin + perfNow;
 function cancelledQueries(ctx: RequestContext, reason: string): number {
   let n = 0;
   for (const s of ctx.spans) if (isGuardedQuery(s) && s.attrs?.error === reason) n++;
-  if (ctx.queryRuns !== undefined) for (const runs of ctx.queryRuns.values()) n += runs.inFlight;
+  for (let runs = ctx.queryRuns; runs !== undefined; runs = runs.next) n += runs.inFlight;
   return n;
 }
 

@@ -55,12 +55,16 @@ export class QueryAccounting {
   start(ctx: RequestContext | undefined, shape: QueryShape): void {
     this.queries++;
     if (ctx === undefined || this.#options.nPlusOneThreshold === 0) return;
-    ctx.queryRuns ??= new Map();
-    let runs = ctx.queryRuns.get(shape);
+    let runs = ctx.queryRuns;
+    let shapes = 0;
+    while (runs !== undefined && runs.shape !== shape) {
+      runs = runs.next;
+      shapes++;
+    }
     if (runs === undefined) {
-      if (ctx.queryRuns.size >= MAX_SHAPES_PER_REQUEST) return;
-      runs = { count: 0, inFlight: 0, reported: false };
-      ctx.queryRuns.set(shape, runs);
+      if (shapes >= MAX_SHAPES_PER_REQUEST) return;
+      runs = { shape, count: 0, inFlight: 0, reported: false, next: ctx.queryRuns };
+      ctx.queryRuns = runs;
     }
     if (runs.inFlight === 0) runs.count++;
     runs.inFlight++;
@@ -79,7 +83,8 @@ export class QueryAccounting {
     sql?: string,
   ): void {
     const durationMs = performance.now() - startedAt;
-    const runs = ctx?.queryRuns?.get(shape);
+    let runs = ctx?.queryRuns;
+    while (runs !== undefined && runs.shape !== shape) runs = runs.next;
     if (runs !== undefined) runs.inFlight--;
     let errorCode: string | undefined;
     let phase: string | undefined;
