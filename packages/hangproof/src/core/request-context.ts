@@ -44,7 +44,7 @@ export interface ShapeRuns {
   count: number;
   inFlight: number;
   reported: boolean;
-  /** The shape that ran first before this one in the same request. */
+  /** The next entry of the request's list: a shape that first ran earlier. */
   readonly next: ShapeRuns | undefined;
 }
 
