@@ -32,6 +32,8 @@ export interface MeasureOptions {
   readonly connections: number;
   /** The Node binary the server runs on. @default the Node running the suite */
   readonly nodePath?: string;
+  /** Flags for that Node binary, before the server file (`--experimental-async-context-frame`). */
+  readonly nodeArgs?: readonly string[];
   /** Also measure the server's CPU with no load for this many seconds, after the warm-up. */
   readonly idleSec?: number;
 }
@@ -41,7 +43,12 @@ export interface MeasureOptions {
  * without queueing), then a closed-loop saturation run (throughput).
  */
 export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigures> {
-  const server = await startServerProcess(o.serverFile, { BENCH_SCENARIO: o.scenario, ...o.env }, o.nodePath);
+  const server = await startServerProcess(
+    o.serverFile,
+    { BENCH_SCENARIO: o.scenario, ...o.env },
+    o.nodePath,
+    o.nodeArgs,
+  );
   try {
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
     await runLoad({ url, durationSec: o.warmupSec, connections: o.connections });

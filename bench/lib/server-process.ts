@@ -31,9 +31,10 @@ export async function startServerProcess(
   file: string,
   env: Record<string, string>,
   nodePath: string = process.execPath,
+  nodeArgs: readonly string[] = [],
 ): Promise<ServerProcess> {
   // Plain node on a .mjs server: the built library runs as a user's service would run it.
-  const [cmd, args] = pinned(SERVER_CORE, nodePath, [file]);
+  const [cmd, args] = pinned(SERVER_CORE, nodePath, [...nodeArgs, file]);
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const ready = await request<{ url: string }>(child, undefined, 'ready', STARTUP_TIMEOUT_MS);
   return {

@@ -101,7 +101,8 @@ function summarize(s: DbScenario, rounds: readonly ScenarioFigures[]): Summary {
  * OpenTelemetry auto-instrumentation. Scenarios are interleaved over BENCH_ROUNDS rounds (default
  * 2) and medians reported. Targets: hangproof keeps ≥ 90% of bare throughput and adds at most half
  * of the CPU OpenTelemetry adds. BENCH_NODE_VERSIONS (e.g. `22,24`) runs bare, hangproof and
- * OpenTelemetry again on each of those Node versions (binaries from the registry) for a second table.
+ * OpenTelemetry again on each of those Node versions (binaries from the registry) for a second table;
+ * `22+experimental-async-context-frame` runs Node 22 with that flag.
  */
 export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
   const rate = s.fixedRate ?? DEFAULT_RATE;
@@ -117,9 +118,12 @@ export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw
     const markdown = [render(main, s, rate, roundsWanted)];
     const perVersion: { version: string; rows: Summary[] }[] = [];
     const across = DB_SCENARIOS.filter((sc) => ['bare', 'hangproof', 'otel'].includes(sc.name));
-    for (const version of versions) {
-      const nodePath = await nodeBinary(version);
-      perVersion.push({ version, rows: await measureRounds(url, across, roundsWanted, s, rate, nodePath) });
+    for (const entry of versions) {
+      // `22+experimental-async-context-frame`: Node 22 run with that flag.
+      const [version = entry, ...flags] = entry.split('+');
+      const runtime = { nodePath: await nodeBinary(version), nodeArgs: flags.map((f) => `--${f}`) };
+      const label = [version, ...runtime.nodeArgs].join(' ');
+      perVersion.push({ version: label, rows: await measureRounds(url, across, roundsWanted, s, rate, runtime) });
     }
     if (perVersion.length > 0)
       markdown.push('', renderVersions([{ version: process.version, rows: main }, ...perVersion]));
@@ -133,11 +137,11 @@ async function measureRounds(
   roundsWanted: number,
   s: SuiteSettings,
   rate: number,
-  nodePath: string | undefined,
+  runtime: { readonly nodePath: string; readonly nodeArgs: readonly string[] } | undefined,
 ): Promise<Summary[]> {
   const rounds = await interleavedRounds(scenarios, roundsWanted, async (sc, round) => {
     process.stderr.write(
-      `db: ${nodePath === undefined ? '' : `${nodePath}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
+      `db: ${runtime === undefined ? '' : `${[runtime.nodePath, ...runtime.nodeArgs].join(' ')}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
     );
     const figures = await measureScenario({
       serverFile: DB_SERVER,
@@ -145,7 +149,7 @@ async function measureRounds(
       env: { DATABASE_URL: url, ...sc.env },
       ...s,
       fixedRate: rate,
-      ...(nodePath === undefined ? {} : { nodePath }),
+      ...runtime,
     });
     if (figures.saturation.non2xx + figures.saturation.errors > 0) {
       process.stderr.write(
