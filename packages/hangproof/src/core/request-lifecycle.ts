@@ -93,9 +93,17 @@ export class RequestLifecycle {
     return this.#admission;
   }
 
-  /** From now on new requests are refused with 503 SHUTTING_DOWN. */
-  beginShutdown(): void {
+  /**
+   * From now on new requests are refused with 503 SHUTTING_DOWN. Returns the adapter's state
+   * (`owner`) of every request still in flight, so the adapter can close each one's connection
+   * after its answer; a context its route ended itself (an upgraded stream outliving its request)
+   * has no owner and is left out.
+   */
+  beginShutdown(): unknown[] {
     this.#shuttingDown = true;
+    const owners: unknown[] = [];
+    for (const ctx of this.inFlight) if (ctx.owner !== undefined) owners.push(ctx.owner);
+    return owners;
   }
 
   get shuttingDown(): boolean {

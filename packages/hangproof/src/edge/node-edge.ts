@@ -134,16 +134,12 @@ export class NodeEdge {
   /** Turns `/readyz` to 503 and answers new requests 503 SHUTTING_DOWN (keep-alive closed). */
   beginShutdown(): void {
     this.readiness.markShuttingDown();
-    this.lifecycle.beginShutdown();
+    const inFlight = this.lifecycle.beginShutdown() as ServerResponse[];
     this.#pacer.flush();
     this.#observer?.beginShutdown();
     // The requests in flight close their connection after answering: an idle keep-alive socket
     // would otherwise hold server.close() open until keepAliveTimeout.
-    for (const ctx of this.lifecycle.inFlight) {
-      // A context the handler ended itself (an upgraded stream outliving its request) has no owner.
-      const res = ctx.owner as ServerResponse | undefined;
-      if (res !== undefined && !res.headersSent) res.setHeader('connection', 'close');
-    }
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
   }
 
   get shuttingDown(): boolean {

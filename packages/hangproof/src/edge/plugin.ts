@@ -94,15 +94,11 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
   const pacer = new RefusalPacer(opts.refusalPauseMs);
   const beginShutdown = (): void => {
     readiness.markShuttingDown();
-    lifecycle.beginShutdown();
+    const inFlight = lifecycle.beginShutdown() as FastifyReply[];
     pacer.flush();
     // While draining, each connection closes after its response: an idle keep-alive socket would
     // otherwise hold server.close() open until keepAliveTimeout.
-    for (const ctx of lifecycle.inFlight) {
-      // A context the route ended itself (an upgraded stream outliving its request) has no owner.
-      const reply = ctx.owner as FastifyReply | undefined;
-      if (reply !== undefined && !reply.raw.headersSent) reply.header('connection', 'close');
-    }
+    for (const reply of inFlight) if (!reply.raw.headersSent) reply.header('connection', 'close');
   };
 
   const isAdmin = (request: FastifyRequest): boolean => isAdminToken(request.headers['x-admin-token']);
