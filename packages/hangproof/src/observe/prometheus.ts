@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, type Metric, Registry } from 'prom-client';
 import type { ConcurrencyLimiter } from './concurrency-limiter.js';
-import type { EventLoopMonitor } from './event-loop-monitor.js';
+import { type EventLoopMonitor, LOOP_DELAY_RESOLUTION_MS } from './event-loop-monitor.js';
 import type { Heartbeats } from './heartbeats.js';
 import type { LatencySeries } from './latency-series.js';
 import type { Measurements } from './measurements.js';
@@ -260,6 +260,9 @@ export function createRegistry(p: RegistryParts): Registry {
       p.heartbeats.list().map((j) => ({ labels: { job: j.job }, value: j.failures })),
     ),
   );
-  if (p.defaultMetrics) collectDefaultMetrics({ register: registry });
+  // The loop-lag histogram's probe at the monitor's resolution: the two wake the loop together.
+  if (p.defaultMetrics) {
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LOOP_DELAY_RESOLUTION_MS });
+  }
   return registry;
 }

@@ -6,12 +6,16 @@ import type { InFlightRequest, StallFrame } from './stall-watchdog.js';
 
 /** The thread's `workerData`. */
 export interface WatchdogData {
-  /** A SharedArrayBuffer of one Int32 the main thread increments every beat. */
+  /** A SharedArrayBuffer of one BigInt64: `process.hrtime.bigint()` at the main thread's last beat. */
   readonly buffer: SharedArrayBuffer;
   /** Loop blocked this long (no beat) is a stall, in ms. */
   readonly thresholdMs: number;
-  /** How often the thread reads the beat counter, in ms. */
+  /** How often the main thread beats, in ms. */
+  readonly beatMs: number;
+  /** How often the thread reads the last beat while beats come on time, in ms. */
   readonly pollMs: number;
+  /** How often it reads it once a beat is late, until the next beat or a stall, in ms. */
+  readonly latePollMs: number;
   /** Pause the main thread through the inspector to take the blocking stack. */
   readonly captureStacks: boolean;
   /** Evaluated on the paused main thread; returns the in-flight requests as a JSON string. */

@@ -1,8 +1,9 @@
 /**
  * The stall watchdog's thread, started by stall-watchdog.ts with `new Worker(<this file>)`.
  *
- * The main thread increments a shared counter every beat. The watchdog polls it; when it has not
- * moved for `thresholdMs` the main loop is blocked. To name the blocking code, the watchdog uses
+ * The main thread stores the time of each beat in shared memory. The watchdog reads it, seldom while
+ * beats come on time and more often once one is late; when none has come for `thresholdMs` the main
+ * loop is blocked. To name the blocking code, the watchdog uses
  * `inspector.Session#connectToMainThread()`: inspector messages reach a busy main thread through
  * V8's interrupt mechanism (that is how a debugger pauses a runaway loop), so `Debugger.pause`
  * stops the main thread at its next JavaScript statement and `Debugger.paused` carries the call
@@ -37,7 +38,8 @@ interface Capture {
 }
 
 interface Stall {
-  readonly startedAt: number;
+  /** The last beat before the stall, in `process.hrtime.bigint()` ns. */
+  readonly startedAt: bigint;
   readonly startedAtEpoch: number;
   readonly captured: Promise<Capture>;
   longLogged: boolean;
@@ -47,7 +49,8 @@ const data = workerData as WatchdogData;
 const port = parentPort;
 if (port === null) throw new Error('stall-watchdog-thread runs only as a worker thread');
 const send = (m: WatchdogMessage): void => port.postMessage(m);
-const beats = new Int32Array(data.buffer);
+const lastBeatAt = new BigInt64Array(data.buffer);
+const msBetween = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 // A session to the main thread is connected only while a capture runs: a process that exits with
@@ -127,11 +130,7 @@ async function readInFlight(
 // One capture at a time: overlapping enable/pause/disable sequences would undo each other.
 let capturing = false;
 
-async function capture(
-  Inspector: new () => Session,
-  beatAtDetection: number,
-  stallStartedAt: number,
-): Promise<Capture> {
+async function capture(Inspector: new () => Session, beatAtDetection: bigint): Promise<Capture> {
   const none = { frames: undefined, inFlight: undefined, pausedAfterMs: undefined };
   if (capturing) return { ...none, note: 'a previous capture was still running' };
   capturing = true;
@@ -152,8 +151,8 @@ async function capture(
     await withTimeout(post(session, 'Debugger.enable'), 2000);
     await withTimeout(post(session, 'Debugger.pause'), 2000);
     const params = await withTimeout(paused, 2000);
-    const pausedAfterMs = Math.round(performance.now() - stallStartedAt);
-    if (Atomics.load(beats, 0) !== beatAtDetection) {
+    const pausedAfterMs = Math.round(msBetween(beatAtDetection, process.hrtime.bigint()));
+    if (Atomics.load(lastBeatAt, 0) !== beatAtDetection) {
       await post(session, 'Debugger.resume');
       resumed = true;
       return { ...none, pausedAfterMs, note: 'the loop resumed before it could be paused' };
@@ -186,27 +185,26 @@ async function capture(
   }
 }
 
-function startCapture(beat: number, startedAt: number): Promise<Capture> {
+function startCapture(beat: bigint): Promise<Capture> {
   if (SessionClass === undefined) {
     const note = data.captureStacks ? 'inspector unavailable' : 'stack capture disabled';
     return Promise.resolve({ frames: undefined, inFlight: undefined, pausedAfterMs: undefined, note });
   }
-  return capture(SessionClass, beat, startedAt);
+  return capture(SessionClass, beat);
 }
 
-let last = Atomics.load(beats, 0);
-let lastChangeAt = performance.now();
+let last = Atomics.load(lastBeatAt, 0);
 let stall: Stall | undefined;
 
 function poll(): void {
-  const now = performance.now();
-  const beat = Atomics.load(beats, 0);
+  const now = process.hrtime.bigint();
+  const beat = Atomics.load(lastBeatAt, 0);
   if (beat !== last) {
-    last = beat;
     if (stall !== undefined) {
       const s = stall;
       stall = undefined;
-      const durationMs = now - s.startedAt;
+      // From the last beat before the stall to the first after it: an upper bound of the stall.
+      const durationMs = msBetween(s.startedAt, beat);
       void s.captured.then((c) =>
         send({
           kind: 'stall',
@@ -219,15 +217,14 @@ function poll(): void {
         }),
       );
     }
-    lastChangeAt = now;
-    return;
+    last = beat;
   }
-  const blockedMs = now - lastChangeAt;
+  const blockedMs = msBetween(beat, now);
   if (stall === undefined && blockedMs > data.thresholdMs) {
     stall = {
-      startedAt: lastChangeAt,
+      startedAt: beat,
       startedAtEpoch: Date.now() - blockedMs,
-      captured: startCapture(beat, lastChangeAt),
+      captured: startCapture(beat),
       longLogged: false,
     };
   }
@@ -241,7 +238,7 @@ function poll(): void {
         level: 50,
         time: Date.now(),
         event: 'event_loop_blocked',
-        blockedMs: Math.round(performance.now() - s.startedAt),
+        blockedMs: Math.round(msBetween(s.startedAt, process.hrtime.bigint())),
         stack: c.frames,
         inFlight: c.inFlight,
         msg: 'event loop blocked and not recovering',
@@ -253,7 +250,10 @@ function poll(): void {
       }
     });
   }
+  // A beat late by more than a fine poll: look often until it comes or the stall is caught.
+  const late = blockedMs > data.beatMs + data.latePollMs;
+  setTimeout(poll, late ? data.latePollMs : data.pollMs);
 }
 
-setInterval(poll, data.pollMs);
+poll();
 send({ kind: 'ready' });
