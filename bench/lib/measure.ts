@@ -38,6 +38,9 @@ export interface MeasureOptions {
   readonly idleSec?: number;
 }
 
+/** The unmeasured run at the fixed rate between the warm-up and the measured runs. */
+const SETTLE_SEC = 1;
+
 /**
  * One scenario: warm up, then an open-loop run at a fixed rate (CPU per request and latency
  * without queueing), then a closed-loop saturation run (throughput).
@@ -52,6 +55,11 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
   try {
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
     await runLoad({ url, durationSec: o.warmupSec, connections: o.connections });
+    // The warm-up ends by closing its connections with requests in flight. hangproof cancels the
+    // queries of requests whose client has left and closes those Postgres connections (a late
+    // cancel must not hit the next statement), so the pool reopens up to its size just after.
+    // One more second at the fixed rate lets that settle before anything is measured.
+    await runLoad({ url, durationSec: SETTLE_SEC, connections: 20, rate: o.fixedRate });
     const idleCpuMicrosPerSec = o.idleSec === undefined ? undefined : await idleCpu(server, o.idleSec);
     await server.cpuStart();
     const loadStarted = performance.now();

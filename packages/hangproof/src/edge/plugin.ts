@@ -57,8 +57,6 @@ declare module 'fastify' {
 
 // Per-request state of the adapter, kept in reply decorations (fields of Fastify's Reply, set up
 // once by decorateReply) so a request allocates no state object and no closure for it.
-/** Set while the handler's promise is raced against the deadline: ends the race at the abort. */
-const kRejectRace = Symbol('hangproof.reject-race');
 /**
  * performance.now() when an async handler resolved: from there to the headers is serialization,
  * and a deadline firing after it must not send a second answer.
@@ -70,7 +68,6 @@ const kAdmitted = Symbol('hangproof.admitted');
 const kReply = Symbol('hangproof.reply');
 
 interface EdgeReply extends FastifyReply {
-  [kRejectRace]: ((reason: unknown) => void) | null;
   [kHandlerEndedAt]: number;
   [kAdmitted]: boolean;
 }
@@ -116,7 +113,6 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     },
   } satisfies HangproofApi);
   app.decorateRequest('hangproof', null);
-  app.decorateReply(kRejectRace, null);
   app.decorateReply(kHandlerEndedAt, 0);
   app.decorateReply(kAdmitted, false);
 
@@ -219,16 +215,16 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
     done();
   });
 
-  // Every handler registered after the plugin is raced against its request's deadline, so a
-  // handler that never settles still gets its 504 through Fastify's normal error path, and its
-  // late result is dropped instead of being sent twice.
+  // Every handler registered after the plugin is watched by its request's deadline: a handler that
+  // never settles still gets its 504 (answerAbort sends it), and what it settles with after that is
+  // dropped instead of being sent twice.
   app.addHook('onRoute', (route: RouteOptions) => {
     const handler = route.handler;
-    route.handler = function raced(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+    route.handler = function watched(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
       const result: unknown = handler.call(this, request, reply);
       const ctx = request.hangproof;
       if (ctx === null || !isThenable(result)) return result;
-      return raceHandler(ctx, reply as EdgeReply, result);
+      return dropWhenAnswered(ctx, reply as EdgeReply, result);
     } as typeof handler;
     // Body parsing resumes in the socket's async context, not the request's: routes that take a
     // body re-enter the request context before validation, so their hooks and handler see it (as
@@ -285,42 +281,34 @@ function restoreContext(request: FastifyRequest, _reply: FastifyReply, done: (er
 }
 
 /**
- * Settles with the handler's promise, or resolves empty as soon as the request aborts: by then
- * answerAbort has sent the answer itself, and an empty result tells Fastify there is nothing more
- * to send. The request's abort handler triggers it, so a handler costs no listener of its own.
+ * The handler's promise, with what it settles with after the request aborted dropped: by then
+ * answerAbort has answered (or the client has gone), so a late value must not be sent twice and a
+ * late failure (often the abort's own) must not reach Fastify, which would log it as an error.
+ * One `then` and no promise of its own: every promise costs AsyncLocalStorage's hooks on Node 20.
  */
-function raceHandler(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<unknown>): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    if (ctx.aborted) {
-      resolve(undefined);
-      return;
-    }
-    reply[kRejectRace] = resolve;
-    result.then(
-      (value) => {
-        reply[kRejectRace] = null;
-        reply[kHandlerEndedAt] = performance.now();
-        resolve(value);
-      },
-      (err: unknown) => {
-        reply[kRejectRace] = null;
-        reject(err);
-      },
-    );
-  });
+function dropWhenAnswered(ctx: RequestContext, reply: EdgeReply, result: PromiseLike<unknown>): PromiseLike<unknown> {
+  return result.then(
+    (value) => {
+      if (ctx.aborted) return undefined;
+      reply[kHandlerEndedAt] = performance.now();
+      return value;
+    },
+    (err: unknown) => {
+      if (ctx.aborted) return undefined;
+      throw err;
+    },
+  );
 }
 
 /**
  * Ends the request at its abort (deadline, draining): sends the error body itself, as a plain
  * payload, so no error handler of the application (setErrorHandler) can turn the 504 into
- * something else, then ends the raced handler. A response already streaming is cut short.
+ * something else. A response already streaming is cut short.
  */
 function answerAbort(ctx: RequestContext): void {
   const reply = ctx.owner as EdgeReply;
   const reason = ctx.abortReason;
   if (reason === undefined) return;
-  const endRace = reply[kRejectRace];
-  reply[kRejectRace] = null;
   const responding = reply.sent || reply[kHandlerEndedAt] > 0;
   if (reason.code !== 'CLIENT_CLOSED_REQUEST' && !responding) {
     ctx.errorCode = reason.code;
@@ -331,7 +319,6 @@ function answerAbort(ctx: RequestContext): void {
       sendError(reply, reason, ctx.requestId);
     }
   }
-  endRace?.(undefined);
 }
 
 /** The error shape as a plain JSON payload: no error handler runs for it. */
