@@ -25,7 +25,7 @@ export {
   type ShapeRuns,
   type Span,
 } from './request-context.js';
-export { isValidRequestId, resolveRequestId } from './request-id.js';
+export { isValidRequestId, MAX_REQUEST_ID_LENGTH, resolveRequestId } from './request-id.js';
 export {
   type AdmissionControl,
   type AdmissionDecision,

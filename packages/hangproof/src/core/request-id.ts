@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 
+/** Longest request id taken from a caller. */
+export const MAX_REQUEST_ID_LENGTH = 128;
 /** 1-128 characters of `[A-Za-z0-9._:-]`: safe to echo in headers and logs. */
-const VALID_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const VALID_REQUEST_ID = new RegExp(`^[A-Za-z0-9._:-]{1,${MAX_REQUEST_ID_LENGTH}}$`);
 
 export function isValidRequestId(value: unknown): value is string {
   return typeof value === 'string' && VALID_REQUEST_ID.test(value);

@@ -3,6 +3,7 @@ import {
   type BreakerStateEvent,
   channels,
   type DependencyCallEvent,
+  MAX_REQUEST_ID_LENGTH,
   type PoolAcquireEvent,
   type QueryEvent,
   queryId,
@@ -10,6 +11,7 @@ import {
   type Span,
 } from '../core/index.js';
 import { BoundedRing } from './bounded-ring.js';
+import { ByteStringSlots } from './byte-string-slots.js';
 import { LatencySeries, OTHER, SeriesBook } from './latency-series.js';
 import { RecentEvidence } from './recent-evidence.js';
 import { RouteBook } from './route-book.js';
@@ -90,10 +92,12 @@ export class Measurements {
   readonly #slowMs: number;
   /**
    * The last requests that ended, as primitives in fixed arrays: no allocation per request, and no
-   * context (with its spans and whatever its closures hold) kept alive after its request.
+   * context (with its spans and whatever its closures hold) kept alive after its request. Names
+   * and steps are the routes' and steps' own strings; ids are made per request, so they are kept
+   * as bytes (see ByteStringSlots).
    */
   readonly #ended = {
-    id: new Array<string | undefined>(RECENT_ENDED),
+    id: new ByteStringSlots(RECENT_ENDED, MAX_REQUEST_ID_LENGTH),
     name: new Array<string>(RECENT_ENDED),
     kind: new Array<'request' | 'job'>(RECENT_ENDED),
     startedAt: new Float64Array(RECENT_ENDED),
@@ -132,7 +136,7 @@ export class Measurements {
     const { ctx } = e;
     const i = this.#endedNext;
     const ended = this.#ended;
-    ended.id[i] = ctx.requestId;
+    ended.id.set(i, ctx.requestId);
     ended.name[i] = ctx.name;
     ended.kind[i] = ctx.kind;
     ended.startedAt[i] = ctx.startedAt;
@@ -183,8 +187,9 @@ export class Measurements {
   *endedSince(perfNow: number): IterableIterator<EndedRequest> {
     const e = this.#ended;
     for (let i = 0; i < RECENT_ENDED; i++) {
-      const requestId = e.id[i];
-      if (requestId === undefined || (e.endedAt[i] as number) < perfNow) continue;
+      if ((e.endedAt[i] as number) < perfNow) continue;
+      const requestId = e.id.get(i);
+      if (requestId === undefined) continue;
       yield {
         requestId,
         name: e.name[i] as string,
