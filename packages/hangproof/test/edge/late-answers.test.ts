@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { serve } from '@hono/node-server';
 import express from 'express';
@@ -17,7 +17,7 @@ import { withHangproof } from 'hangproof/http';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { pino } from 'pino';
-import { type Latch, latch } from '../support/latch.ts';
+import { type Latch, latch, waitUntil } from '../support/latch.ts';
 
 const DEADLINE_MS = 300;
 const LATE_MS = DEADLINE_MS + 150;
@@ -158,6 +158,39 @@ describe("a framework's own HTTP exception keeps its status", () => {
       assert.equal(res.status, 500);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'INTERNAL');
     } finally {
+      await service.close();
+    }
+  });
+});
+
+describe('a client that leaves before a probe is answered', () => {
+  test("Hono's middleware settles when the client leaves before /readyz answers", async () => {
+    const hp = hangproofHono(quiet);
+    const checkRunning = latch();
+    const checkMayEnd = latch();
+    hp.edge.addReadinessCheck('slow', async () => {
+      checkRunning.open();
+      await checkMayEnd.opened;
+    });
+    let settled = false;
+    const app = new Hono();
+    app.use('*', (c, next) =>
+      hp.middleware(c, next).finally(() => {
+        settled = true;
+      }),
+    );
+    const service = await listen(serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server);
+    try {
+      const { port } = new URL(service.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await checkRunning.opened;
+      socket.destroy();
+      // It used to wait for a 'finish' that never comes: the request's promise never settled.
+      await waitUntil("the middleware's promise to settle", () => settled, 5_000);
+    } finally {
+      checkMayEnd.open();
       await service.close();
     }
   });

@@ -76,9 +76,11 @@ export function hangproofHono(options: NodeEdgeOptions = {}): HangproofHono {
             },
           );
         });
-        // Refused or a probe (readiness answers asynchronously): the edge answers on the node response.
+        // Refused or a probe (readiness answers asynchronously): the edge answers on the node
+        // response. 'close' comes after the answer is written and also when the client leaves
+        // first, when 'finish' never would.
         if (started === undefined && res.writableEnded) resolve(alreadySent());
-        else if (started === undefined) res.once('finish', () => resolve(alreadySent()));
+        else if (started === undefined) res.once('close', () => resolve(alreadySent()));
       });
     },
     notFound: (c) => {
