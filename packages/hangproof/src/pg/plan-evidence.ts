@@ -50,6 +50,8 @@ export interface DominantNode {
   readonly planRows: number;
   /** Its own share (0..1) of the plan's total cost, children excluded. */
   readonly costShare: number;
+  /** Its own estimated cost, in the planner's units, children excluded. */
+  readonly ownCost: number;
   /** Its filter or index condition, parameters as `$n` (a generic plan has no values). */
   readonly condition: string | null;
 }
@@ -258,6 +260,7 @@ export function dominantNode(root: PlanNode): DominantNode {
           : `${best.Schema}.${best['Relation Name']}`,
     planRows: best['Plan Rows'],
     costShare: total > 0 ? Math.round((Math.max(0, bestOwn) / total) * 100) / 100 : 1,
+    ownCost: Math.round(Math.max(0, bestOwn) * 100) / 100,
     condition: best.Filter ?? best['Index Cond'] ?? null,
   };
 }
@@ -266,12 +269,23 @@ export function dominantNode(root: PlanNode): DominantNode {
 const COMPARED = /\(*(?:[a-z_][a-z0-9_]*\.)?([a-z_][a-z0-9_]*)\)?(?:::[a-z ]+)?\s*(<>|!=|= ANY|<=|>=|=|<|>)/gi;
 
 /**
+ * Below this estimated cost a Seq Scan is not worth an index: Postgres reads such a table (a few
+ * tens of thousands of narrow rows at most) in milliseconds, so a statement slower than
+ * `slowQueryMs` was slow for another reason (a lock, a busy server, a function it calls), and
+ * naming the scan would send its reader after a symptom. The 200,000-row table of the tests costs
+ * about 3,600; a 500-row one about 9.
+ */
+export const MIN_SCAN_COST_FOR_INDEX = 1_000;
+
+/**
  * `CREATE INDEX CONCURRENTLY ON <table> (<columns>)` for a Seq Scan whose filter compares plain
- * columns, else null: equality columns first, then range ones (the order a B-tree serves);
- * `<>` is left out, since no index serves it.
+ * columns and whose table is large enough for an index to matter (MIN_SCAN_COST_FOR_INDEX), else
+ * null: equality columns first, then range ones (the order a B-tree serves); `<>` is left out,
+ * since no index serves it.
  */
 export function suggestIndex(d: DominantNode): string | null {
   if (d.nodeType !== 'Seq Scan' || d.relation === null || d.condition === null) return null;
+  if (d.ownCost < MIN_SCAN_COST_FOR_INDEX) return null;
   const equal: string[] = [];
   const range: string[] = [];
   for (const m of d.condition.matchAll(COMPARED)) {

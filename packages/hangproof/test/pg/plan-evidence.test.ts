@@ -71,6 +71,19 @@ test('with its index dropped, a slow two-table statement is blamed on a Seq Scan
   for (const l of log.lines) assert.ok(!l.includes(SECRET), `a bound value leaked: ${l}`);
 });
 
+test('a slow statement over a table too small for an index to matter is not blamed on its Seq Scan', async () => {
+  const mark = log.lines.length;
+  // Slow for another reason (a sleep) while scanning the 500 rows of bots, which has no index on name.
+  const small = 'SELECT pg_sleep(0.02), b.id FROM bots b WHERE b.name = $1';
+  await db.query(small, ['bot-7']);
+  const line = await planLine('FROM bots b WHERE b.name', mark);
+  const dominant = line.dominant as Record<string, unknown>;
+  assert.equal(dominant.nodeType, 'Seq Scan');
+  assert.ok((dominant.ownCost as number) < 100, `own cost ${dominant.ownCost}`);
+  assert.equal(line.suggestion, null, 'no index suggested for a 500-row table');
+  assert.doesNotMatch(String(line.msg), /consider/);
+});
+
 test('a fingerprint is explained once per perFingerprintMs, and with the index back the plan suggests nothing', async () => {
   const before = db.stats().plans;
   await db.query(BOT_ORDERS, [7, 'x']);
