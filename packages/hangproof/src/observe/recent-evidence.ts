@@ -16,8 +16,13 @@ import type { StallReport } from './stall-watchdog.js';
 
 /** How far back the ranking looks, in ms. */
 export const RECENT_EVIDENCE_MS = 60_000;
-/** Evidence lines kept (a storm fills it in seconds; the ranking then sees the latest of it). */
-const EVENTS_KEPT = 512;
+/**
+ * Evidence lines kept of each kind. One ring per kind: in a storm one kind of line (an acquire
+ * timeout, a slow query per request) comes by the thousand, and in a single ring it pushed out the
+ * rare line that explains them all (the lock wait, the stall, the breaker that opened), so the
+ * ranking saw only the symptom.
+ */
+const EVENTS_KEPT_PER_KIND = 256;
 /** Slow, timed-out or failed requests kept. */
 const REQUESTS_KEPT = 256;
 /** Spans copied per request (a context keeps up to 256). */
@@ -45,14 +50,23 @@ function spanRecord(s: Span): SpanRecord {
 }
 
 export class RecentEvidence {
-  readonly #events = new BoundedRing<LogEvent>(EVENTS_KEPT);
+  readonly #events = new Map<LogEvent['type'], BoundedRing<LogEvent>>();
   readonly #requests = new BoundedRing<RequestEvent>(REQUESTS_KEPT);
 
   /** An evidence line, parsed as the report parses it; its fields object is not kept. */
   readonly onEvidence = (e: EvidenceEvent): void => {
     const event = toLogEvent({ ...e.fields, msg: e.msg, time: e.time });
-    if (event !== undefined && event.type !== 'request') this.#events.push(event);
+    if (event !== undefined && event.type !== 'request') this.#push(event);
   };
+
+  #push(event: LogEvent): void {
+    let ring = this.#events.get(event.type);
+    if (ring === undefined) {
+      ring = new BoundedRing<LogEvent>(EVENTS_KEPT_PER_KIND);
+      this.#events.set(event.type, ring);
+    }
+    ring.push(event);
+  }
 
   /** A request that timed out, was slow or failed, ended at `nowMs` (epoch). */
   addRequest(e: RequestEndEvent, nowMs: number): void {
@@ -76,7 +90,7 @@ export class RecentEvidence {
   }
 
   addStall(report: StallReport): void {
-    this.#events.push({
+    this.#push({
       type: 'stall',
       at: Date.parse(report.at) + report.durationMs,
       stallMs: report.durationMs,
@@ -90,7 +104,7 @@ export class RecentEvidence {
   }
 
   addBreakerChange(e: BreakerStateEvent): void {
-    this.#events.push({ type: 'breaker', at: Date.now(), dependency: e.dependency, from: e.from, to: e.to });
+    this.#push({ type: 'breaker', at: Date.now(), dependency: e.dependency, from: e.from, to: e.to });
   }
 
   /** The likely causes of the last minute, most likely first. */
@@ -101,10 +115,9 @@ export class RecentEvidence {
       .toArray()
       .filter((r) => r.at >= since)
       .reverse();
-    const events = this.#events
-      .toArray()
-      .filter((e) => e.at >= since)
-      .reverse();
+    const events: LogEvent[] = [];
+    for (const ring of this.#events.values()) for (const e of ring.toArray()) if (e.at >= since) events.push(e);
+    events.sort((a, b) => a.at - b.at);
     if (requests.length === 0 && events.length === 0) return [];
     return likelyCauses(requests, events)
       .slice(0, CAUSES_LISTED)

@@ -5,7 +5,7 @@ import { ByteStringSlots } from '../../src/observe/byte-string-slots.ts';
 test('ids kept as bytes come back as the same strings, each slot on its own', () => {
   const slots = new ByteStringSlots(3, 128);
   const made = '2d919932-a052-842f-a695-000000000004';
-  const fromHeader = 'a'.repeat(127) + 'z';
+  const fromHeader = `${'a'.repeat(127)}z`;
   slots.set(0, made);
   slots.set(1, fromHeader);
   assert.equal(slots.get(0), made);
