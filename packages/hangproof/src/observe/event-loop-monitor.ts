@@ -61,6 +61,8 @@ export class EventLoopMonitor {
   }
 
   start(): void {
+    // Already enabled by the constructor (a no-op then); again after a stop().
+    this.#histogram.enable();
     this.#timer = setInterval(() => this.sample(), this.#options.sampleIntervalMs);
     this.#timer.unref();
   }
