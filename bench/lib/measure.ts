@@ -40,6 +40,8 @@ export interface MeasureOptions {
 
 /** The unmeasured run at the fixed rate between the warm-up and the measured runs. */
 const SETTLE_SEC = 1;
+/** Connections of the open-loop runs at the fixed rate. */
+const FIXED_RATE_CONNECTIONS = 20;
 
 /**
  * One scenario: warm up, then an open-loop run at a fixed rate (CPU per request and latency
@@ -59,11 +61,16 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     // queries of requests whose client has left and closes those Postgres connections (a late
     // cancel must not hit the next statement), so the pool reopens up to its size just after.
     // One more second at the fixed rate lets that settle before anything is measured.
-    await runLoad({ url, durationSec: SETTLE_SEC, connections: 20, rate: o.fixedRate });
+    await runLoad({ url, durationSec: SETTLE_SEC, connections: FIXED_RATE_CONNECTIONS, rate: o.fixedRate });
     const idleCpuMicrosPerSec = o.idleSec === undefined ? undefined : await idleCpu(server, o.idleSec);
     await server.cpuStart();
     const loadStarted = performance.now();
-    const fixedRate = await runLoad({ url, durationSec: o.durationSec, connections: 20, rate: o.fixedRate });
+    const fixedRate = await runLoad({
+      url,
+      durationSec: o.durationSec,
+      connections: FIXED_RATE_CONNECTIONS,
+      rate: o.fixedRate,
+    });
     const cpu = await server.cpuStop();
     const loadSec = (performance.now() - loadStarted) / 1000;
     const saturation = await runLoad({ url, durationSec: o.durationSec, connections: o.connections });

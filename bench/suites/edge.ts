@@ -9,6 +9,8 @@ const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
 const DEFAULT_ROUNDS = 3;
 /** Seconds of no load over which each server's idle CPU is measured. */
 const IDLE_SEC = 3;
+/** Requests a second of the fixed-rate run when BENCH_RATE is not set. */
+const DEFAULT_RATE = 2000;
 
 /**
  * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
@@ -21,13 +23,14 @@ const IDLE_SEC = 3;
  */
 export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; raw: ScenarioFigures[] }> {
   const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
+  const rate = s.fixedRate ?? DEFAULT_RATE;
   const core = ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof', 'hangproof-refusing'];
   // Each other adapter against its own bare framework.
   const frameworks = ['express', 'hono', 'http'];
   const scenarios = [...core, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
   const rounds = await interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
     process.stderr.write(`edge: round ${round}/${roundsWanted}: ${scenario}...\n`);
-    return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: s.fixedRate ?? 2000, idleSec: IDLE_SEC });
+    return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: rate, idleSec: IDLE_SEC });
   });
   const pick = (scenario: string): ScenarioFigures => medianRound(rounds.get(scenario) ?? []);
   const cpuSpread = (scenario: string): string =>
@@ -47,7 +50,7 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const hpLogCost = full.cpuMicrosPerRequest - silent.cpuMicrosPerRequest;
   const fastifyLogCost = fastifyLog.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
   const markdown = [
-    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${s.fixedRate ?? 2000} rps; ${roundsWanted} interleaved round(s), each scenario's median-CPU round shown.`,
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${rate} rps; ${roundsWanted} interleaved round(s), each scenario's median-CPU round shown.`,
     '',
     scenarioTable(rows),
     '',
@@ -56,7 +59,7 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
     `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs**.`,
     `- hangproof with its log line (hangproof − bare): **${(full.cpuMicrosPerRequest - bare.cpuMicrosPerRequest).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's).`,
-    `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${s.fixedRate ?? 2000} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
+    `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${rate} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
     '',
     'What the process costs with no request at all (timers, samplers, worker threads), and what one more request costs on top of it:',
     '',

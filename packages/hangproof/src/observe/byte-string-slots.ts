@@ -10,14 +10,14 @@
  */
 export class ByteStringSlots {
   readonly #width: number;
-  readonly #bytes: Uint8Array;
+  readonly #bytes: Buffer;
   /** Length of each slot's string; -1: empty, -2: the string is in #asIs. */
   readonly #lengths: Int16Array;
   readonly #asIs: (string | undefined)[];
 
   constructor(count: number, width: number) {
     this.#width = width;
-    this.#bytes = new Uint8Array(count * width);
+    this.#bytes = Buffer.alloc(count * width);
     this.#lengths = new Int16Array(count).fill(-1);
     this.#asIs = new Array<string | undefined>(count);
   }
@@ -52,6 +52,6 @@ export class ByteStringSlots {
     if (length === -1) return undefined;
     if (length === -2) return this.#asIs[slot];
     const offset = slot * this.#width;
-    return Buffer.from(this.#bytes.buffer, this.#bytes.byteOffset + offset, length).toString('latin1');
+    return this.#bytes.toString('latin1', offset, offset + length);
   }
 }
