@@ -5,7 +5,15 @@ import { LOAD_CORE, pinned } from './server-process.ts';
 
 export interface LoadOptions {
   readonly url: string;
+  /** How long the run lasts; with `requests`, only the bound of how long it may take. */
   readonly durationSec: number;
+  /**
+   * End after this many responses instead of after `durationSec`: each connection stops once its
+   * share is answered, so the run ends with no request in flight. A run cut at its duration
+   * leaves requests whose client went away, which the server then cancels (hangproof also closes
+   * their Postgres connections), and that aftermath would fall into the next run.
+   */
+  readonly requests?: number;
   /** Closed loop with this many connections, or open loop at `rate` requests per second. */
   readonly connections: number;
   readonly rate?: number;
@@ -28,7 +36,9 @@ const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocan
 
 /** Runs autocannon in its own process on the load core and parses its JSON result. */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
-  const args = [autocannonBin, '-j', '-c', String(o.connections), '-d', String(o.durationSec)];
+  const args = [autocannonBin, '-j', '-c', String(o.connections)];
+  if (o.requests === undefined) args.push('-d', String(o.durationSec));
+  else args.push('-a', String(Math.max(o.connections, Math.round(o.requests))));
   if (o.rate !== undefined) args.push('-R', String(o.rate));
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
   args.push(o.url);

@@ -38,10 +38,42 @@ export interface MeasureOptions {
   readonly idleSec?: number;
 }
 
-/** The unmeasured run at the fixed rate between the warm-up and the measured runs. */
-const SETTLE_SEC = 1;
+/**
+ * The unmeasured run at the fixed rate between the warm-up and the measured runs: long enough for
+ * V8 to finish optimizing what only that pattern runs (the pool's no-wait path, say), so its
+ * compiler threads do not take the server's core inside the measurement.
+ */
+const SETTLE_SEC = 3;
 /** Connections of the open-loop runs at the fixed rate. */
-const FIXED_RATE_CONNECTIONS = 20;
+export const FIXED_RATE_CONNECTIONS = 20;
+/**
+ * Requests of the closed-loop warm-up per second of `warmupSec`: about a second of the db route's
+ * saturation here. The warm-up is counted, not timed, so it ends with no request in flight.
+ */
+const WARMUP_REQUESTS_PER_SEC = 4000;
+
+/**
+ * Brings a server to its steady state before anything is measured: a closed-loop warm-up, then
+ * the settle run at the fixed rate. Both end after a count of answered requests, never with
+ * requests in flight: a run cut at its duration leaves requests whose client went away, which
+ * hangproof answers by cancelling their queries and closing those Postgres connections, and V8
+ * deoptimizes the code those rare paths reach. The pool's reconnects and the recompiles would then
+ * land inside the measured run (about 10 µs and 20 compiles there, before this).
+ */
+export async function warmUp(
+  url: string,
+  o: { readonly warmupSec: number; readonly connections: number; readonly fixedRate: number },
+): Promise<void> {
+  const warmupRequests = o.warmupSec * WARMUP_REQUESTS_PER_SEC;
+  await runLoad({ url, durationSec: o.warmupSec * 4, connections: o.connections, requests: warmupRequests });
+  await runLoad({
+    url,
+    durationSec: SETTLE_SEC,
+    connections: FIXED_RATE_CONNECTIONS,
+    rate: o.fixedRate,
+    requests: o.fixedRate * SETTLE_SEC,
+  });
+}
 
 /**
  * One scenario: warm up, then an open-loop run at a fixed rate (CPU per request and latency
@@ -56,20 +88,17 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
   );
   try {
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
-    await runLoad({ url, durationSec: o.warmupSec, connections: o.connections });
-    // The warm-up ends by closing its connections with requests in flight. hangproof cancels the
-    // queries of requests whose client has left and closes those Postgres connections (a late
-    // cancel must not hit the next statement), so the pool reopens up to its size just after.
-    // One more second at the fixed rate lets that settle before anything is measured.
-    await runLoad({ url, durationSec: SETTLE_SEC, connections: FIXED_RATE_CONNECTIONS, rate: o.fixedRate });
+    await warmUp(url, o);
     const idleCpuMicrosPerSec = o.idleSec === undefined ? undefined : await idleCpu(server, o.idleSec);
     await server.cpuStart();
     const loadStarted = performance.now();
+    // Counted too, so the saturation run after it starts with nothing left to cancel.
     const fixedRate = await runLoad({
       url,
       durationSec: o.durationSec,
       connections: FIXED_RATE_CONNECTIONS,
       rate: o.fixedRate,
+      requests: o.fixedRate * o.durationSec,
     });
     const cpu = await server.cpuStop();
     const loadSec = (performance.now() - loadStarted) / 1000;

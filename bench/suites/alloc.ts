@@ -1,6 +1,7 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { withBotsDatabase } from '../lib/bots-database.ts';
 import { runLoad } from '../lib/load.ts';
+import { FIXED_RATE_CONNECTIONS, warmUp } from '../lib/measure.ts';
 import { environmentLine } from '../lib/report.ts';
 import { startServerProcess } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
@@ -37,9 +38,15 @@ async function measure(sc: DbScenario, url: string, s: SuiteSettings, rate: numb
   });
   try {
     const target = server.url;
-    await runLoad({ url: target, durationSec: s.warmupSec, connections: s.connections });
+    await warmUp(target, { ...s, fixedRate: rate });
     await server.call('heap-start', 'heap-started');
-    const load = await runLoad({ url: target, durationSec: s.durationSec, connections: 20, rate });
+    const load = await runLoad({
+      url: target,
+      durationSec: s.durationSec,
+      connections: FIXED_RATE_CONNECTIONS,
+      rate,
+      requests: rate * s.durationSec,
+    });
     const heap = await server.call<HeapAnswer>('heap-stop', 'heap');
     const n = Math.max(1, load.requests);
     return {

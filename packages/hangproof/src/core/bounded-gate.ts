@@ -1,4 +1,7 @@
-import { type AbortWatch, firstOutcome } from './abort-watch.js';
+import type { AbortWatch } from './abort-watch.js';
+import { currentContext, runInContext } from './context-storage.js';
+import { type DeadlineEntry, type DeadlineTarget, deadlineTimers } from './deadline-timers.js';
+import type { RequestContext } from './request-context.js';
 
 /** Why a wait at a gate ended without a slot. */
 export type GateRefusal = 'timeout' | 'queue-full' | 'closed';
@@ -15,10 +18,87 @@ export class GateRefusedError extends Error {
   }
 }
 
-interface Waiter {
-  /** Ends the wait with a slot; false when the waiter had already left (timeout, abort). */
-  readonly grant: () => boolean;
-  readonly refuse: (reason: GateRefusal) => void;
+/**
+ * How a wait at the gate ends: `granted` true with the slot taken (give it back with `release`),
+ * false with `reason` (a GateRefusedError, or the abort's reason).
+ */
+export type GateWaitDone = (granted: boolean, reason?: unknown) => void;
+
+/**
+ * One caller in the queue. Its bound is an entry of the shared deadline timers (no Timeout of its
+ * own) and its abort a reused watcher function, so a wait costs this one object.
+ */
+export class GateWaiter implements DeadlineTarget {
+  #done: GateWaitDone | undefined;
+  #deadline: DeadlineEntry | undefined;
+  readonly #gate: BoundedGate;
+  readonly #started: number;
+  readonly #abort: AbortWatch | undefined;
+  /** The caller's context: the wait ends in it, whoever's release or timer ends it. */
+  readonly #context: RequestContext | undefined;
+  readonly #onAbort = (reason: unknown): void => {
+    const done = this.#claim();
+    if (done === undefined) return;
+    this.#gate.leave(this);
+    this.#tell(done, false, reason);
+  };
+
+  constructor(gate: BoundedGate, waitMs: number, abort: AbortWatch | undefined, done: GateWaitDone) {
+    this.#gate = gate;
+    this.#started = performance.now();
+    this.#abort = abort;
+    this.#done = done;
+    this.#context = currentContext();
+    this.#deadline = deadlineTimers.schedule(this, waitMs);
+    abort?.addAbortWatcher(this.#onAbort);
+  }
+
+  /** The wait's bound passed: the waiter leaves the queue, refused. */
+  onDeadline(): void {
+    this.#deadline = undefined;
+    const done = this.#claim();
+    if (done === undefined) return;
+    this.#gate.refused++;
+    this.#gate.leave(this);
+    this.#tell(done, false, new GateRefusedError('timeout', performance.now() - this.#started));
+  }
+
+  /** The gate took it out of the queue with a slot; false when it had already left. */
+  grant(): boolean {
+    const done = this.#claim();
+    if (done === undefined) return false;
+    this.#tell(done, true, undefined);
+    return true;
+  }
+
+  /** The gate took it out of the queue without one (closed). */
+  refuse(reason: GateRefusal): void {
+    const done = this.#claim();
+    if (done !== undefined) this.#tell(done, false, new GateRefusedError(reason, performance.now() - this.#started));
+  }
+
+  /** The first end of the wait takes its callback and stops its bound and abort watch; later ones get nothing. */
+  #claim(): GateWaitDone | undefined {
+    const done = this.#done;
+    if (done === undefined) return undefined;
+    this.#done = undefined;
+    if (this.#deadline !== undefined) deadlineTimers.cancel(this.#deadline);
+    this.#deadline = undefined;
+    this.#abort?.unwatchAbort(this.#onAbort);
+    return done;
+  }
+
+  /** Runs the callback in the caller's context; its failure cannot break the release or timer that ended the wait. */
+  #tell(done: GateWaitDone, granted: boolean, reason: unknown): void {
+    try {
+      if (currentContext() === this.#context) done(granted, reason);
+      else runInContext(this.#context, done, granted, reason);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
 }
 
 /**
@@ -35,7 +115,7 @@ interface Waiter {
 export class BoundedGate {
   #limit: number;
   readonly #maxWaiting: number;
-  readonly #queue: Waiter[] = [];
+  readonly #queue: GateWaiter[] = [];
   #held = 0;
   #closed = false;
   /** Waits refused (queue full or bound passed) since start. */
@@ -65,7 +145,7 @@ export class BoundedGate {
     this.#limit = limit;
     while (this.#held < this.#limit && this.#queue.length > 0) {
       this.#held++;
-      if (!(this.#queue.shift() as Waiter).grant()) this.#held--;
+      if (!(this.#queue.shift() as GateWaiter).grant()) this.#held--;
     }
   }
 
@@ -92,54 +172,37 @@ export class BoundedGate {
    * reason when `abort` fires first.
    */
   acquire(waitMs: number, abort: AbortWatch | undefined): Promise<void> {
-    if (this.#closed) return Promise.reject(new GateRefusedError('closed', 0));
-    if (abort?.aborted) return Promise.reject(abort.abortReason);
-    if (this.tryAcquire()) return Promise.resolve();
-    if (this.#queue.length >= this.#maxWaiting || waitMs <= 0) {
+    return new Promise<void>((resolve, reject) =>
+      this.acquireWith(waitMs, abort, (granted, reason) => (granted ? resolve() : reject(reason))),
+    );
+  }
+
+  /**
+   * `acquire` for a caller that takes a callback: no promise, and the wait's bound on the shared
+   * deadline timers (it may end up to a few ms after `waitMs`, never before). `done` runs once,
+   * in the caller's context; at once (before this returns) when the answer is known now.
+   */
+  acquireWith(waitMs: number, abort: AbortWatch | undefined, done: GateWaitDone): void {
+    if (this.#closed) done(false, new GateRefusedError('closed', 0));
+    else if (abort?.aborted) done(false, abort.abortReason);
+    else if (this.tryAcquire()) done(true);
+    else if (this.#queue.length >= this.#maxWaiting || waitMs <= 0) {
       this.refused++;
-      return Promise.reject(new GateRefusedError(waitMs <= 0 ? 'timeout' : 'queue-full', 0));
-    }
-    const started = performance.now();
-    return new Promise<void>((resolve, reject) => {
-      const leave = (): void => {
-        const i = this.#queue.indexOf(waiter);
-        if (i >= 0) this.#queue.splice(i, 1);
-      };
-      const claim = firstOutcome(
-        waitMs,
-        abort,
-        () => {
-          leave();
-          this.refused++;
-          reject(new GateRefusedError('timeout', performance.now() - started));
-        },
-        (reason) => {
-          leave();
-          reject(reason);
-        },
-      );
-      // A waiter still in the queue has not been claimed: a timeout or abort takes it out at once.
-      const waiter: Waiter = {
-        grant: () => {
-          if (!claim()) return false;
-          resolve();
-          return true;
-        },
-        refuse: (reason) => {
-          if (!claim()) return;
-          leave();
-          reject(new GateRefusedError(reason, performance.now() - started));
-        },
-      };
-      this.#queue.push(waiter);
-    });
+      done(false, new GateRefusedError(waitMs <= 0 ? 'timeout' : 'queue-full', 0));
+    } else this.#queue.push(new GateWaiter(this, waitMs, abort, done));
+  }
+
+  /** Takes a waiter that left (timeout, abort) out of the queue. */
+  leave(waiter: GateWaiter): void {
+    const i = this.#queue.indexOf(waiter);
+    if (i >= 0) this.#queue.splice(i, 1);
   }
 
   /** Gives a slot back: to the oldest waiter when the limit allows, otherwise to the gate. */
   release(): void {
     while (this.#held <= this.#limit && this.#queue.length > 0 && !this.#closed) {
       // The slot passes on without being freed, so a newcomer cannot take it in between.
-      if ((this.#queue.shift() as Waiter).grant()) return;
+      if ((this.#queue.shift() as GateWaiter).grant()) return;
     }
     if (this.#held > 0) this.#held--;
   }

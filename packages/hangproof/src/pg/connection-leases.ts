@@ -140,8 +140,9 @@ export class ConnectionLeases {
 
   /**
    * Takes a permit, then a live connection, within min(acquireTimeoutMs, remaining budget). The
-   * common case (a free permit and an idle connection that needs no liveness check) costs one
-   * promise and no timer: pg-pool hands an idle connection over on its next tick.
+   * common cases cost no timer and no promise of their own: a free permit (or one passed on by a
+   * release) and an idle connection that needs no liveness check, which pg-pool hands over on its
+   * next tick.
    */
   acquire(scope: Scope): Promise<Lease> {
     return new Promise<Lease>((resolve, reject) =>
@@ -152,9 +153,27 @@ export class ConnectionLeases {
   /** `acquire` for a caller that takes a callback: `done(null, lease)` or `done(err)`, once. */
   acquireWith(scope: Scope, done: (err: unknown, lease?: Lease) => void): void {
     const started = performance.now();
-    const permit = this.#gate.tryAcquire() ? this.#releasePermit : undefined;
-    if (permit === undefined || this.pool.idleCount === 0 || this.pool.waitingCount > 0) {
-      this.#acquireWaiting(scope, started, permit).then((lease) => done(null, lease), done);
+    if (this.#gate.tryAcquire()) {
+      this.#checkoutWith(scope, started, done);
+      return;
+    }
+    const waitMs = Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs));
+    this.#gate.acquireWith(waitMs, scope.abort, (granted, reason) => {
+      if (granted) {
+        this.#checkoutWith(scope, started, done);
+        return;
+      }
+      const waited = performance.now() - started;
+      this.#publishAcquire(waited, false);
+      done(reason instanceof GateRefusedError ? this.#acquireTimeout(scope, reason, waited) : reason);
+    });
+  }
+
+  /** With a permit held: an idle connection in callback form, or the checkout that may wait. */
+  #checkoutWith(scope: Scope, started: number, done: (err: unknown, lease?: Lease) => void): void {
+    const permit = this.#releasePermit;
+    if (this.pool.idleCount === 0 || this.pool.waitingCount > 0) {
+      this.#checkoutWaiting(scope, started).then((lease) => done(null, lease), done);
       return;
     }
     this.pool.connect((err, client) => {
@@ -167,33 +186,23 @@ export class ConnectionLeases {
       } else if (this.#needsPing(client, false)) {
         // Sat idle too long to trust without a check: the full path pings it (or another).
         client.release();
-        this.#acquireWaiting(scope, started, permit).then((lease) => done(null, lease), done);
+        this.#checkoutWaiting(scope, started).then((lease) => done(null, lease), done);
       } else {
         done(null, this.#lease(client, scope, started, permit));
       }
     });
   }
 
-  /** The acquire that may wait: for a permit (bounded FIFO), a new connection, a liveness check. */
-  async #acquireWaiting(scope: Scope, started: number, permit: (() => void) | undefined): Promise<Lease> {
-    const releasePermit = this.#releasePermit;
-    try {
-      if (permit === undefined)
-        await this.#gate.acquire(Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs)), scope.abort);
-    } catch (err) {
-      const waited = performance.now() - started;
-      this.#publishAcquire(waited, false);
-      if (err instanceof GateRefusedError) throw this.#acquireTimeout(scope, err, waited);
-      throw err;
-    }
+  /** The checkout that may wait, with a permit held: a new connection, a liveness check. */
+  async #checkoutWaiting(scope: Scope, started: number): Promise<Lease> {
     let client: pg.PoolClient;
     try {
-      client = await this.#checkout(scope, started, releasePermit);
+      client = await this.#checkout(scope, started, this.#releasePermit);
     } catch (err) {
       this.#publishAcquire(performance.now() - started, false);
       throw err;
     }
-    return this.#lease(client, scope, started, releasePermit);
+    return this.#lease(client, scope, started, this.#releasePermit);
   }
 
   /** The checked-out connection's guard, filled in as this checkout's lease and holder record. */
