@@ -1,4 +1,4 @@
-import { BoundedGate, watchSignal } from '../core/index.js';
+import { type AbortWatch, BoundedGate } from '../core/index.js';
 
 export interface ConcurrencyLimiterOptions {
   /** Slots; 0 is not allowed here (the caller skips the limiter instead). */
@@ -69,13 +69,11 @@ export class ConcurrencyLimiter {
 
   /**
    * Waits for a slot: resolves true with the slot taken, or false after `queueWaitMs` or when
-   * `signal` aborts. Call only after tryAcquire failed and canWait returned true.
+   * `abort` (the request's context) aborts. Call only after tryAcquire failed and canWait returned
+   * true. The context is watched as it is: no AbortSignal is built for the wait.
    */
-  wait(signal?: AbortSignal): Promise<boolean> {
-    return this.#gate.acquire(this.queueWaitMs, watchSignal(signal)).then(
-      () => true,
-      () => false,
-    );
+  wait(abort?: AbortWatch): Promise<boolean> {
+    return new Promise<boolean>((resolve) => this.#gate.acquireWith(this.queueWaitMs, abort, resolve));
   }
 
   /** Gives a slot back; the oldest waiter, if any, takes it over. */

@@ -101,7 +101,7 @@ export function createOverloadGuard(p: OverloadGuardParts): AdmissionControl {
       return limiter.canWait() ? 'wait' : shed('concurrency');
     },
     wait: async (ctx) => {
-      const granted = (await limiter?.wait(ctx.signal)) ?? true;
+      const granted = (await limiter?.wait(ctx)) ?? true;
       // A request that ended while it waited (client gone, deadline answered) goes no further.
       if (ctx.aborted || ctx.ended) {
         if (granted) limiter?.release();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { sleep } from 'hangproof';
 import { createDatabase } from 'hangproof/pg';
@@ -97,6 +98,57 @@ test('a request waits at most queueWaitMs for a slot: served if one frees in tim
   assert.equal(((await timedOut.json()) as ErrorJson).error.reason, 'queue_timeout');
   assert.ok(waitedMs >= 250 && waitedMs < 300 + 400, `waited about queueWaitMs (${Math.round(waitedMs)} ms)`);
   assert.equal((await long).status, 200);
+});
+
+/** A GET on a connection of its own: its status once answered, and the socket to leave with. */
+function rawGet(url: string, path: string): { socket: Socket; status: Promise<number> } {
+  const { port } = new URL(url);
+  const socket = connect(Number(port), '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+  const status = new Promise<number>((resolve, reject) => {
+    socket.once('data', (chunk: Buffer) => resolve(Number(chunk.toString('latin1').split(' ')[1])));
+    socket.once('close', () => reject(new Error(`no answer to ${path}`)));
+  });
+  status.catch(() => {});
+  return { socket, status };
+}
+
+test('a queued request whose client leaves gives its place in the queue back at once', async (t) => {
+  const entered = latch();
+  const release = latch();
+  // /status.json is reused for up to a second: the deadline leaves the holder time to be seen.
+  const { app, url } = await startService(
+    { maxInFlight: 1, maxQueued: 1, queueWaitMs: 10_000 },
+    (app) => {
+      app.get('/work', async () => {
+        entered.open();
+        await release.opened;
+        return 'done';
+      });
+    },
+    15_000,
+  );
+  t.after(() => app.close());
+  t.after(release.open);
+  const queuedNow = async (): Promise<number> =>
+    ((await (await fetch(`${url}/status.json`, { headers: admin })).json()) as { overload: { queued: number } })
+      .overload.queued;
+
+  // Each request on a connection of its own, so none waits behind another on the client side.
+  const holder = rawGet(url, '/work');
+  await entered.opened;
+  const leaving = rawGet(url, '/work');
+  await waitUntil('the second request to queue', async () => (await queuedNow()) === 1);
+  leaving.socket.destroy();
+  // Long before its 10 s wait ends the queue is empty again: a newcomer queues instead of being
+  // refused with the queue full, and gets the slot when it frees.
+  await waitUntil('the queue to empty', async () => (await queuedNow()) === 0);
+  const next = rawGet(url, '/work');
+  await waitUntil('the newcomer to queue', async () => (await queuedNow()) === 1);
+  release.open();
+  assert.equal(await holder.status, 200);
+  assert.equal(await next.status, 200);
 });
 
 test('requests are shed while the heap in use is above maxHeapUsedBytes', async (t) => {
