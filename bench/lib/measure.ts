@@ -58,7 +58,7 @@ const WARMUP_REQUESTS_PER_SEC = 4000;
  * requests in flight: a run cut at its duration leaves requests whose client went away, which
  * hangproof answers by cancelling their queries and closing those Postgres connections, and V8
  * deoptimizes the code those rare paths reach. The pool's reconnects and the recompiles would then
- * land inside the measured run (about 10 µs and 20 compiles there, before this).
+ * land inside the measured run (about 10 µs per request and twice bare's recompiles, before this).
  */
 export async function warmUp(
   url: string,
