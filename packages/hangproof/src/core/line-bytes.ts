@@ -37,16 +37,21 @@ export function putAscii(buf: Buffer, off: number, s: string): number {
   return off + n;
 }
 
-/** Characters that may go between JSON quotes as they are: printable ASCII without `"` and `\`. */
-const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** Writes `s` as a JSON string (quoted, escaped as JSON.stringify would); returns the offset after it. */
+/**
+ * Writes `s` as a JSON string (quoted, escaped as JSON.stringify would); returns the offset after it.
+ * One pass: printable ASCII without `"` and `\` is copied as it is checked; any other character
+ * hands the whole string to JSON.stringify, written over what was copied.
+ */
 export function putJsonString(buf: Buffer, off: number, s: string): number {
-  if (!JSON_PLAIN.test(s)) return off + buf.write(JSON.stringify(s), off);
+  const n = s.length;
   buf[off] = 0x22;
-  const end = putAscii(buf, off + 1, s);
-  buf[end] = 0x22;
-  return end + 1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return off + buf.write(JSON.stringify(s), off);
+    buf[off + 1 + i] = c;
+  }
+  buf[off + 1 + n] = 0x22;
+  return off + n + 2;
 }
 
 /** Writes any string as its UTF-8 bytes (pieces that may hold non-ASCII, like a child logger's bindings). */
@@ -54,20 +59,46 @@ export function putUtf8(buf: Buffer, off: number, s: string): number {
   return s.length === 0 ? off : off + buf.write(s, off);
 }
 
-/** Writes a non-negative safe integer in decimal. */
+/** Writes a number as JSON does: a non-negative safe integer digit by digit, anything else as JSON text. */
 export function putInt(buf: Buffer, off: number, n: number): number {
+  if (!(n >= 0 && Number.isSafeInteger(n))) return putAscii(buf, off, JSON.stringify(n));
   if (n < 10) {
     buf[off] = 0x30 + n;
     return off + 1;
   }
-  let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
-  let x = n;
-  for (let i = off + digits - 1; i >= off; i--) {
-    buf[i] = 0x30 + (x % 10);
-    x = Math.floor(x / 10);
+  // Integer arithmetic while the value fits in 31 bits; an epoch in ms (13 digits) is written as
+  // its high part and its low eight digits, each of which does.
+  if (n >= 0x7fffffff) {
+    const high = Math.floor(n / 1e8);
+    return putPadded(buf, putInt(buf, off, high), n - high * 1e8, 8);
   }
-  return off + digits;
+  return putPadded(buf, off, n, digitsOf(n));
+}
+
+/** Decimal digits of a positive integer below 2^31. */
+function digitsOf(n: number): number {
+  let digits = 1;
+  for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
+  return digits;
+}
+
+/** Writes `n` (below 2^31) as exactly `width` digits, zero-padded on the left. */
+function putPadded(buf: Buffer, off: number, n: number, width: number): number {
+  let x = n;
+  for (let i = off + width - 1; i >= off; i--) {
+    const next = (x / 10) | 0;
+    buf[i] = 0x30 + x - next * 10;
+    x = next;
+  }
+  return off + width;
+}
+
+/** Writes bytes prepared once (a JSON key, a route, the line's end) at `off`. */
+export function putBytes(buf: Buffer, off: number, bytes: Uint8Array): number {
+  const n = bytes.length;
+  // A loop, not `buf.set`: these pieces are a few dozen bytes, below what a native copy's call costs.
+  for (let i = 0; i < n; i++) buf[off + i] = bytes[i] as number;
+  return off + n;
 }
 
 /**

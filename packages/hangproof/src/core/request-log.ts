@@ -5,6 +5,7 @@ import {
   byteSinkOf,
   jsonStringBound,
   putAscii,
+  putBytes,
   putInt,
   putJsonString,
   putTenths,
@@ -26,8 +27,10 @@ export function levelFor(statusCode: number, durationMs: number, t: LogThreshold
 }
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
-/** Bytes of a byte line's fixed parts: field names, numbers, the message (see `#writeBytes`). */
+/** Bytes of a byte line's fixed parts: field names and numbers (see `#writeBytes`). */
 const LINE_BYTES_FIXED = 512;
+/** Most pieces kept encoded: level prefixes, bindings and routes (one per route pattern). */
+const MAX_ENCODED_PIECES = 10_000;
 
 /** The `msg` of a request's line: the report and the CLI match on these. */
 function messageFor(errorCode: string | undefined): string {
@@ -133,6 +136,10 @@ export class RequestLog {
   readonly #thresholds: LogThresholds;
   /** JSON of route patterns, which repeat on every line (few: one per route). */
   readonly #routeJson = new Map<string, string>();
+  /** UTF-8 of the pieces every byte line repeats (see `#encoded`). */
+  readonly #pieces = new Map<string, Uint8Array>();
+  /** The byte line's end: the message and pino's line end. */
+  #tail: Uint8Array | undefined;
 
   constructor(logger: Logger, thresholds: LogThresholds) {
     this.#logger = logger;
@@ -185,13 +192,19 @@ export class RequestLog {
    * line-bytes.ts); false when it does not fit there and must go as a string.
    */
   #writeBytes(ctx: RequestContext, level: Level, p: PinoInternals, sink: ByteSink): boolean {
-    const prefix = p.lsCache[NUMERIC_LEVELS[level] as number] as string;
+    const prefix = this.#encoded(p.lsCache[NUMERIC_LEVELS[level] as number] as string);
     const time = p.epochTime ? undefined : p.time();
-    const chindings = p.chindings();
-    const route = this.#route(ctx.name);
+    const chindings = this.#encoded(p.chindings());
+    const route = this.#encoded(this.#route(ctx.name));
+    const tail = (this.#tail ??= Buffer.from(
+      `,"${p.messageKey}":"${REQUEST_LOG_MESSAGES.requestCompleted}"${p.end}`,
+    ) as Uint8Array);
     const bound =
       LINE_BYTES_FIXED +
-      3 * (prefix.length + chindings.length + route.length + p.messageKey.length + p.end.length) +
+      prefix.length +
+      chindings.length +
+      route.length +
+      tail.length +
       (time === undefined ? 0 : 3 * time.length) +
       jsonStringBound(ctx.requestId) +
       jsonStringBound(ctx.method) +
@@ -199,13 +212,13 @@ export class RequestLog {
       (ctx.userId === undefined ? 0 : jsonStringBound(ctx.userId));
     const buf = sink.reserve(bound);
     if (buf === undefined) return false;
-    let o = putUtf8(buf, sink.offset, prefix);
+    let o = putBytes(buf, sink.offset, prefix);
     if (time === undefined) o = putInt(buf, putAscii(buf, o, ',"time":'), Date.now());
     else o = putUtf8(buf, o, time);
-    o = putUtf8(buf, o, chindings);
+    o = putBytes(buf, o, chindings);
     o = putJsonString(buf, putAscii(buf, o, ',"request_id":'), ctx.requestId);
     o = putJsonString(buf, putAscii(buf, o, ',"method":'), ctx.method);
-    o = putUtf8(buf, putAscii(buf, o, ',"route":'), route);
+    o = putBytes(buf, putAscii(buf, o, ',"route":'), route);
     o = putJsonString(buf, putAscii(buf, o, ',"path":'), ctx.path);
     o = putInt(buf, putAscii(buf, o, ',"status":'), ctx.statusCode);
     o = putTenths(buf, putAscii(buf, o, ',"duration_ms":'), ctx.durationMs);
@@ -220,11 +233,21 @@ export class RequestLog {
       o = putTenths(buf, putAscii(buf, o, ',"external_ms":'), ctx.externalMs);
     }
     if (ctx.userId !== undefined) o = putJsonString(buf, putAscii(buf, o, ',"user_id":'), ctx.userId);
-    o = putUtf8(buf, putAscii(buf, o, ',"'), p.messageKey);
-    o = putAscii(buf, o, `":"${REQUEST_LOG_MESSAGES.requestCompleted}"`);
-    o = putUtf8(buf, o, p.end);
-    sink.commit(o);
+    sink.commit(putBytes(buf, o, tail));
     return true;
+  }
+
+  /**
+   * The UTF-8 bytes of a piece that repeats on every line (the level's prefix, the bindings, a
+   * route's JSON), encoded once: the same string object comes back line after line.
+   */
+  #encoded(piece: string): Uint8Array {
+    let bytes = this.#pieces.get(piece);
+    if (bytes === undefined) {
+      bytes = Buffer.from(piece);
+      if (this.#pieces.size < MAX_ENCODED_PIECES) this.#pieces.set(piece, bytes);
+    }
+    return bytes;
   }
 
   #route(route: string): string {
