@@ -13,6 +13,7 @@ import { dbSuite } from './suites/db.ts';
 import { depsSuite } from './suites/deps.ts';
 import { deskSuite } from './suites/desk.ts';
 import { edgeSuite } from './suites/edge.ts';
+import { loglineSuite } from './suites/logline.ts';
 import { overloadSuite } from './suites/overload.ts';
 import { stormSuite } from './suites/storm.ts';
 
@@ -26,6 +27,7 @@ export interface SuiteSettings {
 type Suite = (s: SuiteSettings) => Promise<{ markdown: string; raw: unknown }>;
 const SUITES: Record<string, Suite> = {
   edge: edgeSuite,
+  logline: loglineSuite,
   deps: depsSuite,
   db: dbSuite,
   alloc: allocSuite,

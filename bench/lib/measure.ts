@@ -52,6 +52,11 @@ export const FIXED_RATE_CONNECTIONS = 20;
  */
 const WARMUP_REQUESTS_PER_SEC = 4000;
 
+/** What `warmUp` runs, as the tables' headers say it. */
+export function warmUpText(warmupSec: number): string {
+  return `a warm-up of ${warmupSec * WARMUP_REQUESTS_PER_SEC} requests and ${SETTLE_SEC} s at the fixed rate`;
+}
+
 /**
  * Brings a server to its steady state before anything is measured: a closed-loop warm-up, then
  * the settle run at the fixed rate. Both end after a count of answered requests, never with

@@ -1,10 +1,11 @@
 // Benchmark server for the edge suite. BENCH_SCENARIO picks what wraps the same /hello route:
 // bare Fastify, Fastify's own request logging, the hangproof plugin (silent, with its log line, or
 // refusing every request), and each other adapter against its bare framework (express-*,
-// hono-*, http-*). Log lines go to /dev/null.
+// hono-*, http-*). Log lines go to /dev/null: through pino's own destination, or, for the
+// `-buffered` pair (Fastify's logging and hangproof's line), through hangproof's bufferedLogger.
 import { createServer } from 'node:http';
 import Fastify from 'fastify';
-import { hangproof, serverOptions } from 'hangproof/fastify';
+import { bufferedLogger, hangproof, serverOptions } from 'hangproof/fastify';
 import { pino } from 'pino';
 import { serveBenchProtocol } from './protocol.mjs';
 
@@ -12,7 +13,7 @@ const scenario = process.env.BENCH_SCENARIO ?? 'bare';
 const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
 const HELLO = { hello: 'world' };
 const [framework, variant] =
-  scenario.includes('-') && !scenario.startsWith('hangproof') && scenario !== 'fastify-logging'
+  scenario.includes('-') && !scenario.startsWith('hangproof') && !scenario.startsWith('fastify-logging')
     ? scenario.split('-')
     : ['fastify', scenario];
 
@@ -62,9 +63,16 @@ if (framework === 'express') {
   let app;
   if (variant === 'bare') app = Fastify();
   else if (variant === 'fastify-logging') app = Fastify({ loggerInstance: pino({ level: 'info' }, devNull()) });
+  else if (variant === 'fastify-logging-buffered')
+    app = Fastify({ loggerInstance: bufferedLogger({ dest: '/dev/null' }) });
   else {
     app = Fastify(serverOptions());
-    const logger = variant === 'hangproof-silent' ? pino({ level: 'silent' }) : pino({ level: 'info' }, devNull());
+    const logger =
+      variant === 'hangproof-silent'
+        ? pino({ level: 'silent' })
+        : variant === 'hangproof-buffered'
+          ? bufferedLogger({ dest: '/dev/null' })
+          : pino({ level: 'info' }, devNull());
     // The refusing scenario measures what one refusal costs: unpaced, every request is refused at once.
     const pacing = variant === 'hangproof-refusing' ? { refusalPauseMs: 0 } : {};
     await app.register(hangproof, { logger, deadlineMs: 10_000, ...pacing });

@@ -1,7 +1,7 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { withBotsDatabase } from '../lib/bots-database.ts';
 import { runLoad } from '../lib/load.ts';
-import { FIXED_RATE_CONNECTIONS, warmUp } from '../lib/measure.ts';
+import { FIXED_RATE_CONNECTIONS, warmUp, warmUpText } from '../lib/measure.ts';
 import { environmentLine } from '../lib/report.ts';
 import { startServerProcess } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
@@ -66,7 +66,7 @@ const kb = (bytes: number): string => (bytes / 1024).toFixed(1);
 function render(rows: readonly AllocFigures[], s: SuiteSettings, rate: number): string {
   const base = rows[0] as AllocFigures;
   const lines = [
-    `Measured ${environmentLine()}; ${s.durationSec} s at ${rate} rps after ${s.warmupSec} s warm-up; V8's sampling heap profiler, one sample per 256 bytes, collected objects included.`,
+    `Measured ${environmentLine()}; ${s.durationSec} s at ${rate} rps after ${warmUpText(s.warmupSec)}; V8's sampling heap profiler, one sample per 256 bytes, collected objects included.`,
     '',
     '| scenario | allocated per request (KB) | Δ vs bare (KB) | ratio |',
     '|---|---|---|---|',

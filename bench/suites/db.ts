@@ -1,6 +1,6 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { withBotsDatabase } from '../lib/bots-database.ts';
-import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
+import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { nodeBinary } from '../lib/node-binary.ts';
 import { environmentLine } from '../lib/report.ts';
 import { interleavedRounds, median, spread } from '../lib/rounds.ts';
@@ -186,7 +186,7 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
   const base = rows[0] as Summary;
   const byName = new Map(rows.map((r) => [r.name, r]));
   const lines = [
-    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${rate} rps; ${rounds} interleaved round(s), medians shown; "Δ CPU vs bare, per round" is the median of the differences from bare within each round.`,
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${warmUpText(s.warmupSec)}; fixed rate ${rate} rps; ${rounds} interleaved round(s), medians shown; "Δ CPU vs bare, per round" is the median of the differences from bare within each round.`,
     '',
     '| scenario | CPU/request (µs) | Δ CPU vs bare, per round (µs) | throughput (rps, 50 conns) | ratio | p99 at saturation (ms) | p50 / p99 at fixed rate (ms) | spread of throughput / CPU over rounds |',
     '|---|---|---|---|---|---|---|---|',

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { measureScenario, type ScenarioFigures } from '../lib/measure.ts';
+import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { environmentLine, scenarioTable } from '../lib/report.ts';
 import { interleavedRounds, medianRound, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
@@ -15,8 +15,9 @@ const DEFAULT_RATE = 2000;
 /**
  * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
  * hangproof without its log line (context, ID, deadline, spans); Fastify's own request logging;
- * hangproof with its log line; and hangproof refusing every request with 503 OVERLOADED.
- * Scenarios are interleaved over BENCH_ROUNDS rounds (default 3); each row is the scenario's
+ * hangproof with its log line; and hangproof refusing every request with 503 OVERLOADED. The two
+ * logging scenarios run again with hangproof's bufferedLogger as the destination of both
+ * (`-buffered`), as the docs advise for a busy service. Scenarios are interleaved over BENCH_ROUNDS rounds (default 3); each row is the scenario's
  * median-CPU round. Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof
  * with its log line costs no more than Fastify's own request logging; a refusal costs at most
  * 20 µs of CPU.
@@ -25,9 +26,10 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
   const rate = s.fixedRate ?? DEFAULT_RATE;
   const core = ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof', 'hangproof-refusing'];
+  const buffered = ['fastify-logging-buffered', 'hangproof-buffered'];
   // Each other adapter against its own bare framework.
   const frameworks = ['express', 'hono', 'http'];
-  const scenarios = [...core, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
+  const scenarios = [...core, ...buffered, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
   const rounds = await interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
     process.stderr.write(`edge: round ${round}/${roundsWanted}: ${scenario}...\n`);
     return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: rate, idleSec: IDLE_SEC });
@@ -36,6 +38,7 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const cpuSpread = (scenario: string): string =>
     spread((rounds.get(scenario) ?? []).map((r) => r.cpuMicrosPerRequest));
   const rows = core.map(pick);
+  const [fastifyLogBuffered, fullBuffered] = buffered.map(pick) as [ScenarioFigures, ScenarioFigures];
   const marginal = (r: ScenarioFigures): number => r.marginalCpuMicrosPerRequest ?? r.cpuMicrosPerRequest;
   const adapters = frameworks.map((f) => [f, pick(`${f}-bare`), pick(`${f}-hangproof`)] as const);
   const httpBare = pick('http-bare');
@@ -49,16 +52,18 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const pluginCost = silent.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
   const hpLogCost = full.cpuMicrosPerRequest - silent.cpuMicrosPerRequest;
   const fastifyLogCost = fastifyLog.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
+  const overBare = (r: ScenarioFigures): string => (r.cpuMicrosPerRequest - bare.cpuMicrosPerRequest).toFixed(1);
   const markdown = [
-    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${s.warmupSec} s warm-up; fixed rate ${rate} rps; ${roundsWanted} interleaved round(s), each scenario's median-CPU round shown.`,
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${warmUpText(s.warmupSec)}; fixed rate ${rate} rps; ${roundsWanted} interleaved round(s), each scenario's median-CPU round shown.`,
     '',
-    scenarioTable(rows),
+    scenarioTable([...rows, fastifyLogBuffered, fullBuffered]),
     '',
-    `Spread of CPU per request over the rounds: ${core.map((c) => `${c} ${cpuSpread(c)}`).join(', ')}.`,
+    `Spread of CPU per request over the rounds: ${[...core, ...buffered].map((c) => `${c} ${cpuSpread(c)}`).join(', ')}.`,
     '',
     `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
     `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs**.`,
-    `- hangproof with its log line (hangproof − bare): **${(full.cpuMicrosPerRequest - bare.cpuMicrosPerRequest).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's).`,
+    `- hangproof with its log line (hangproof − bare): **${overBare(full)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's), both lines through pino's own destination.`,
+    `- The same through hangproof's bufferedLogger (both): hangproof with its log line **${overBare(fullBuffered)} µs** against Fastify's own request logging **${overBare(fastifyLogBuffered)} µs**.`,
     `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${rate} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
     '',
     'What the process costs with no request at all (timers, samplers, worker threads), and what one more request costs on top of it:',

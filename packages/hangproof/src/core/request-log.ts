@@ -139,12 +139,17 @@ export class RequestLog {
   /** UTF-8 of the pieces every byte line repeats (see `#encoded`). */
   readonly #pieces = new Map<string, Uint8Array>();
   /** The byte line's end: the message and pino's line end. */
-  #tail: Uint8Array | undefined;
+  readonly #tail: Uint8Array;
 
   constructor(logger: Logger, thresholds: LogThresholds) {
     this.#logger = logger;
     this.#thresholds = thresholds;
     this.#direct = directLineFor(logger);
+    this.#tail = Buffer.from(
+      this.#direct === undefined
+        ? ''
+        : `,"${this.#direct.messageKey}":"${REQUEST_LOG_MESSAGES.requestCompleted}"${this.#direct.end}`,
+    );
   }
 
   get logger(): Logger {
@@ -196,9 +201,7 @@ export class RequestLog {
     const time = p.epochTime ? undefined : p.time();
     const chindings = this.#encoded(p.chindings());
     const route = this.#encoded(this.#route(ctx.name));
-    const tail = (this.#tail ??= Buffer.from(
-      `,"${p.messageKey}":"${REQUEST_LOG_MESSAGES.requestCompleted}"${p.end}`,
-    ) as Uint8Array);
+    const tail = this.#tail;
     const bound =
       LINE_BYTES_FIXED +
       prefix.length +

@@ -1,4 +1,5 @@
 import { logEvidence } from '../core/index.js';
+import { SlottedSet } from '../core/slotted-set.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { PgLogger } from './logger.js';
 
@@ -37,7 +38,8 @@ export interface HolderView {
  * and, when enabled, the stack of the acquire; its release later logs that it came back.
  */
 export class HolderRegistry {
-  readonly #holders = new Set<Holder>();
+  /** A SlottedSet, not a Set: a pooled connection's guard enters and leaves it on every checkout. */
+  readonly #holders = new SlottedSet<Holder>();
   readonly #logger: PgLogger;
   readonly #leakMs: number;
   readonly #pool: string;
@@ -81,8 +83,8 @@ export class HolderRegistry {
 
   sweep(): void {
     const now = performance.now();
-    for (const h of this.#holders) {
-      if (h.leakLogged || now - h.since < this.#leakMs) continue;
+    this.#holders.forEach((h) => {
+      if (h.leakLogged || now - h.since < this.#leakMs) return;
       h.leakLogged = true;
       this.leaksDetected++;
       logEvidence(
@@ -91,7 +93,7 @@ export class HolderRegistry {
         { pool: this.#pool, holder: view(h, now), leakDetectionMs: this.#leakMs, acquireStack: h.stack },
         LOG_MESSAGES.connectionLeak,
       );
-    }
+    });
   }
 
   close(): void {

@@ -1,3 +1,5 @@
+import { SlottedSet } from '../core/slotted-set.js';
+
 /** A statement that must end by `boundAt` (performance.now() time) even if its server never answers. */
 export interface BoundedStatement {
   readonly boundAt: number;
@@ -9,12 +11,13 @@ export interface BoundedStatement {
  * One periodic sweep over the statements running on a pool, instead of a timer per statement (as
  * Node's HTTP server checks request timeouts with one `connectionsCheckingInterval`). It bounds
  * the rare server that never answers at all; the common ends (an answer, a server-side
- * statement_timeout, the request's deadline) come first and cost two Set operations. The price is
+ * statement_timeout, the request's deadline) come first and cost an entry in and out of a
+ * SlottedSet (a few writes; the statement is a connection's guard, reused). The price is
  * precision: a bound fires up to `periodMs` late, which is small next to the grace it sits behind.
  * The interval runs only while statements run, and is unref'd.
  */
 export class StatementSweep {
-  readonly #running = new Set<BoundedStatement>();
+  readonly #running = new SlottedSet<BoundedStatement>();
   readonly #periodMs: number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -41,10 +44,10 @@ export class StatementSweep {
       return;
     }
     const now = performance.now();
-    for (const s of this.#running) {
-      if (now < s.boundAt) continue;
+    this.#running.forEach((s) => {
+      if (now < s.boundAt) return;
       this.#running.delete(s);
       s.expire();
-    }
+    });
   }
 }
