@@ -1,5 +1,4 @@
 import { logEvidence } from '../core/index.js';
-import { SlottedSet } from '../core/slotted-set.js';
 import { LOG_MESSAGES } from '../log-events.js';
 import type { PgLogger } from './logger.js';
 
@@ -38,8 +37,7 @@ export interface HolderView {
  * and, when enabled, the stack of the acquire; its release later logs that it came back.
  */
 export class HolderRegistry {
-  /** A SlottedSet, not a Set: a pooled connection's guard enters and leaves it on every checkout. */
-  readonly #holders = new SlottedSet<Holder>();
+  readonly #holders = new Set<Holder>();
   readonly #logger: PgLogger;
   readonly #leakMs: number;
   readonly #pool: string;
@@ -83,8 +81,8 @@ export class HolderRegistry {
 
   sweep(): void {
     const now = performance.now();
-    this.#holders.forEach((h) => {
-      if (h.leakLogged || now - h.since < this.#leakMs) return;
+    for (const h of this.#holders) {
+      if (h.leakLogged || now - h.since < this.#leakMs) continue;
       h.leakLogged = true;
       this.leaksDetected++;
       logEvidence(
@@ -93,7 +91,7 @@ export class HolderRegistry {
         { pool: this.#pool, holder: view(h, now), leakDetectionMs: this.#leakMs, acquireStack: h.stack },
         LOG_MESSAGES.connectionLeak,
       );
-    });
+    }
   }
 
   close(): void {

@@ -1,5 +1,3 @@
-import { SlottedSet } from '../core/slotted-set.js';
-
 /** A statement that must end by `boundAt` (performance.now() time) even if its server never answers. */
 export interface BoundedStatement {
   readonly boundAt: number;
@@ -11,13 +9,12 @@ export interface BoundedStatement {
  * One periodic sweep over the statements running on a pool, instead of a timer per statement (as
  * Node's HTTP server checks request timeouts with one `connectionsCheckingInterval`). It bounds
  * the rare server that never answers at all; the common ends (an answer, a server-side
- * statement_timeout, the request's deadline) come first and cost an entry in and out of a
- * SlottedSet (a few writes; the statement is a connection's guard, reused). The price is
+ * statement_timeout, the request's deadline) come first and cost two Set operations. The price is
  * precision: a bound fires up to `periodMs` late, which is small next to the grace it sits behind.
  * The interval runs only while statements run, and is unref'd.
  */
 export class StatementSweep {
-  readonly #running = new SlottedSet<BoundedStatement>();
+  readonly #running = new Set<BoundedStatement>();
   readonly #periodMs: number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -44,10 +41,10 @@ export class StatementSweep {
       return;
     }
     const now = performance.now();
-    this.#running.forEach((s) => {
-      if (now < s.boundAt) return;
+    for (const s of this.#running) {
+      if (now < s.boundAt) continue;
       this.#running.delete(s);
       s.expire();
-    });
+    }
   }
 }
