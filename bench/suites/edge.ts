@@ -17,8 +17,8 @@ const DEFAULT_RATE = 2000;
  * hangproof without its log line (context, ID, deadline, spans); Fastify's own request logging;
  * hangproof with its log line; and hangproof refusing every request with 503 OVERLOADED. The two
  * logging scenarios run again with hangproof's bufferedLogger as the destination of both
- * (`-buffered`), as the docs advise for a busy service. Scenarios are interleaved over BENCH_ROUNDS rounds (default 3); each row is the scenario's
- * median-CPU round. Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof
+ * (`-buffered`), as the docs advise for a busy service. Scenarios are interleaved over
+ * BENCH_ROUNDS rounds (default 3); each row is the scenario's median-CPU round. Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof
  * with its log line costs no more than Fastify's own request logging; a refusal costs at most
  * 20 µs of CPU.
  */
