@@ -29,7 +29,7 @@ export function levelFor(statusCode: number, durationMs: number, t: LogThreshold
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 /** Bytes of a byte line's fixed parts: field names and numbers (see `#writeBytes`). */
 const LINE_BYTES_FIXED = 512;
-/** Most pieces kept encoded: level prefixes, bindings and routes (one per route pattern). */
+/** Most pieces kept encoded: level prefixes and bindings (see `#encoded`). */
 const MAX_ENCODED_PIECES = 10_000;
 
 /** The `msg` of a request's line: the report and the CLI match on these. */
@@ -42,6 +42,11 @@ function messageFor(errorCode: string | undefined): string {
 /** Characters that may go between JSON quotes as they are: printable ASCII without `"` and `\`. */
 const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 const jsonString = (s: string): string => (JSON_PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+/** A route pattern as the line writes it: JSON for the string line, its UTF-8 for the byte line. */
+interface RoutePiece {
+  readonly json: string;
+  readonly bytes: Uint8Array;
+}
 const NUMERIC_LEVELS: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50 };
 
 /** The logger internals a direct line uses; see `directLineFor`. */
@@ -134,8 +139,8 @@ export class RequestLog {
   readonly #logger: Logger;
   readonly #direct: PinoInternals | undefined;
   readonly #thresholds: LogThresholds;
-  /** JSON of route patterns, which repeat on every line (few: one per route). */
-  readonly #routeJson = new Map<string, string>();
+  /** Route patterns as JSON and its UTF-8, which repeat on every line (few: one per route). */
+  readonly #routes = new Map<string, RoutePiece>();
   /** UTF-8 of the pieces every byte line repeats (see `#encoded`). */
   readonly #pieces = new Map<string, Uint8Array>();
   /** The byte line's end: the message and pino's line end. */
@@ -182,7 +187,7 @@ export class RequestLog {
     }
     line +=
       `,"request_id":${jsonString(ctx.requestId)},"method":${jsonString(ctx.method)}` +
-      `,"route":${this.#route(ctx.name)},"path":${jsonString(ctx.path)},"status":${ctx.statusCode}` +
+      `,"route":${this.#route(ctx.name).json},"path":${jsonString(ctx.path)},"status":${ctx.statusCode}` +
       `,"duration_ms":${round(ctx.durationMs)},"deadline_ms":${ctx.budgetMs}`;
     if (ctx.dbCount > 0)
       line += `,"db_count":${ctx.dbCount},"db_ms":${round(ctx.dbMs)},"acquire_ms":${round(ctx.acquireMs)}`;
@@ -200,7 +205,7 @@ export class RequestLog {
     const prefix = this.#encoded(p.lsCache[NUMERIC_LEVELS[level] as number] as string);
     const time = p.epochTime ? undefined : p.time();
     const chindings = this.#encoded(p.chindings());
-    const route = this.#encoded(this.#route(ctx.name));
+    const route = this.#route(ctx.name).bytes;
     const tail = this.#tail;
     const bound =
       LINE_BYTES_FIXED +
@@ -241,8 +246,8 @@ export class RequestLog {
   }
 
   /**
-   * The UTF-8 bytes of a piece that repeats on every line (the level's prefix, the bindings, a
-   * route's JSON), encoded once: the same string object comes back line after line.
+   * The UTF-8 bytes of a piece that repeats on every line (the level's prefix, the bindings),
+   * encoded once: the same string object comes back line after line.
    */
   #encoded(piece: string): Uint8Array {
     let bytes = this.#pieces.get(piece);
@@ -253,13 +258,14 @@ export class RequestLog {
     return bytes;
   }
 
-  #route(route: string): string {
-    let json = this.#routeJson.get(route);
-    if (json === undefined) {
-      json = jsonString(route);
-      if (this.#routeJson.size < 10_000) this.#routeJson.set(route, json);
+  #route(route: string): RoutePiece {
+    let piece = this.#routes.get(route);
+    if (piece === undefined) {
+      const json = jsonString(route);
+      piece = { json, bytes: Buffer.from(json) };
+      if (this.#routes.size < 10_000) this.#routes.set(route, piece);
     }
-    return json;
+    return piece;
   }
 
   /** The healthy line's fields as an object, for a logger whose lines pino must build. */
