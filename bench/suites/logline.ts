@@ -2,7 +2,7 @@ import { RequestContext, RequestLifecycle } from 'hangproof';
 import { bufferedLogger } from 'hangproof/fastify';
 import { type Logger, pino } from 'pino';
 import { environmentLine } from '../lib/report.ts';
-import { spread } from '../lib/rounds.ts';
+import { median, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 /** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
@@ -116,14 +116,11 @@ export async function loglineSuite(_s: SuiteSettings): Promise<{ markdown: strin
       ns.get(name)?.push(await timeRequests(logOne));
     }
   }
-  const median = (name: string): number => {
-    const xs = [...(ns.get(name) ?? [])].sort((a, b) => a - b);
-    return xs[Math.floor(xs.length / 2)] ?? 0;
-  };
   const row = (destination: Destination, label: string): string => {
-    const hp = median(`hangproof-${destination}`);
-    const fy = median(`fastify-${destination}`);
-    return `| ${label} | ${(hp / 1000).toFixed(2)} (${spread(ns.get(`hangproof-${destination}`) ?? [])}) | ${(fy / 1000).toFixed(2)} (${spread(ns.get(`fastify-${destination}`) ?? [])}) | ${(hp / fy).toFixed(2)} |`;
+    const hp = ns.get(`hangproof-${destination}`) ?? [];
+    const fy = ns.get(`fastify-${destination}`) ?? [];
+    const perRequest = (xs: readonly number[]): string => `${(median(xs) / 1000).toFixed(2)} (${spread(xs)})`;
+    return `| ${label} | ${perRequest(hp)} | ${perRequest(fy)} | ${(median(hp) / median(fy)).toFixed(2)} |`;
   };
   const markdown = [
     `Measured ${environmentLine()}; ${REQUESTS} requests' logging per scenario and round, ${BATCH} between two turns of the event loop; ${rounds} interleaved round(s), medians shown with their spread.`,
