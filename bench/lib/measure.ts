@@ -15,6 +15,11 @@ export interface ScenarioFigures {
    * span, per request. When measured (`idleSec`).
    */
   readonly marginalCpuMicrosPerRequest?: number;
+  /**
+   * What one `process.nextTick` cost in the server after its runs, ns (see protocol.mjs): a state
+   * of the process that moves its CPU per request by a few µs, reported so a run shows which it had.
+   */
+  readonly nextTickNanos: number;
   /** Closed loop, 50 connections. */
   readonly saturation: LoadResult;
   /** Open loop at the fixed rate. */
@@ -110,10 +115,12 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     const cpu = await server.cpuStop();
     const loadSec = (performance.now() - loadStarted) / 1000;
     const saturation = await runLoad({ url, durationSec: o.durationSec, connections: o.connections });
+    const { nanos: nextTickNanos } = await server.call<{ nanos: number }>('next-tick', 'next-tick');
     const requests = Math.max(1, fixedRate.requests);
     return {
       scenario: o.scenario,
       cpuMicrosPerRequest: cpu / requests,
+      nextTickNanos,
       ...(idleCpuMicrosPerSec === undefined
         ? {}
         : { idleCpuMicrosPerSec, marginalCpuMicrosPerRequest: (cpu - idleCpuMicrosPerSec * loadSec) / requests }),

@@ -1,6 +1,24 @@
 // Server side of the benchmark protocol (plain JS so servers run without a TypeScript loader,
 // against the built library, exactly as a user's service would).
 
+const noop = () => {};
+
+/**
+ * What one `process.nextTick` costs in this process now, in ns: the least over 20 batches of 200.
+ * A request runs about ten ticks, and the same Node build has been measured at 30-40 ns per tick in
+ * one process and 300-550 ns in another (docs/benchmarks.md, db): a run reports which it had. The
+ * ticks queued here run after the answer is sent, outside any measured span.
+ */
+function nextTickNanos() {
+  let least = Number.POSITIVE_INFINITY;
+  for (let batch = 0; batch < 20; batch++) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < 200; i++) process.nextTick(noop);
+    least = Math.min(least, Number(process.hrtime.bigint() - started) / 200);
+  }
+  return least;
+}
+
 /** Call once the server listens: reports readiness and answers CPU measurement requests. */
 export function serveBenchProtocol(url) {
   let start = process.cpuUsage();
@@ -11,6 +29,8 @@ export function serveBenchProtocol(url) {
     } else if (m.cmd === 'cpu-stop') {
       const d = process.cpuUsage(start);
       process.send?.({ type: 'cpu', cpuMicros: d.user + d.system });
+    } else if (m.cmd === 'next-tick') {
+      process.send?.({ type: 'next-tick', nanos: nextTickNanos() });
     }
   });
   process.send?.({ type: 'ready', url });

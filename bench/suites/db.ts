@@ -161,11 +161,16 @@ async function measureRounds(
   return scenarios.map((sc) => summarize(sc, rounds.get(sc) ?? []));
 }
 
+/** What one `process.nextTick` cost in the scenario's server after each round, ns. */
+function nextTickPerRound(r: Summary): string {
+  return r.rounds.map((x) => Math.round(x.nextTickNanos)).join(' / ');
+}
+
 /** One line per Node version: hangproof's and OpenTelemetry's cost against bare on that version. */
 function renderVersions(runs: readonly { version: string; rows: readonly Summary[] }[]): string {
   const lines = [
-    '| Node | bare CPU/request (µs) | hangproof Δ CPU (µs) | OpenTelemetry Δ CPU (µs) | hangproof Δ / OpenTelemetry Δ | hangproof throughput / bare |',
-    '|---|---|---|---|---|---|',
+    '| Node | bare CPU/request (µs) | hangproof Δ CPU (µs) | OpenTelemetry Δ CPU (µs) | hangproof Δ / OpenTelemetry Δ | hangproof throughput / bare | one nextTick per round, bare; hangproof (ns) |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const { version, rows } of runs) {
     const by = new Map(rows.map((r) => [r.name, r]));
@@ -176,7 +181,7 @@ function renderVersions(runs: readonly { version: string; rows: readonly Summary
     const hpCpu = addedCpu(hp, bare);
     const otelCpu = addedCpu(otel, bare);
     lines.push(
-      `| ${version} | ${bare.cpu.toFixed(1)} | +${hpCpu.toFixed(1)} | +${otelCpu.toFixed(1)} | ${(hpCpu / otelCpu).toFixed(2)} | ${(hp.rps / bare.rps).toFixed(2)} |`,
+      `| ${version} | ${bare.cpu.toFixed(1)} | +${hpCpu.toFixed(1)} | +${otelCpu.toFixed(1)} | ${(hpCpu / otelCpu).toFixed(2)} | ${(hp.rps / bare.rps).toFixed(2)} | ${nextTickPerRound(bare)}; ${nextTickPerRound(hp)} |`,
     );
   }
   return lines.join('\n');
@@ -222,6 +227,9 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
       `- Against a bare route that logs each request as Fastify does: hangproof keeps **${((hp.rps / logged.rps) * 100).toFixed(0)}%** of its throughput and adds **+${addedCpu(hp, logged).toFixed(0)} µs** of CPU per request.`,
     );
   }
+  lines.push(
+    `- One \`process.nextTick\` in each server after its runs, ns per round (30 to 40 is Node's fast state, 300 and more its slow one; see "The process's nextTick" below): ${rows.map((r) => `${r.name} ${nextTickPerRound(r)}`).join('; ')}.`,
+  );
   const noisy = rows.filter((r) => {
     const xs = r.rounds.map((x) => x.saturation.rps);
     const m = median(xs);
