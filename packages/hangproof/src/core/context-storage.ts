@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { RequestContext } from './request-context.js';
+import { anchorTickShape } from './tick-shape-anchor.js';
 
 /**
  * One AsyncLocalStorage for the whole library, shared across copies through a global symbol so a
@@ -9,6 +10,10 @@ const kStorage = Symbol.for('hangproof.context-storage');
 const holder = globalThis as unknown as Record<symbol, AsyncLocalStorage<RequestContext> | undefined>;
 const storage: AsyncLocalStorage<RequestContext> = holder[kStorage] ?? new AsyncLocalStorage<RequestContext>();
 holder[kStorage] = storage;
+
+// The library lives on ticks (every request runs about ten): keep process.nextTick cheap for the
+// whole process from the moment it is loaded, before a service's start-up collections can undo it.
+anchorTickShape();
 
 /** The context of the request (or job) running now, if any. */
 export function currentContext(): RequestContext | undefined {
