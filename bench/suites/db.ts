@@ -228,7 +228,7 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
     );
   }
   lines.push(
-    `- One \`process.nextTick\` in each server after its runs, ns per round (30 to 40 is Node's fast state, 300 and more its slow one; see "The process's nextTick" below): ${rows.map((r) => `${r.name} ${nextTickPerRound(r)}`).join('; ')}.`,
+    `- One \`process.nextTick\` in each server after its runs, ns per round (30 to 50 is Node's fast state, 70 to 100 with AsyncLocalStorage's hooks on Node 20, 250 and more its slow state; see "Seventh pass" below): ${rows.map((r) => `${r.name} ${nextTickPerRound(r)}`).join('; ')}.`,
   );
   const noisy = rows.filter((r) => {
     const xs = r.rounds.map((x) => x.saturation.rps);
