@@ -11,8 +11,9 @@ import { executionAsyncResource } from 'node:async_hooks';
  * its properties through the runtime, 250 to 800 ns instead of 30 to 40 (measured on Node 20, 22
  * and 24; a request through node:http runs about ten ticks). Services that load many modules go
  * through enough full collections at start to get there. One live tick keeps the shapes alive,
- * so the feedback never sees a second one. It costs one object; docs/benchmarks.md (db, seventh
- * pass) has the measurements.
+ * so the feedback never sees a second one. It costs one object, taken when the library is loaded
+ * (normally outside any request, so it holds no request's context); docs/benchmarks.md (db,
+ * seventh pass) has the measurements.
  */
 let anchor: object | undefined;
 
