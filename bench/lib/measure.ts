@@ -56,10 +56,11 @@ export const FIXED_RATE_CONNECTIONS = 20;
  * saturation here. The warm-up is counted, not timed, so it ends with no request in flight.
  */
 const WARMUP_REQUESTS_PER_SEC = 4000;
+const warmUpRequests = (warmupSec: number): number => warmupSec * WARMUP_REQUESTS_PER_SEC;
 
 /** What `warmUp` runs, as the tables' headers say it. */
 export function warmUpText(warmupSec: number): string {
-  return `a warm-up of ${warmupSec * WARMUP_REQUESTS_PER_SEC} requests and ${SETTLE_SEC} s at the fixed rate`;
+  return `a warm-up of ${warmUpRequests(warmupSec)} requests and ${SETTLE_SEC} s at the fixed rate`;
 }
 
 /**
@@ -74,10 +75,14 @@ export async function warmUp(
   url: string,
   o: { readonly warmupSec: number; readonly connections: number; readonly fixedRate: number },
 ): Promise<void> {
-  const warmupRequests = o.warmupSec * WARMUP_REQUESTS_PER_SEC;
   // A counted run takes its duration only as a time bound: four times what the db route needs,
   // so a server a quarter as fast still finishes its warm-up.
-  await runLoad({ url, durationSec: o.warmupSec * 4, connections: o.connections, requests: warmupRequests });
+  await runLoad({
+    url,
+    durationSec: o.warmupSec * 4,
+    connections: o.connections,
+    requests: warmUpRequests(o.warmupSec),
+  });
   await runLoad({
     url,
     durationSec: SETTLE_SEC,

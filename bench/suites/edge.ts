@@ -49,10 +49,10 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     ScenarioFigures,
     ScenarioFigures,
   ];
-  const pluginCost = silent.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
+  const overBare = (r: ScenarioFigures): number => r.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
+  const pluginCost = overBare(silent);
   const hpLogCost = full.cpuMicrosPerRequest - silent.cpuMicrosPerRequest;
-  const fastifyLogCost = fastifyLog.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
-  const overBare = (r: ScenarioFigures): string => (r.cpuMicrosPerRequest - bare.cpuMicrosPerRequest).toFixed(1);
+  const fastifyLogCost = overBare(fastifyLog);
   const markdown = [
     `Measured ${environmentLine()}; ${s.durationSec} s per run after ${warmUpText(s.warmupSec)}; fixed rate ${rate} rps; ${roundsWanted} interleaved round(s), each scenario's median-CPU round shown.`,
     '',
@@ -62,8 +62,8 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     '',
     `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
     `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs**.`,
-    `- hangproof with its log line (hangproof − bare): **${overBare(full)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's), both lines through pino's own destination.`,
-    `- The same through hangproof's bufferedLogger (both): hangproof with its log line **${overBare(fullBuffered)} µs** against Fastify's own request logging **${overBare(fastifyLogBuffered)} µs**.`,
+    `- hangproof with its log line (hangproof − bare): **${overBare(full).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's), both lines through pino's own destination.`,
+    `- The same through hangproof's bufferedLogger (both): hangproof with its log line **${overBare(fullBuffered).toFixed(1)} µs** against Fastify's own request logging **${overBare(fastifyLogBuffered).toFixed(1)} µs**.`,
     `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${rate} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
     '',
     'What the process costs with no request at all (timers, samplers, worker threads), and what one more request costs on top of it:',

@@ -29,8 +29,8 @@ export function levelFor(statusCode: number, durationMs: number, t: LogThreshold
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 /** Bytes of a byte line's fixed parts: field names and numbers (see `#writeBytes`). */
 const LINE_BYTES_FIXED = 512;
-/** Most pieces kept encoded: level prefixes and bindings (see `#encoded`). */
-const MAX_ENCODED_PIECES = 10_000;
+/** Most entries each cache of repeated pieces keeps: route patterns, and level prefixes and bindings. */
+const MAX_CACHED_PIECES = 10_000;
 
 /** The `msg` of a request's line: the report and the CLI match on these. */
 function messageFor(errorCode: string | undefined): string {
@@ -253,7 +253,7 @@ export class RequestLog {
     let bytes = this.#pieces.get(piece);
     if (bytes === undefined) {
       bytes = Buffer.from(piece);
-      if (this.#pieces.size < MAX_ENCODED_PIECES) this.#pieces.set(piece, bytes);
+      if (this.#pieces.size < MAX_CACHED_PIECES) this.#pieces.set(piece, bytes);
     }
     return bytes;
   }
@@ -263,7 +263,7 @@ export class RequestLog {
     if (piece === undefined) {
       const json = jsonString(route);
       piece = { json, bytes: Buffer.from(json) };
-      if (this.#routes.size < 10_000) this.#routes.set(route, piece);
+      if (this.#routes.size < MAX_CACHED_PIECES) this.#routes.set(route, piece);
     }
     return piece;
   }
