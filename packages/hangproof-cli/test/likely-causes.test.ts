@@ -399,6 +399,32 @@ test('a slow query whose plan was captured is named by its dominant node and tab
   assert.match(causes[0]?.detail ?? '', /consider CREATE INDEX ON public\.bots \(owner_id\)/);
 });
 
+test('a plan captured after the fix does not hide the plan of the incident', () => {
+  // The index is dropped, the query slows down and its Seq Scan is captured; the index comes
+  // back while a last slow run is under way, and that run's plan (taken after it) is an Index Scan.
+  const FP = 'SELECT * FROM audits WHERE bot_id = $1 ORDER BY checked_at DESC LIMIT $2';
+  const plan = (time: number, nodeType: string, suggestion: string | null) =>
+    parsed({
+      time,
+      event: 'pg.slow_plan',
+      msg: `slow postgres statement: ${nodeType} on audits dominates its plan`,
+      fingerprint: FP,
+      dominant: { nodeType, relation: 'public.audits', planRows: 20, costShare: 0.95, condition: null },
+      suggestion,
+    });
+  const events = [
+    ...Array.from({ length: 6 }, (_, i) =>
+      parsed({ time: T0 + i * 100, msg: 'slow postgres query', requestId: `s-${i}`, sql: FP, durationMs: 300 }),
+    ),
+    plan(T0 + 50, 'Seq Scan', 'CREATE INDEX ON public.audits (bot_id)'),
+    plan(T0 + 700, 'Index Scan', null),
+    plan(T0 + 900, 'Index Scan', null),
+  ];
+  const causes = likelyCauses([], events);
+  assert.equal(causes[0]?.subject, 'Seq Scan on public.audits');
+  assert.match(causes[0]?.detail ?? '', /consider CREATE INDEX ON public\.audits \(bot_id\)/);
+});
+
 test('a plan that points at no fix leaves the query named by its fingerprint', () => {
   const FP = 'SELECT pg_sleep($1), count(*) FROM items';
   const events = [

@@ -31,6 +31,7 @@
  * the host:port the service connects to; a slow query whose plan was captured names the plan's
  * dominant node and table (`Seq Scan on bots`).
  */
+import { CapturedPlans } from './captured-plans.js';
 import type { LockBlockerRecord, LogEvent, RequestEvent } from './log-events.js';
 import { blockerLabel, blockerNote, shortSql, tableOf } from './span-label.js';
 import { blockingFrame } from './stall-frames.js';
@@ -160,7 +161,7 @@ export function likelyCauses(
   const nPlusOne = new Map<string, Bucket>();
   const unavailable = new Map<string, Bucket>();
   const unavailableReasons = new Map<string, Set<string>>();
-  const plans = new Map<string, { nodeType: string; relation: string | undefined; suggestion: string | undefined }>();
+  const plans = new CapturedPlans();
 
   // First pass: the relation Postgres reported for each request's lock wait, and for each waiting
   // statement. A failed statement names only its own tables, and the first of a join is not
@@ -200,7 +201,7 @@ export function likelyCauses(
         break;
       }
       case 'slow-plan':
-        plans.set(e.fingerprint, { nodeType: e.nodeType, relation: e.relation, suggestion: e.suggestion });
+        plans.add(e.fingerprint, e);
         break;
       case 'statement-failed': {
         const isLock = e.phase === 'lock' || e.sqlState === '55P03';
@@ -439,7 +440,7 @@ export function likelyCauses(
     if (ids.size === 0 && b.ids.size > 0) continue;
     const usualShare = usual.get(sql);
     if (usualShare !== undefined && b.lines / Math.max(1, requests.length) <= usualShare * BASELINE_FACTOR) continue;
-    const plan = plans.get(sql);
+    const plan = plans.explaining(sql);
     const node =
       plan === undefined ? '' : `${plan.nodeType}${plan.relation === undefined ? '' : ` on ${plan.relation}`}`;
     // A plan names the query only when its dominant node is what to fix (a filtered scan an index
