@@ -61,6 +61,8 @@ export class ConnectionLeases {
   readonly #waits = new LatencyReservoir(1024);
   #guardOptions: GuardOptions | undefined;
   #closed = false;
+  /** A connection on its way from a release to the oldest waiting checkout (see #release). */
+  #handedOver: GuardedConnection | undefined;
 
   constructor(options: ConnectionLeasesOptions) {
     const o = options.o;
@@ -172,6 +174,12 @@ export class ConnectionLeases {
   /** With a permit held: an idle connection in callback form, or the checkout that may wait. */
   #checkoutWith(scope: Scope, started: number, done: (err: unknown, lease?: Lease) => void): void {
     const permit = this.#releasePermit;
+    const handed = this.#handedOver;
+    if (handed !== undefined) {
+      this.#handedOver = undefined;
+      done(null, this.#lease(handed.client, scope, started, permit));
+      return;
+    }
     if (this.pool.idleCount === 0 || this.pool.waitingCount > 0) {
       this.#checkoutWaiting(scope, started).then((lease) => done(null, lease), done);
       return;
@@ -236,6 +244,21 @@ export class ConnectionLeases {
       conn.lastReleasedAt = performance.now();
       releasePermit();
     };
+    if (this.#canHandOver(conn)) {
+      // The permit goes to the oldest waiter at once (BoundedGate.release grants synchronously),
+      // and its checkout takes this connection as it is: no trip through pg-pool's idle list,
+      // its idle timer and its next-tick hand-over. Whatever the waiter did not take goes back.
+      conn.lastReleasedAt = performance.now();
+      this.#handedOver = conn;
+      try {
+        releasePermit();
+      } finally {
+        const unclaimed = this.#handedOver;
+        this.#handedOver = undefined;
+        unclaimed?.client.release();
+      }
+      return undefined;
+    }
     let destroying: Promise<void> | undefined;
     try {
       if (!conn.usable || conn.inTransaction) this.#failures.counters.discarded++;
@@ -244,6 +267,22 @@ export class ConnectionLeases {
       if (destroying === undefined) done();
     }
     return destroying?.finally(done);
+  }
+
+  /**
+   * True when a released connection may pass straight to a waiting query, as pg-pool passes one
+   * to its own queue: a query waits for a permit, nothing waits inside pg-pool (a raw checkout
+   * must not starve), the connection is clean, and it is younger than its lifetime (pg-pool
+   * retires an expired one only when it comes back).
+   */
+  #canHandOver(conn: GuardedConnection): boolean {
+    return (
+      this.#gate.waiting > 0 &&
+      this.pool.waitingCount === 0 &&
+      conn.usable &&
+      !conn.inTransaction &&
+      performance.now() - conn.createdAt < this.#o.maxLifetimeMs
+    );
   }
 
   #publishAcquire(waitMs: number, ok: boolean): void {

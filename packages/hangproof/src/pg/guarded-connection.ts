@@ -57,6 +57,8 @@ export class GuardedConnection implements BoundedStatement, Holder {
   since = 0;
   stack: string | undefined;
   leakLogged = false;
+  /** performance.now() when the guard was made, just after the connection opened (its lifetime's start). */
+  readonly createdAt = performance.now();
   /** ms the checkout waited for the connection. */
   waitMs = 0;
   /** performance.now() when it was last given back, for the idle liveness check; 0 before. */
