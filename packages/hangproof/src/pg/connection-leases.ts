@@ -272,16 +272,18 @@ export class ConnectionLeases {
   /**
    * True when a released connection may pass straight to a waiting query, as pg-pool passes one
    * to its own queue: a query waits for a permit, nothing waits inside pg-pool (a raw checkout
-   * must not starve), the connection is clean, and it is younger than its lifetime (pg-pool
-   * retires an expired one only when it comes back).
+   * must not starve), the connection is clean, and it is younger than its lifetime, when it has one
+   * (pg-pool retires an expired one only when it comes back).
    */
   #canHandOver(conn: GuardedConnection): boolean {
+    // Widened: the resolved options are typed by their defaults' literals.
+    const lifetimeMs: number = this.#o.maxLifetimeMs;
     return (
       this.#gate.waiting > 0 &&
       this.pool.waitingCount === 0 &&
       conn.usable &&
       !conn.inTransaction &&
-      performance.now() - conn.createdAt < this.#o.maxLifetimeMs
+      (lifetimeMs === 0 || performance.now() - conn.createdAt < lifetimeMs)
     );
   }
 

@@ -20,39 +20,47 @@ after(async () => {
   await testDb.drop();
 });
 
-test('queries that wait for a connection get one passed on by each release, with no new connection', async () => {
-  const db = createDatabase({ connectionString: testDb.url, max: 2, acquireTimeoutMs: 5_000, logger: log.logger });
-  try {
-    // Warm: both connections open, so every checkout below reuses one.
-    await inRequest(5_000, 'GET /warm', () => Promise.all([db.query('SELECT 1'), db.query('SELECT 1')]));
-    let checkouts = 0;
-    db.dangerouslyRawPool.on('acquire', () => checkouts++);
-    const pids = await inRequest(10_000, 'GET /burst', () =>
-      Promise.all(
-        Array.from({ length: 40 }, () =>
-          db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.005)').then((r) => r.rows[0]?.pid),
+for (const maxLifetimeMs of [undefined, 0]) {
+  test(`queries that wait for a connection get one passed on by each release, with no new connection (maxLifetimeMs ${maxLifetimeMs ?? 'default'})`, async () => {
+    const db = createDatabase({
+      connectionString: testDb.url,
+      max: 2,
+      acquireTimeoutMs: 5_000,
+      ...(maxLifetimeMs === undefined ? {} : { maxLifetimeMs }),
+      logger: log.logger,
+    });
+    try {
+      // Warm: both connections open, so every checkout below reuses one.
+      await inRequest(5_000, 'GET /warm', () => Promise.all([db.query('SELECT 1'), db.query('SELECT 1')]));
+      let checkouts = 0;
+      db.dangerouslyRawPool.on('acquire', () => checkouts++);
+      const pids = await inRequest(10_000, 'GET /burst', () =>
+        Promise.all(
+          Array.from({ length: 40 }, () =>
+            db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.005)').then((r) => r.rows[0]?.pid),
+          ),
         ),
-      ),
-    );
-    assert.equal(pids.length, 40, 'every query answered');
-    assert.ok(new Set(pids).size <= 2, `the 40 queries ran on the pool's 2 connections: ${[...new Set(pids)]}`);
-    assert.ok(checkouts < 40, `pg-pool saw ${checkouts} checkouts for 40 queries: the rest were passed on`);
-    const stats = db.stats();
-    assert.deepEqual(
-      {
-        total: stats.total,
-        idle: stats.idle,
-        inUse: stats.inUse,
-        waiting: stats.waiting,
-        holders: stats.holders.length,
-      },
-      { total: 2, idle: 2, inUse: 0, waiting: 0, holders: 0 },
-      'every connection is back in the pool and nobody holds one',
-    );
-  } finally {
-    await db.close();
-  }
-});
+      );
+      assert.equal(pids.length, 40, 'every query answered');
+      assert.ok(new Set(pids).size <= 2, `the 40 queries ran on the pool's 2 connections: ${[...new Set(pids)]}`);
+      assert.ok(checkouts < 40, `pg-pool saw ${checkouts} checkouts for 40 queries: the rest were passed on`);
+      const stats = db.stats();
+      assert.deepEqual(
+        {
+          total: stats.total,
+          idle: stats.idle,
+          inUse: stats.inUse,
+          waiting: stats.waiting,
+          holders: stats.holders.length,
+        },
+        { total: 2, idle: 2, inUse: 0, waiting: 0, holders: 0 },
+        'every connection is back in the pool and nobody holds one',
+      );
+    } finally {
+      await db.close();
+    }
+  });
+}
 
 test('a connection past its lifetime is retired even while queries keep waiting for one', async () => {
   const db = createDatabase({
