@@ -276,8 +276,7 @@ export class ConnectionLeases {
    * (pg-pool retires an expired one only when it comes back).
    */
   #canHandOver(conn: GuardedConnection): boolean {
-    // Widened: the resolved options are typed by their defaults' literals.
-    const lifetimeMs: number = this.#o.maxLifetimeMs;
+    const lifetimeMs = this.#o.maxLifetimeMs;
     return (
       this.#gate.waiting > 0 &&
       this.pool.waitingCount === 0 &&

@@ -100,8 +100,13 @@ export interface DatabaseOptions {
   readonly planEvidence?: PlanEvidenceOptions | false;
 }
 
+/** The options that have a default: all but the connection, the functions and the evidence groups. */
+type DefaultedOptions = Required<
+  Omit<DatabaseOptions, 'connectionString' | 'ssl' | 'redactParams' | 'logger' | 'lockEvidence' | 'planEvidence'>
+>;
+
 /** Every default of DatabaseOptions, in one place (docs/reference/pg.md repeats them). */
-export const DATABASE_DEFAULTS = Object.freeze({
+export const DATABASE_DEFAULTS: Readonly<DefaultedOptions> = Object.freeze({
   name: 'postgres',
   max: 10,
   acquireTimeoutMs: 2_000,
@@ -114,7 +119,7 @@ export const DATABASE_DEFAULTS = Object.freeze({
   statementTimeoutMs: 5_000,
   lockTimeoutMs: 2_000,
   idleInTransactionTimeoutMs: 30_000,
-  statementLimits: 'when-shorter' as 'when-shorter' | 'always',
+  statementLimits: 'when-shorter',
   reserveMs: 25,
   unresponsiveGraceMs: 250,
   cancelTimeoutMs: 1_000,
@@ -128,7 +133,7 @@ export const DATABASE_DEFAULTS = Object.freeze({
   txRetryBaseMs: 20,
 });
 
-export type ResolvedDatabaseOptions = typeof DATABASE_DEFAULTS & {
+export type ResolvedDatabaseOptions = Readonly<DefaultedOptions> & {
   readonly connectionString: string;
   readonly ssl: boolean | ConnectionOptions | undefined;
   readonly redactParams: ParamRedactor | undefined;
@@ -179,7 +184,7 @@ export function resolveDatabaseOptions(input: DatabaseOptions): ResolvedDatabase
   oneOf('statementLimits', o.statementLimits, ['when-shorter', 'always']);
   optionalFunction('redactParams', o.redactParams);
   return {
-    ...(o as typeof DATABASE_DEFAULTS),
+    ...(o as DefaultedOptions),
     connectionString: input.connectionString,
     ssl: input.ssl,
     redactParams: input.redactParams,
