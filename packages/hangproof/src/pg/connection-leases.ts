@@ -248,10 +248,9 @@ export class ConnectionLeases {
       // The permit goes to the oldest waiter at once (BoundedGate.release grants synchronously),
       // and its checkout takes this connection as it is: no trip through pg-pool's idle list,
       // its idle timer and its next-tick hand-over. Whatever the waiter did not take goes back.
-      conn.lastReleasedAt = performance.now();
       this.#handedOver = conn;
       try {
-        releasePermit();
+        done();
       } finally {
         const unclaimed = this.#handedOver;
         this.#handedOver = undefined;
