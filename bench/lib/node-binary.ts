@@ -30,3 +30,31 @@ export async function nodeBinary(version: string): Promise<string> {
   }
   return bin;
 }
+
+/** A Node to run benchmark servers with: its binary, the flags it runs with, and how tables name it. */
+export interface NodeRuntime {
+  readonly label: string;
+  readonly nodePath: string;
+  readonly nodeArgs: readonly string[];
+}
+
+/**
+ * The Node versions BENCH_NODE_VERSIONS asks for (e.g. `22,24`), each installed by `nodeBinary`;
+ * `22+experimental-async-context-frame` runs Node 22 with that flag. None when it is unset.
+ */
+export async function requestedNodeRuntimes(): Promise<NodeRuntime[]> {
+  const entries =
+    process.env.BENCH_NODE_VERSIONS?.split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '') ?? [];
+  const runtimes: NodeRuntime[] = [];
+  for (const entry of entries) {
+    const [version = entry, ...flags] = entry.split('+');
+    if (!/^\d+$/.test(version) && version !== 'current') {
+      throw new RangeError(`BENCH_NODE_VERSIONS: '${entry}' is not a Node major version (e.g. 22, 24, 22+some-flag)`);
+    }
+    const nodeArgs = flags.map((f) => `--${f}`);
+    runtimes.push({ label: [version, ...nodeArgs].join(' '), nodePath: await nodeBinary(version), nodeArgs });
+  }
+  return runtimes;
+}

@@ -1,7 +1,7 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { withBotsDatabase } from '../lib/bots-database.ts';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
-import { nodeBinary } from '../lib/node-binary.ts';
+import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine } from '../lib/report.ts';
 import { interleavedRounds, median, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
@@ -109,21 +109,17 @@ export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw
   const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
   const only = process.env.BENCH_DB_SCENARIOS?.split(',').map((n) => n.trim());
   const scenarios = DB_SCENARIOS.filter((sc) => only === undefined || sc.name === 'bare' || only.includes(sc.name));
-  const versions =
-    process.env.BENCH_NODE_VERSIONS?.split(',')
-      .map((v) => v.trim())
-      .filter((v) => v !== '') ?? [];
+  const runtimes = await requestedNodeRuntimes();
   return withBotsDatabase('db', async (url) => {
     const main = await measureRounds(url, scenarios, roundsWanted, s, rate, undefined);
     const markdown = [render(main, s, rate, roundsWanted)];
     const perVersion: { version: string; rows: Summary[] }[] = [];
     const across = DB_SCENARIOS.filter((sc) => ['bare', 'hangproof', 'otel'].includes(sc.name));
-    for (const entry of versions) {
-      // `22+experimental-async-context-frame`: Node 22 run with that flag.
-      const [version = entry, ...flags] = entry.split('+');
-      const runtime = { nodePath: await nodeBinary(version), nodeArgs: flags.map((f) => `--${f}`) };
-      const label = [version, ...runtime.nodeArgs].join(' ');
-      perVersion.push({ version: label, rows: await measureRounds(url, across, roundsWanted, s, rate, runtime) });
+    for (const runtime of runtimes) {
+      perVersion.push({
+        version: runtime.label,
+        rows: await measureRounds(url, across, roundsWanted, s, rate, runtime),
+      });
     }
     if (perVersion.length > 0)
       markdown.push('', renderVersions([{ version: process.version, rows: main }, ...perVersion]));
@@ -137,11 +133,11 @@ async function measureRounds(
   roundsWanted: number,
   s: SuiteSettings,
   rate: number,
-  runtime: { readonly nodePath: string; readonly nodeArgs: readonly string[] } | undefined,
+  runtime: NodeRuntime | undefined,
 ): Promise<Summary[]> {
   const rounds = await interleavedRounds(scenarios, roundsWanted, async (sc, round) => {
     process.stderr.write(
-      `db: ${runtime === undefined ? '' : `${[runtime.nodePath, ...runtime.nodeArgs].join(' ')}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
+      `db: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
     );
     const figures = await measureScenario({
       serverFile: DB_SERVER,
@@ -149,7 +145,7 @@ async function measureRounds(
       env: { DATABASE_URL: url, ...sc.env },
       ...s,
       fixedRate: rate,
-      ...runtime,
+      ...(runtime === undefined ? {} : { nodePath: runtime.nodePath, nodeArgs: runtime.nodeArgs }),
     });
     if (figures.saturation.non2xx + figures.saturation.errors > 0) {
       process.stderr.write(

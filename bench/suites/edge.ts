@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
+import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine, scenarioTable } from '../lib/report.ts';
-import { interleavedRounds, medianRound, spread } from '../lib/rounds.ts';
+import { interleavedRounds, median, medianRound, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
@@ -11,6 +12,15 @@ const DEFAULT_ROUNDS = 3;
 const IDLE_SEC = 3;
 /** Requests a second of the fixed-rate run when BENCH_RATE is not set. */
 const DEFAULT_RATE = 2000;
+/** What BENCH_NODE_VERSIONS runs again on each of those Node versions: the logging comparison. */
+const LOGGING_SCENARIOS = [
+  'bare',
+  'hangproof-silent',
+  'fastify-logging',
+  'hangproof',
+  'fastify-logging-buffered',
+  'hangproof-buffered',
+] as const;
 
 /**
  * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
@@ -20,9 +30,10 @@ const DEFAULT_RATE = 2000;
  * (`-buffered`), as the docs advise for a busy service. Scenarios are interleaved over
  * BENCH_ROUNDS rounds (default 3); each row is the scenario's median-CPU round. Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof
  * with its log line costs no more than Fastify's own request logging; a refusal costs at most
- * 20 µs of CPU.
+ * 20 µs of CPU. BENCH_NODE_VERSIONS (e.g. `22,24`) runs the logging scenarios again on each of
+ * those Node versions (binaries from the registry) for a second table, as the db suite does.
  */
-export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; raw: ScenarioFigures[] }> {
+export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
   const roundsWanted = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
   const rate = s.fixedRate ?? DEFAULT_RATE;
   const core = ['bare', 'hangproof-silent', 'fastify-logging', 'hangproof', 'hangproof-refusing'];
@@ -30,10 +41,17 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   // Each other adapter against its own bare framework.
   const frameworks = ['express', 'hono', 'http'];
   const scenarios = [...core, ...buffered, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
-  const rounds = await interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
-    process.stderr.write(`edge: round ${round}/${roundsWanted}: ${scenario}...\n`);
-    return measureScenario({ serverFile: SERVER, scenario, ...s, fixedRate: rate, idleSec: IDLE_SEC });
-  });
+  const runtimes = await requestedNodeRuntimes();
+  const rounds = await measureRounds(scenarios, roundsWanted, s, rate, undefined);
+  const perVersion: { version: string; rounds: Map<string, ScenarioFigures[]> }[] = [
+    { version: process.version, rounds },
+  ];
+  for (const runtime of runtimes) {
+    perVersion.push({
+      version: runtime.label,
+      rounds: await measureRounds(LOGGING_SCENARIOS, roundsWanted, s, rate, runtime),
+    });
+  }
   const pick = (scenario: string): ScenarioFigures => medianRound(rounds.get(scenario) ?? []);
   const cpuSpread = (scenario: string): string =>
     spread((rounds.get(scenario) ?? []).map((r) => r.cpuMicrosPerRequest));
@@ -82,6 +100,64 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
       ([name, b, h]) =>
         `| ${name} | ${b.cpuMicrosPerRequest.toFixed(1)} | ${h.cpuMicrosPerRequest.toFixed(1)} | ${(h.cpuMicrosPerRequest - b.cpuMicrosPerRequest).toFixed(1)} | ${(h.saturation.rps / b.saturation.rps).toFixed(2)} |`,
     ),
+    ...(runtimes.length === 0 ? [] : ['', renderVersions(perVersion)]),
   ].join('\n');
-  return { markdown, raw: [...rounds.values()].flat() };
+  return {
+    markdown,
+    raw: perVersion.map((v) => ({ version: v.version, rounds: [...v.rounds.values()].flat() })),
+  };
+}
+
+async function measureRounds(
+  scenarios: readonly string[],
+  roundsWanted: number,
+  s: SuiteSettings,
+  rate: number,
+  runtime: NodeRuntime | undefined,
+): Promise<Map<string, ScenarioFigures[]>> {
+  return interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
+    process.stderr.write(
+      `edge: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${scenario}...\n`,
+    );
+    return measureScenario({
+      serverFile: SERVER,
+      scenario,
+      ...s,
+      fixedRate: rate,
+      idleSec: IDLE_SEC,
+      ...(runtime === undefined ? {} : { nodePath: runtime.nodePath, nodeArgs: runtime.nodeArgs }),
+    });
+  });
+}
+
+/**
+ * The logging comparison on each Node version: what each scenario adds to bare, as the median of
+ * its differences from bare within each round (the two ran seconds apart, so slow drift of the
+ * machine cancels out), with the verdict of the target hangproof's ≤ Fastify's.
+ */
+function renderVersions(runs: readonly { version: string; rounds: Map<string, ScenarioFigures[]> }[]): string {
+  const lines = [
+    "The logging comparison on each Node version; Δ is the median over the rounds of each round's difference from bare (µs of CPU per request):",
+    '',
+    '| Node | bare (µs) | hangproof-silent Δ | Fastify logging Δ | hangproof Δ | hangproof ≤ Fastify | Fastify logging, buffered Δ | hangproof, buffered Δ | hangproof ≤ Fastify, buffered |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const { version, rounds } of runs) {
+    const cpu = (scenario: string): number[] => (rounds.get(scenario) ?? []).map((r) => r.cpuMicrosPerRequest);
+    const bare = cpu('bare');
+    const added = (scenario: string): number => median(cpu(scenario).map((c, i) => c - (bare[i] ?? Number.NaN)));
+    const verdict = (hp: number, fastify: number): string => (hp <= fastify ? 'met' : 'missed');
+    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+    const [silent, fastifyLog, full, fastifyBuffered, fullBuffered] = LOGGING_SCENARIOS.slice(1).map(added) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    lines.push(
+      `| ${version} | ${median(bare).toFixed(1)} | ${signed(silent)} | ${signed(fastifyLog)} | ${signed(full)} | ${verdict(full, fastifyLog)} | ${signed(fastifyBuffered)} | ${signed(fullBuffered)} | ${verdict(fullBuffered, fastifyBuffered)} |`,
+    );
+  }
+  return lines.join('\n');
 }
