@@ -5,27 +5,22 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { sleep, step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
 import { heartbeats } from 'hangproof/observe';
 import { createDatabase } from 'hangproof/pg';
-import { createTestDatabase, freePort, type TestDatabase } from 'hangproof/testing';
+import { freePort } from 'hangproof/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { chromium, type Page } from 'playwright-core';
 import { screenshotPath } from '../support/screenshots.js';
+import { useTestDatabase } from '../support/test-database.js';
 import { ADMIN_TOKEN, botRoutes, botsDatabase, startService } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-let testDb: TestDatabase;
-before(async () => {
-  testDb = await createTestDatabase();
-});
-after(async () => {
-  await testDb.drop();
-});
+const testDb = useTestDatabase();
 
 /** Opens an upgraded connection (status 101) to `url` and resolves once the server has closed it. */
 function upgradedStream(url: string): Promise<void> {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   type ExportedWindows,
   mergeEncoded,
@@ -12,20 +12,14 @@ import {
   type WindowName,
   type WindowSummary,
 } from 'hangproof/observe';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { chromium } from 'playwright-core';
 import { screenshotPath } from '../support/screenshots.js';
+import { useTestDatabase } from '../support/test-database.js';
 import { ADMIN_TOKEN, admin, botRoutes, botsDatabase, startService } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-let testDb: TestDatabase;
-before(async () => {
-  testDb = await createTestDatabase();
-});
-after(async () => {
-  await testDb.drop();
-});
+const testDb = useTestDatabase();
 
 type Windows = Record<WindowName, WindowSummary>;
 

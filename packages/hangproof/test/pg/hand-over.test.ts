@@ -4,21 +4,13 @@
  * would keep a connection past its lifetime or starve a raw checkout waiting inside pg-pool.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
-import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
+import { useTestDatabase } from '../support/test-database.js';
 import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
-let testDb: TestDatabase;
+const testDb = useTestDatabase();
 const log = captureLogger();
-
-before(async () => {
-  testDb = await createTestDatabase();
-});
-
-after(async () => {
-  await testDb.drop();
-});
 
 for (const maxLifetimeMs of [undefined, 0]) {
   test(`queries that wait for a connection get one passed on by each release, with no new connection (maxLifetimeMs ${maxLifetimeMs ?? 'default'})`, async () => {

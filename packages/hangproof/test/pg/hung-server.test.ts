@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
-import { createTestDatabase, startFreezableProxy, type TestDatabase } from 'hangproof/testing';
+import { startFreezableProxy } from 'hangproof/testing';
+import { useTestDatabase } from '../support/test-database.js';
 import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
-let testDb: TestDatabase;
+const testDb = useTestDatabase();
 const log = captureLogger();
-
-before(async () => {
-  testDb = await createTestDatabase();
-});
-
-after(async () => {
-  await testDb.drop();
-});
 
 test('a TCP endpoint that accepts and never answers fails requests with phase connect within their budget', async () => {
   const blackhole = createServer((s) => {
