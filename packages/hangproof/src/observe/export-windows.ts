@@ -1,4 +1,4 @@
-import type { LatencySeries } from './latency-series.js';
+import type { SeriesView } from './latency-series.js';
 import type { Measurements } from './measurements.js';
 import type { EncodedWindow, WindowName } from './windowed-histogram.js';
 
@@ -19,7 +19,7 @@ export interface ExportedWindows {
 /** Every series' `window`, encoded so another instance can merge it. */
 export function exportWindows(m: Measurements, window: WindowName): ExportedWindows {
   const now = Date.now();
-  const enc = (s: LatencySeries): EncodedWindow => s.windows.exportWindow(window, now);
+  const enc = (s: SeriesView): EncodedWindow => s.windows.exportWindow(window, now);
   return {
     window,
     routes: [...m.routes.series()].map((s) => ({

@@ -1,4 +1,18 @@
-import { WindowedHistogram } from './windowed-histogram.js';
+import { SummedWindows, WindowedHistogram, type WindowReader } from './windowed-histogram.js';
+
+/** What /metrics, /status and the exported windows read of a series. */
+export interface SeriesView {
+  /** Prometheus labels of the series, e.g. `{ method: 'GET', route: '/bots/:id' }`. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly windows: WindowReader;
+  /** Cumulative count per bucket (not summed across buckets); the last one is +Inf. */
+  readonly bucketCounts: Float64Array;
+  /** Sum of all values, in seconds. */
+  readonly sumSec: number;
+  readonly count: number;
+  /** Failures by error code since startup. */
+  readonly errorsTotal: ReadonlyMap<string, number>;
+}
 
 /**
  * Everything measured about one thing (a route, a query fingerprint, a pool, a dependency):
@@ -6,7 +20,7 @@ import { WindowedHistogram } from './windowed-histogram.js';
  * failures by code since startup. Recording is one histogram record, one bucket scan and a few
  * additions: no allocation except the first failure of a code.
  */
-export class LatencySeries {
+export class LatencySeries implements SeriesView {
   /** Prometheus labels of the series, e.g. `{ method: 'GET', route: '/bots/:id' }`. */
   readonly labels: Readonly<Record<string, string>>;
   readonly windows: WindowedHistogram;
@@ -90,3 +104,56 @@ export class SeriesBook {
 
 /** Key of the series that collects what no longer fits in a book. */
 export const OTHER = '(other)';
+
+/**
+ * The sum of several series (all Postgres queries: every query is in exactly one series of the
+ * per-query book), computed when read: a value is recorded once, in its own series, instead of
+ * once more in a total on the request path.
+ */
+export class SummedSeries implements SeriesView {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly windows: WindowReader;
+  readonly #parts: () => Iterable<LatencySeries>;
+  readonly #buckets: number;
+
+  constructor(
+    labels: Readonly<Record<string, string>>,
+    parts: () => Iterable<LatencySeries>,
+    boundsMs: Float64Array,
+    sinceMs: number,
+  ) {
+    this.labels = labels;
+    this.#parts = parts;
+    this.#buckets = boundsMs.length + 1;
+    this.windows = new SummedWindows(() => mapParts(parts(), (s) => s.windows), sinceMs);
+  }
+
+  get bucketCounts(): Float64Array {
+    const sum = new Float64Array(this.#buckets);
+    for (const s of this.#parts())
+      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (s.bucketCounts[i] as number);
+    return sum;
+  }
+
+  get sumSec(): number {
+    let sum = 0;
+    for (const s of this.#parts()) sum += s.sumSec;
+    return sum;
+  }
+
+  get count(): number {
+    let n = 0;
+    for (const s of this.#parts()) n += s.count;
+    return n;
+  }
+
+  get errorsTotal(): ReadonlyMap<string, number> {
+    const sum = new Map<string, number>();
+    for (const s of this.#parts()) for (const [code, n] of s.errorsTotal) sum.set(code, (sum.get(code) ?? 0) + n);
+    return sum;
+  }
+}
+
+function* mapParts<T, U>(parts: Iterable<T>, fn: (part: T) => U): IterableIterator<U> {
+  for (const part of parts) yield fn(part);
+}

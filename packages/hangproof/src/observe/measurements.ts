@@ -12,7 +12,7 @@ import {
 } from '../core/index.js';
 import { BoundedRing } from './bounded-ring.js';
 import { ByteStringSlots } from './byte-string-slots.js';
-import { LatencySeries, OTHER, SeriesBook } from './latency-series.js';
+import { OTHER, SeriesBook, type SeriesView, SummedSeries } from './latency-series.js';
 import { RecentEvidence } from './recent-evidence.js';
 import { RouteBook } from './route-book.js';
 import type { EndedRequest, StallReport } from './stall-watchdog.js';
@@ -73,7 +73,8 @@ export { queryId };
  */
 export class Measurements {
   readonly routes: RouteBook;
-  readonly queryTotal: LatencySeries;
+  /** All queries: the per-query series summed when read. */
+  readonly queryTotal: SeriesView;
   readonly queries: SeriesBook;
   /** Fingerprint text by query id, for /status. */
   readonly fingerprints = new Map<string, string>();
@@ -112,7 +113,6 @@ export class Measurements {
     const boundsMs = Float64Array.from(o.bucketsSec, (s) => s * 1000);
     this.#slowMs = o.slowRequestMs;
     this.routes = new RouteBook(o.maxRoutes, boundsMs, this.startedAtMs);
-    this.queryTotal = new LatencySeries({}, boundsMs, this.startedAtMs);
     this.queries = new SeriesBook(
       o.maxQueryFingerprints,
       boundsMs,
@@ -123,6 +123,7 @@ export class Measurements {
       },
       this.startedAtMs,
     );
+    this.queryTotal = new SummedSeries({}, () => this.queries.series(), boundsMs, this.startedAtMs);
     this.poolAcquire = new SeriesBook(o.maxDependencies, boundsMs, (pool) => ({ pool }), this.startedAtMs);
     this.dependencies = new SeriesBook(o.maxDependencies, boundsMs, (dependency) => ({ dependency }), this.startedAtMs);
     this.slowRequests = new BoundedRing(o.recentLimit);
@@ -155,9 +156,7 @@ export class Measurements {
   };
 
   readonly onQuery = (e: QueryEvent): void => {
-    const now = Date.now();
-    this.queryTotal.record(e.durationMs, now, e.errorCode);
-    this.queries.get(e.fingerprint).record(e.durationMs, now, e.errorCode);
+    this.queries.get(e.fingerprint).record(e.durationMs, Date.now(), e.errorCode);
   };
 
   readonly onPoolAcquire = (e: PoolAcquireEvent): void => {

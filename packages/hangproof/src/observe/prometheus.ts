@@ -2,7 +2,7 @@ import { collectDefaultMetrics, type Metric, Registry } from 'prom-client';
 import type { ConcurrencyLimiter } from './concurrency-limiter.js';
 import { type EventLoopMonitor, LOOP_DELAY_RESOLUTION_MS } from './event-loop-monitor.js';
 import type { Heartbeats } from './heartbeats.js';
-import type { LatencySeries } from './latency-series.js';
+import type { SeriesView } from './latency-series.js';
 import type { Measurements } from './measurements.js';
 import type { PoolStatsSource } from './options.js';
 import { POOL_METRICS, readPoolStats } from './pool-metrics.js';
@@ -35,7 +35,7 @@ class CollectedMetric {
   }
 }
 
-function histogramSamples(name: string, series: Iterable<LatencySeries>, bucketsSec: readonly number[]): Sample[] {
+function histogramSamples(name: string, series: Iterable<SeriesView>, bucketsSec: readonly number[]): Sample[] {
   const out: Sample[] = [];
   for (const s of series) {
     let cumulative = 0;
@@ -54,7 +54,7 @@ function histogramSamples(name: string, series: Iterable<LatencySeries>, buckets
   return out;
 }
 
-function errorSamples(series: Iterable<LatencySeries>): Sample[] {
+function errorSamples(series: Iterable<SeriesView>): Sample[] {
   const out: Sample[] = [];
   for (const s of series) for (const [code, n] of s.errorsTotal) out.push({ labels: { ...s.labels, code }, value: n });
   return out;

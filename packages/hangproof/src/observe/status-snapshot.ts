@@ -3,7 +3,7 @@ import { CODES } from '../errors.js';
 import type { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { EventLoopMonitor } from './event-loop-monitor.js';
 import type { Heartbeats } from './heartbeats.js';
-import type { LatencySeries } from './latency-series.js';
+import type { SeriesView } from './latency-series.js';
 import type { BreakerView, Measurements, SlowRequest, TimeoutRecord } from './measurements.js';
 import type { ResolvedObserveOptions } from './options.js';
 import type { StatusDocument, StatusPool, StatusWindows } from './status-document.js';
@@ -49,7 +49,7 @@ function failureOf(spans: readonly Span[]): FailureView | null {
 /** When the request ended (epoch ms): `at` is its start. */
 const endedMs = (r: SlowRequest): number => Date.parse(r.at) + r.durationMs;
 
-function windows(s: LatencySeries, nowMs: number): Windows {
+function windows(s: SeriesView, nowMs: number): Windows {
   const out = {} as Record<WindowName, WindowSummary>;
   for (const w of WINDOW_NAMES) out[w] = s.windows.summary(w, nowMs);
   return out;

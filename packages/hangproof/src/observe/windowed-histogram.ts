@@ -115,6 +115,18 @@ export function windowStartMs(window: WindowName, nowMs: number): number {
   return nowMs - (nowMs % slotMs) - (slots - 1) * slotMs;
 }
 
+/** What a window is read from: one series' rings, or several summed (SummedWindows). */
+export interface WindowSource {
+  /** Sums the window into `into` (cleared first) and returns the failures and the period covered. */
+  collect(window: WindowName, nowMs: number, into: Histogram): { errors: Map<string, number>; fromMs: number };
+}
+
+/** The reads every window source offers (see WindowedHistogram). */
+export interface WindowReader extends WindowSource {
+  summary(window: WindowName, nowMs?: number): WindowSummary;
+  exportWindow(window: WindowName, nowMs?: number): EncodedWindow;
+}
+
 /**
  * Latency over sliding windows of 1, 5 and 60 minutes, kept as rings of per-period HdrHistograms
  * so that windows of several instances merge into correct percentiles (averaging percentiles
@@ -125,7 +137,7 @@ export function windowStartMs(window: WindowName, nowMs: number): number {
  * newest slots of one ring plus the current 10 s slot: 1m covers 50-60 s, 5m 4-5 min, 60m 55-60 min.
  * Histograms are allocated on the first value of a period, so an idle series costs ~1 KB.
  */
-export class WindowedHistogram {
+export class WindowedHistogram implements WindowReader {
   readonly #fine = ring(FINE_MS, 6);
   readonly #minutes = ring(MINUTE_MS, 5);
   readonly #fives = ring(FIVE_MS, 12);
@@ -168,20 +180,12 @@ export class WindowedHistogram {
 
   /** Percentiles, count, rate and failures of one window. */
   summary(window: WindowName, nowMs: number = Date.now()): WindowSummary {
-    const { errors, fromMs } = this.collect(window, nowMs, scratch);
-    return summarize(scratch, errors, nowMs - fromMs);
+    return summaryOf(this, window, nowMs);
   }
 
   /** One window encoded for merging elsewhere (a cluster view, a load-test report). */
   exportWindow(window: WindowName, nowMs: number = Date.now()): EncodedWindow {
-    const { errors, fromMs } = this.collect(window, nowMs, scratch);
-    return {
-      window,
-      fromMs,
-      toMs: nowMs,
-      histogram: hdr.encodeIntoCompressedBase64(scratch),
-      errors: Object.fromEntries(errors),
-    };
+    return exportOf(this, window, nowMs);
   }
 
   #advance(nowMs: number): Slot {
@@ -210,8 +214,62 @@ export class WindowedHistogram {
   }
 }
 
-/** Shared scratch histogram for reads: reads run on the main thread one at a time. */
+/**
+ * The windows of several series read as one (all Postgres queries: the sum of the per-query
+ * series), summed when read instead of recorded once more per value. Their slots start at the
+ * same epoch multiples, so the sum of each series' window is the window of all their values.
+ */
+export class SummedWindows implements WindowReader {
+  readonly #parts: () => Iterable<WindowSource>;
+  readonly #sinceMs: number;
+
+  /** `sinceMs`: when measuring began (epoch ms), for a window read before any part exists. */
+  constructor(parts: () => Iterable<WindowSource>, sinceMs: number) {
+    this.#parts = parts;
+    this.#sinceMs = sinceMs;
+  }
+
+  collect(window: WindowName, nowMs: number, into: Histogram): { errors: Map<string, number>; fromMs: number } {
+    into.reset();
+    const errors = new Map<string, number>();
+    let fromMs = Math.max(windowStartMs(window, nowMs), this.#sinceMs);
+    for (const part of this.#parts()) {
+      const got = part.collect(window, nowMs, partScratch);
+      into.add(partScratch);
+      for (const [code, n] of got.errors) errors.set(code, (errors.get(code) ?? 0) + n);
+      fromMs = Math.min(fromMs, got.fromMs);
+    }
+    return { errors, fromMs };
+  }
+
+  summary(window: WindowName, nowMs: number = Date.now()): WindowSummary {
+    return summaryOf(this, window, nowMs);
+  }
+
+  exportWindow(window: WindowName, nowMs: number = Date.now()): EncodedWindow {
+    return exportOf(this, window, nowMs);
+  }
+}
+
+/** Shared scratch histograms for reads: reads run on the main thread one at a time. */
 const scratch = newHistogram();
+const partScratch = newHistogram();
+
+function summaryOf(source: WindowSource, window: WindowName, nowMs: number): WindowSummary {
+  const { errors, fromMs } = source.collect(window, nowMs, scratch);
+  return summarize(scratch, errors, nowMs - fromMs);
+}
+
+function exportOf(source: WindowSource, window: WindowName, nowMs: number): EncodedWindow {
+  const { errors, fromMs } = source.collect(window, nowMs, scratch);
+  return {
+    window,
+    fromMs,
+    toMs: nowMs,
+    histogram: hdr.encodeIntoCompressedBase64(scratch),
+    errors: Object.fromEntries(errors),
+  };
+}
 
 const round2 = (v: number): number => Math.round(v * 100) / 100;
 

@@ -126,14 +126,14 @@ class GuardedDatabase implements Database {
       const scope = this.#scope();
       const shape = shapeOf(sql);
       const started = performance.now();
-      this.#accounting.start(scope.ctx, shape);
+      const runs = this.#accounting.start(scope.ctx, shape);
       let lease: Lease | undefined;
       const finish = (err: unknown, result?: pg.QueryResult): void => {
         let failure: unknown;
         try {
           if (err !== null) failure = this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
           const rows = failure === undefined ? rowCountOf(result as pg.QueryResult) : 0;
-          this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params, sql);
+          this.#accounting.end(scope.ctx, shape, runs, started, rows, failure, lease?.waitMs ?? 0, params, sql);
         } catch (unexpected) {
           failure ??= unexpected;
         } finally {
@@ -184,7 +184,7 @@ class GuardedDatabase implements Database {
     const scope = this.#scope();
     const shape = shapeOf(sql);
     const started = performance.now();
-    this.#accounting.start(scope.ctx, shape);
+    const runs = this.#accounting.start(scope.ctx, shape);
     let lease: Lease | undefined;
     let failure: unknown;
     let rows = 0;
@@ -207,7 +207,7 @@ class GuardedDatabase implements Database {
       failure = this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
       throw failure;
     } finally {
-      this.#accounting.end(scope.ctx, shape, started, rows, failure, lease?.waitMs ?? 0, params, sql);
+      this.#accounting.end(scope.ctx, shape, runs, started, rows, failure, lease?.waitMs ?? 0, params, sql);
       if (lease !== undefined) this.#leases.finish(lease, failure !== undefined);
     }
   }
@@ -227,7 +227,7 @@ class GuardedDatabase implements Database {
             if (!open) throw new Error('this transaction has already ended; run queries inside its callback');
             const shape = shapeOf(sql);
             const started = performance.now();
-            this.#accounting.start(scope.ctx, shape);
+            const runs = this.#accounting.start(scope.ctx, shape);
             let rows = 0;
             let error: unknown;
             try {
@@ -238,7 +238,7 @@ class GuardedDatabase implements Database {
               error = this.#failures.account(err, scope, shape.fingerprint, params, conn.pid);
               throw error;
             } finally {
-              this.#accounting.end(scope.ctx, shape, started, rows, error, 0, params, sql);
+              this.#accounting.end(scope.ctx, shape, runs, started, rows, error, 0, params, sql);
             }
           },
         };

@@ -51,10 +51,13 @@ export class QueryAccounting {
     this.#options = options;
   }
 
-  /** A query of `shape` starts in `ctx`: counts it and checks for the N+1 pattern. */
-  start(ctx: RequestContext | undefined, shape: QueryShape): void {
+  /**
+   * A query of `shape` starts in `ctx`: counts it and checks for the N+1 pattern. Returns the
+   * shape's runs in the request, for `end` (one walk of the request's shapes per query, not two).
+   */
+  start(ctx: RequestContext | undefined, shape: QueryShape): ShapeRuns | undefined {
     this.queries++;
-    if (ctx === undefined || this.#options.nPlusOneThreshold === 0) return;
+    if (ctx === undefined || this.#options.nPlusOneThreshold === 0) return undefined;
     let runs = ctx.queryRuns;
     let shapes = 0;
     while (runs !== undefined && runs.shape !== shape) {
@@ -62,19 +65,21 @@ export class QueryAccounting {
       shapes++;
     }
     if (runs === undefined) {
-      if (shapes >= MAX_SHAPES_PER_REQUEST) return;
+      if (shapes >= MAX_SHAPES_PER_REQUEST) return undefined;
       runs = { shape, count: 0, inFlight: 0, reported: false, next: ctx.queryRuns };
       ctx.queryRuns = runs;
     }
     if (runs.inFlight === 0) runs.count++;
     runs.inFlight++;
     this.#checkNPlusOne(ctx, shape, runs);
+    return runs;
   }
 
   /** The query ended (`error` undefined on success): span, event, slow-query line. */
   end(
     ctx: RequestContext | undefined,
     shape: QueryShape,
+    runs: ShapeRuns | undefined,
     startedAt: number,
     rows: number,
     error: unknown,
@@ -83,8 +88,6 @@ export class QueryAccounting {
     sql?: string,
   ): void {
     const durationMs = performance.now() - startedAt;
-    let runs = ctx?.queryRuns;
-    while (runs !== undefined && runs.shape !== shape) runs = runs.next;
     if (runs !== undefined) runs.inFlight--;
     let errorCode: string | undefined;
     let phase: string | undefined;
