@@ -43,13 +43,13 @@ export class GateWaiter implements DeadlineTarget {
     this.#tell(done, false, reason);
   };
 
-  constructor(gate: BoundedGate, waitMs: number, abort: AbortWatch | undefined, done: GateWaitDone) {
+  constructor(gate: BoundedGate, waitMs: number, abort: AbortWatch | undefined, done: GateWaitDone, now: number) {
     this.#gate = gate;
-    this.#started = performance.now();
+    this.#started = now;
     this.#abort = abort;
     this.#done = done;
     this.#context = currentContext();
-    this.#deadline = deadlineTimers.schedule(this, waitMs);
+    this.#deadline = deadlineTimers.schedule(this, waitMs, now);
     abort?.addAbortWatcher(this.#onAbort);
   }
 
@@ -180,16 +180,17 @@ export class BoundedGate {
   /**
    * `acquire` for a caller that takes a callback: no promise, and the wait's bound on the shared
    * deadline timers (it may end up to a few ms after `waitMs`, never before). `done` runs once,
-   * in the caller's context; at once (before this returns) when the answer is known now.
+   * in the caller's context; at once (before this returns) when the answer is known now. `now`:
+   * the caller's performance.now() at the start of the wait, when it has read it already.
    */
-  acquireWith(waitMs: number, abort: AbortWatch | undefined, done: GateWaitDone): void {
+  acquireWith(waitMs: number, abort: AbortWatch | undefined, done: GateWaitDone, now?: number): void {
     if (this.#closed) done(false, new GateRefusedError('closed', 0));
     else if (abort?.aborted) done(false, abort.abortReason);
     else if (this.tryAcquire()) done(true);
     else if (this.#queue.length >= this.#maxWaiting || waitMs <= 0) {
       this.refused++;
       done(false, new GateRefusedError(waitMs <= 0 ? 'timeout' : 'queue-full', 0));
-    } else this.#queue.push(new GateWaiter(this, waitMs, abort, done));
+    } else this.#queue.push(new GateWaiter(this, waitMs, abort, done, now ?? performance.now()));
   }
 
   /** Takes a waiter that left (timeout, abort) out of the queue. */

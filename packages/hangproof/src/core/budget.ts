@@ -16,9 +16,10 @@ export function operationBudgetMs(limitMs: number, reserveMs = 0): number {
  * The budget formula, the one place it is written: `min(limitMs, time left until deadlineAt -
  * reserveMs)` in ms, where deadlineAt is a performance.now() time (Infinity: no deadline). Negative
  * once the reserve is eaten into; callers compare it with the least time an operation needs.
+ * `now`: the caller's own reading of performance.now(), when it has one (one clock read per event).
  */
-export function budgetUntil(deadlineAt: number, limitMs: number, reserveMs: number): number {
-  return Math.min(limitMs, deadlineAt - performance.now() - reserveMs);
+export function budgetUntil(deadlineAt: number, limitMs: number, reserveMs: number, now = performance.now()): number {
+  return Math.min(limitMs, deadlineAt - now - reserveMs);
 }
 
 /** The signal of the current request or job, if there is one. */

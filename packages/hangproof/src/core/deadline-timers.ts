@@ -64,10 +64,13 @@ export class DeadlineTimers {
     return this.#scheduled;
   }
 
-  /** Schedules `target.onDeadline()` in `ms`; cancel it with `cancel` when the work ends first. */
-  schedule(target: DeadlineTarget, ms: number): DeadlineEntry {
+  /**
+   * Schedules `target.onDeadline()` in `ms` from `now` (the caller's performance.now(), when it
+   * has read it already); cancel it with `cancel` when the work ends first.
+   */
+  schedule(target: DeadlineTarget, ms: number, now = performance.now()): DeadlineEntry {
     const delay = Math.max(0, ms);
-    const entry = new DeadlineEntry(target, performance.now() + delay);
+    const entry = new DeadlineEntry(target, now + delay);
     const group = Math.ceil(delay / GROUP_MS);
     let list = this.#lists.get(group);
     if (list === undefined) {

@@ -73,8 +73,6 @@ export class RequestContext implements AbortWatch {
   readonly requestId: string;
   readonly kind: 'request' | 'job';
   name: string;
-  /** Wall-clock start, for log timestamps. */
-  readonly startedAtEpochMs: number;
   /** Monotonic start (performance.now()), for durations. */
   readonly startedAt: number;
   readonly budgetMs: number;
@@ -146,6 +144,7 @@ export class RequestContext implements AbortWatch {
   #watcher: ((reason: unknown) => void) | undefined;
   #moreWatchers: Set<(reason: unknown) => void> | undefined;
   #deadline: DeadlineEntry | undefined;
+  #startedAtEpochMs: number | undefined;
   #ended = false;
   /** @internal The in-flight list this context is in, and its neighbours there (InFlightRequests). */
   inFlightIn: InFlightRequests | undefined;
@@ -162,13 +161,12 @@ export class RequestContext implements AbortWatch {
     this.path = init.path ?? '';
     this.#owner = init.owner;
     this.#onAbort = init.onAbort;
-    this.startedAtEpochMs = Date.now();
     this.startedAt = performance.now();
     this.budgetMs = Math.max(0, init.budgetMs);
     this.deadlineAt = this.startedAt + this.budgetMs;
     // One timer for every context's deadline (see DeadlineTimers). end() cancels it, so a
     // finished request holds nothing.
-    this.#deadline = deadlineTimers.schedule(this, this.budgetMs);
+    this.#deadline = deadlineTimers.schedule(this, this.budgetMs, this.startedAt);
   }
 
   /** The context itself: with `route`, `method`, `statusCode`, `errorCode` and `durationMs` it is the requestEnd event. */
@@ -179,6 +177,15 @@ export class RequestContext implements AbortWatch {
   /** Route pattern (same as `name`), for the requestEnd event. */
   get route(): string {
     return this.name;
+  }
+
+  /**
+   * Wall-clock start (epoch ms), for timestamps: worked out from the wall clock when first read
+   * (by a slow request's line, a span export), since most requests never need it.
+   */
+  get startedAtEpochMs(): number {
+    this.#startedAtEpochMs ??= Date.now() - (performance.now() - this.startedAt);
+    return this.#startedAtEpochMs;
   }
 
   /** ms since the request started. */
@@ -395,11 +402,14 @@ export class RequestContext implements AbortWatch {
     Object.assign(this.fields, fields);
   }
 
-  /** Stops the deadline timer and fixes `durationMs`. Called once the response is out (or the job returned). */
-  end(): void {
+  /**
+   * Stops the deadline timer and fixes `durationMs`. Called once the response is out (or the job
+   * returned); `now` is the caller's performance.now() of that moment, when it has read it already.
+   */
+  end(now = performance.now()): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.durationMs = performance.now() - this.startedAt;
+    this.durationMs = now - this.startedAt;
     this.#clearTimer();
     // An ended context can no longer abort. Its watchers and its owner (the adapter's reply)
     // hold the request's whole object graph: the socket, the parsed request, the response body.

@@ -157,9 +157,10 @@ export class RequestLifecycle {
   /**
    * Ends a request whose outcome the adapter has set on the context (`statusCode`, `errorCode`,
    * `err`): stops its deadline, releases its admission slot, writes its line and publishes it.
+   * `now`: the adapter's performance.now() at the end, when it has read it already.
    */
-  end(ctx: RequestContext, admitted: boolean): void {
-    ctx.end();
+  end(ctx: RequestContext, admitted: boolean, now?: number): void {
+    ctx.end(now);
     this.inFlight.delete(ctx);
     if (admitted) this.#admission?.release(ctx);
     this.log.write(ctx, this.options.quietProbes && ctx.statusCode < 500 && this.probePaths.has(ctx.name));

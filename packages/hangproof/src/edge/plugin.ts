@@ -132,22 +132,23 @@ async function hangproofPlugin(app: FastifyInstance, input: HangproofOptions): P
       ctx.errorCode = 'CLIENT_CLOSED_REQUEST';
     }
     ctx.statusCode = statusCode;
+    const now = performance.now();
     // The serialization span, for the requests whose spans are read (slow ones: the detailed log
     // line, /status); admins got theirs in Server-Timing already.
     const handlerEndedAt = reply[kHandlerEndedAt];
     if (
       handlerEndedAt > 0 &&
-      ctx.elapsedMs() >= opts.slowWarnMs &&
+      now - ctx.startedAt >= opts.slowWarnMs &&
       !ctx.spans.some((sp) => sp.kind === 'serialization')
     ) {
       ctx.addSpan({
         name: 'serialization',
         kind: 'serialization',
         startMs: handlerEndedAt - ctx.startedAt,
-        durationMs: performance.now() - handlerEndedAt,
+        durationMs: now - handlerEndedAt,
       });
     }
-    lifecycle.end(ctx, reply[kAdmitted]);
+    lifecycle.end(ctx, reply[kAdmitted], now);
   }
 
   // With serverOptions(), refusals are answered in the server's own listener, before Fastify routes

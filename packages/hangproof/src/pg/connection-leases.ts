@@ -135,9 +135,9 @@ export class ConnectionLeases {
     this.#gate.close();
   }
 
-  /** min(limit, remaining - reserve). */
-  #budget(scope: Scope, limitMs: number): number {
-    return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs);
+  /** min(limit, remaining budget - reserve), from `now` when the caller has read the clock already. */
+  #budget(scope: Scope, limitMs: number, now?: number): number {
+    return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs, now);
   }
 
   /**
@@ -152,23 +152,30 @@ export class ConnectionLeases {
     );
   }
 
-  /** `acquire` for a caller that takes a callback: `done(null, lease)` or `done(err)`, once. */
-  acquireWith(scope: Scope, done: (err: unknown, lease?: Lease) => void): void {
-    const started = performance.now();
+  /**
+   * `acquire` for a caller that takes a callback: `done(null, lease)` or `done(err)`, once.
+   * `started`: the caller's performance.now() at the start of its operation, when it has one.
+   */
+  acquireWith(scope: Scope, done: (err: unknown, lease?: Lease) => void, started = performance.now()): void {
     if (this.#gate.tryAcquire()) {
       this.#checkoutWith(scope, started, done);
       return;
     }
-    const waitMs = Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs));
-    this.#gate.acquireWith(waitMs, scope.abort, (granted, reason) => {
-      if (granted) {
-        this.#checkoutWith(scope, started, done);
-        return;
-      }
-      const waited = performance.now() - started;
-      this.#publishAcquire(waited, false);
-      done(reason instanceof GateRefusedError ? this.#acquireTimeout(scope, reason, waited) : reason);
-    });
+    const waitMs = Math.floor(this.#budget(scope, this.#o.acquireTimeoutMs, started));
+    this.#gate.acquireWith(
+      waitMs,
+      scope.abort,
+      (granted, reason) => {
+        if (granted) {
+          this.#checkoutWith(scope, started, done);
+          return;
+        }
+        const waited = performance.now() - started;
+        this.#publishAcquire(waited, false);
+        done(reason instanceof GateRefusedError ? this.#acquireTimeout(scope, reason, waited) : reason);
+      },
+      started,
+    );
   }
 
   /** With a permit held: an idle connection in callback form, or the checkout that may wait. */
@@ -233,7 +240,7 @@ export class ConnectionLeases {
   }
 
   /** Gives a lease's connection back (or destroys it) and then its permit; once per checkout. */
-  #release(conn: GuardedConnection): Promise<void> | undefined {
+  #release(conn: GuardedConnection, now?: number): Promise<void> | undefined {
     const releasePermit = conn.releasePermit;
     if (releasePermit === undefined) return undefined;
     conn.releasePermit = undefined;
@@ -241,10 +248,10 @@ export class ConnectionLeases {
     // The request goes with its checkout: a pooled connection must not keep it alive.
     conn.ctx = undefined;
     const done = (): void => {
-      conn.lastReleasedAt = performance.now();
+      conn.lastReleasedAt = now ?? performance.now();
       releasePermit();
     };
-    if (this.#canHandOver(conn)) {
+    if (this.#canHandOver(conn, now)) {
       // The permit goes to the oldest waiter at once (BoundedGate.release grants synchronously),
       // and its checkout takes this connection as it is: no trip through pg-pool's idle list,
       // its idle timer and its next-tick hand-over. Whatever the waiter did not take goes back.
@@ -274,14 +281,14 @@ export class ConnectionLeases {
    * must not starve), the connection is clean, and it is younger than its lifetime, when it has one
    * (pg-pool retires an expired one only when it comes back).
    */
-  #canHandOver(conn: GuardedConnection): boolean {
+  #canHandOver(conn: GuardedConnection, now = performance.now()): boolean {
     const lifetimeMs = this.#o.maxLifetimeMs;
     return (
       this.#gate.waiting > 0 &&
       this.pool.waitingCount === 0 &&
       conn.usable &&
       !conn.inTransaction &&
-      (lifetimeMs === 0 || performance.now() - conn.createdAt < lifetimeMs)
+      (lifetimeMs === 0 || now - conn.createdAt < lifetimeMs)
     );
   }
 
@@ -409,16 +416,17 @@ export class ConnectionLeases {
 
   /**
    * Ends a lease after the caller has its answer: a failed transaction is rolled back (bounded),
-   * and a connection whose state is unknown is destroyed. Never throws.
+   * and a connection whose state is unknown is destroyed. Never throws. `now`: the caller's
+   * performance.now() at the end of its statement, when it has read it already.
    */
-  finish(lease: Lease, failed: boolean): void {
+  finish(lease: Lease, failed: boolean, now?: number): void {
     const conn = lease;
     if (failed && conn.usable && conn.inTransaction) {
       void this.#rollbackAndRelease(lease);
       return;
     }
     try {
-      this.#release(lease)?.catch((err: unknown) => this.#releaseFailed(err));
+      this.#release(lease, now)?.catch((err: unknown) => this.#releaseFailed(err));
     } catch (err) {
       this.#releaseFailed(err);
     }

@@ -129,49 +129,57 @@ class GuardedDatabase implements Database {
       const runs = this.#accounting.start(scope.ctx, shape);
       let lease: Lease | undefined;
       const finish = (err: unknown, result?: pg.QueryResult): void => {
+        const ended = performance.now();
         let failure: unknown;
         try {
           if (err !== null) failure = this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
           const rows = failure === undefined ? rowCountOf(result as pg.QueryResult) : 0;
-          this.#accounting.end(scope.ctx, shape, runs, started, rows, failure, lease?.waitMs ?? 0, params, sql);
+          this.#accounting.end(scope.ctx, shape, runs, started, ended, rows, failure, lease?.waitMs ?? 0, params, sql);
         } catch (unexpected) {
           failure ??= unexpected;
         } finally {
           // Whatever happened above, the connection goes back (or is destroyed) exactly once.
-          if (lease !== undefined) this.#leases.finish(lease, failure !== undefined);
+          if (lease !== undefined) this.#leases.finish(lease, failure !== undefined, ended);
         }
         if (failure === undefined) resolve(result as QueryResult<R>);
         else reject(failure);
       };
-      this.#leases.acquireWith(scope, (err, acquired) => {
-        if (acquired === undefined) {
-          finish(err);
-          return;
-        }
-        lease = acquired;
-        let limitMs: number;
-        try {
-          limitMs = this.#statementBudget(scope, 'query');
-        } catch (spent) {
-          finish(spent);
-          return;
-        }
-        if (this.#o.statementLimits === 'when-shorter' && limitMs >= this.#o.statementTimeoutMs) {
-          // The session's own limits (set when the connection opened) are the ones this statement
-          // needs: no set_config for Postgres to parse, plan and answer.
-          acquired.runWith(sql, params, limitMs, scope.abort, finish);
-        } else {
-          // Shorter limits and the statement in one implicit transaction, one round trip.
-          acquired.runLimitedWith(
-            this.#limits.statement(scope.ctx, limitMs),
-            sql,
-            params,
-            limitMs,
-            scope.abort,
-            finish,
-          );
-        }
-      });
+      this.#leases.acquireWith(
+        scope,
+        (err, acquired) => {
+          if (acquired === undefined) {
+            finish(err);
+            return;
+          }
+          lease = acquired;
+          // The lease's own time is the statement's start: one clock read for both.
+          const leasedAt = acquired.since;
+          let limitMs: number;
+          try {
+            limitMs = this.#statementBudget(scope, 'query', leasedAt);
+          } catch (spent) {
+            finish(spent);
+            return;
+          }
+          if (this.#o.statementLimits === 'when-shorter' && limitMs >= this.#o.statementTimeoutMs) {
+            // The session's own limits (set when the connection opened) are the ones this statement
+            // needs: no set_config for Postgres to parse, plan and answer.
+            acquired.runWith(sql, params, limitMs, scope.abort, finish, leasedAt);
+          } else {
+            // Shorter limits and the statement in one implicit transaction, one round trip.
+            acquired.runLimitedWith(
+              this.#limits.statement(scope.ctx, limitMs),
+              sql,
+              params,
+              limitMs,
+              scope.abort,
+              finish,
+              leasedAt,
+            );
+          }
+        },
+        started,
+      );
     });
   }
 
@@ -207,7 +215,18 @@ class GuardedDatabase implements Database {
       failure = this.#failures.account(err, scope, shape.fingerprint, params, lease?.pid);
       throw failure;
     } finally {
-      this.#accounting.end(scope.ctx, shape, runs, started, rows, failure, lease?.waitMs ?? 0, params, sql);
+      this.#accounting.end(
+        scope.ctx,
+        shape,
+        runs,
+        started,
+        performance.now(),
+        rows,
+        failure,
+        lease?.waitMs ?? 0,
+        params,
+        sql,
+      );
       if (lease !== undefined) this.#leases.finish(lease, failure !== undefined);
     }
   }
@@ -238,7 +257,7 @@ class GuardedDatabase implements Database {
               error = this.#failures.account(err, scope, shape.fingerprint, params, conn.pid);
               throw error;
             } finally {
-              this.#accounting.end(scope.ctx, shape, runs, started, rows, error, 0, params, sql);
+              this.#accounting.end(scope.ctx, shape, runs, started, performance.now(), rows, error, 0, params, sql);
             }
           },
         };
@@ -341,14 +360,14 @@ class GuardedDatabase implements Database {
     return { ctx, abort: ctx, deadlineAt: ctx?.deadlineAt ?? Number.POSITIVE_INFINITY };
   }
 
-  /** min(limit, remaining - reserve). */
-  #budget(scope: Scope, limitMs: number): number {
-    return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs);
+  /** min(limit, remaining - reserve), from `now` when the caller has read the clock already. */
+  #budget(scope: Scope, limitMs: number, now?: number): number {
+    return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs, now);
   }
 
-  /** The statement limit now; throws when no usable time is left. */
-  #statementBudget(scope: Scope, phase: PgPhase): number {
-    const ms = this.#budget(scope, this.#o.statementTimeoutMs);
+  /** The statement limit now (or at `now`); throws when no usable time is left. */
+  #statementBudget(scope: Scope, phase: PgPhase, now?: number): number {
+    const ms = this.#budget(scope, this.#o.statementTimeoutMs, now);
     if (ms >= 1) return Math.floor(ms);
     if (scope.abort?.aborted) throw scope.abort.abortReason;
     throw pgTimeout(phase, 'no time was left in the request for the postgres statement', 0);

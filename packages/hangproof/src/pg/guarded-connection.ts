@@ -122,16 +122,20 @@ export class GuardedConnection implements BoundedStatement, Holder {
     );
   }
 
-  /** `run` for a caller that takes a callback: no promise of its own (see GuardedDatabase.query). */
+  /**
+   * `run` for a caller that takes a callback: no promise of its own (see GuardedDatabase.query).
+   * `startedAt`: the caller's performance.now() just before, when it has read it already.
+   */
   runWith(
     text: string,
     values: readonly unknown[] | undefined,
     limitMs: number,
     abort: AbortWatch | undefined,
     done: StatementDone,
+    startedAt?: number,
   ): void {
     // (text, values, callback): pg copies a config object with getOwnPropertyDescriptors.
-    this.#bounded(limitMs, abort, values, done, (settle) => {
+    this.#bounded(limitMs, abort, values, done, startedAt, (settle) => {
       if (values === undefined) this.client.query(text, settle);
       else this.client.query(text, values as unknown[], settle);
     });
@@ -149,8 +153,9 @@ export class GuardedConnection implements BoundedStatement, Holder {
     limitMs: number,
     abort: AbortWatch | undefined,
     done: StatementDone,
+    startedAt?: number,
   ): void {
-    this.#bounded(limitMs, abort, values, done, (settle) => {
+    this.#bounded(limitMs, abort, values, done, startedAt, (settle) => {
       this.client.query(new LimitedQuery(limits, text, values, settle));
     });
   }
@@ -165,6 +170,7 @@ export class GuardedConnection implements BoundedStatement, Holder {
     abort: AbortWatch | undefined,
     values: readonly unknown[] | undefined,
     done: StatementDone,
+    startedAt: number | undefined,
     submit: (settle: Settle) => void,
   ): void {
     const refused =
@@ -175,7 +181,7 @@ export class GuardedConnection implements BoundedStatement, Holder {
       done(refused);
       return;
     }
-    this.#started = performance.now();
+    this.#started = startedAt ?? performance.now();
     this.#limitMs = limitMs;
     this.#values = values;
     this.#abort = abort;

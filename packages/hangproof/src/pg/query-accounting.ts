@@ -75,19 +75,23 @@ export class QueryAccounting {
     return runs;
   }
 
-  /** The query ended (`error` undefined on success): span, event, slow-query line. */
+  /**
+   * The query ended (`error` undefined on success): span, event, slow-query line. `startedAt` and
+   * `endedAt` are performance.now() times (its pool wait included).
+   */
   end(
     ctx: RequestContext | undefined,
     shape: QueryShape,
     runs: ShapeRuns | undefined,
     startedAt: number,
+    endedAt: number,
     rows: number,
     error: unknown,
     waitMs: number,
     params: readonly unknown[] | undefined,
     sql?: string,
   ): void {
-    const durationMs = performance.now() - startedAt;
+    const durationMs = endedAt - startedAt;
     if (runs !== undefined) runs.inFlight--;
     let errorCode: string | undefined;
     let phase: string | undefined;
