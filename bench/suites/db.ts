@@ -81,6 +81,14 @@ function addedCpu(s: Summary, base: Summary): number {
   return median(s.rounds.map((r, i) => r.cpuMicrosPerRequest - (base.rounds[i]?.cpuMicrosPerRequest ?? Number.NaN)));
 }
 
+/**
+ * Throughput over bare's, as the median of each round's ratio: the two ran seconds apart in the
+ * same round, so the VM's slower drift cancels out (as in addedCpu).
+ */
+function throughputRatio(s: Summary, base: Summary): number {
+  return median(s.rounds.map((r, i) => r.saturation.rps / (base.rounds[i]?.saturation.rps ?? Number.NaN)));
+}
+
 function summarize(s: DbScenario, rounds: readonly ScenarioFigures[]): Summary {
   return {
     name: s.name,
@@ -114,7 +122,8 @@ export async function dbSuite(s: SuiteSettings): Promise<{ markdown: string; raw
     const main = await measureRounds(url, scenarios, roundsWanted, s, rate, undefined);
     const markdown = [render(main, s, rate, roundsWanted)];
     const perVersion: { version: string; rows: Summary[] }[] = [];
-    const across = DB_SCENARIOS.filter((sc) => ['bare', 'hangproof', 'otel'].includes(sc.name));
+    // AsyncLocalStorage alone too: what context propagation costs on each version, before any of hangproof.
+    const across = DB_SCENARIOS.filter((sc) => ['bare', 'als-only', 'hangproof', 'otel'].includes(sc.name));
     for (const runtime of runtimes) {
       perVersion.push({
         version: runtime.label,
@@ -165,8 +174,8 @@ function nextTickPerRound(r: Summary): string {
 /** One line per Node version: hangproof's and OpenTelemetry's cost against bare on that version. */
 function renderVersions(runs: readonly { version: string; rows: readonly Summary[] }[]): string {
   const lines = [
-    '| Node | bare CPU/request (µs) | hangproof Δ CPU (µs) | OpenTelemetry Δ CPU (µs) | hangproof Δ / OpenTelemetry Δ | hangproof throughput / bare | one nextTick per round, bare; hangproof (ns) |',
-    '|---|---|---|---|---|---|---|',
+    '| Node | bare CPU/request (µs) | AsyncLocalStorage alone: Δ CPU (µs), throughput / bare | hangproof Δ CPU (µs) | OpenTelemetry Δ CPU (µs) | hangproof Δ / OpenTelemetry Δ | hangproof throughput / bare | one nextTick per round, bare; hangproof (ns) |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const { version, rows } of runs) {
     const by = new Map(rows.map((r) => [r.name, r]));
@@ -176,8 +185,11 @@ function renderVersions(runs: readonly { version: string; rows: readonly Summary
     if (bare === undefined || hp === undefined || otel === undefined) continue;
     const hpCpu = addedCpu(hp, bare);
     const otelCpu = addedCpu(otel, bare);
+    const als = by.get('als-only');
+    const alsCells =
+      als === undefined ? '—' : `+${addedCpu(als, bare).toFixed(1)}, ${throughputRatio(als, bare).toFixed(2)}`;
     lines.push(
-      `| ${version} | ${bare.cpu.toFixed(1)} | +${hpCpu.toFixed(1)} | +${otelCpu.toFixed(1)} | ${(hpCpu / otelCpu).toFixed(2)} | ${(hp.rps / bare.rps).toFixed(2)} | ${nextTickPerRound(bare)}; ${nextTickPerRound(hp)} |`,
+      `| ${version} | ${bare.cpu.toFixed(1)} | ${alsCells} | +${hpCpu.toFixed(1)} | +${otelCpu.toFixed(1)} | ${(hpCpu / otelCpu).toFixed(2)} | ${throughputRatio(hp, bare).toFixed(2)} | ${nextTickPerRound(bare)}; ${nextTickPerRound(hp)} |`,
     );
   }
   return lines.join('\n');
@@ -187,14 +199,14 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
   const base = rows[0] as Summary;
   const byName = new Map(rows.map((r) => [r.name, r]));
   const lines = [
-    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${warmUpText(s.warmupSec)}; fixed rate ${rate} rps; ${rounds} interleaved round(s), medians shown; "Δ CPU vs bare, per round" is the median of the differences from bare within each round.`,
+    `Measured ${environmentLine()}; ${s.durationSec} s per run after ${warmUpText(s.warmupSec)}; fixed rate ${rate} rps; ${rounds} interleaved round(s), medians shown; "Δ CPU vs bare, per round" is the median of the differences from bare within each round, and "ratio" the median of the throughput ratios to bare within each round.`,
     '',
     '| scenario | CPU/request (µs) | Δ CPU vs bare, per round (µs) | throughput (rps, 50 conns) | ratio | p99 at saturation (ms) | p50 / p99 at fixed rate (ms) | spread of throughput / CPU over rounds |',
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.label} | ${r.cpu.toFixed(1)} | ${r === base ? '—' : addedCpu(r, base).toFixed(1)} | ${Math.round(r.rps)} | ${(r.rps / base.rps).toFixed(2)} | ${r.p99Saturation} | ${r.p50Fixed} / ${r.p99Fixed} | ${spread(r.rounds.map((x) => x.saturation.rps))} / ${spread(r.rounds.map((x) => x.cpuMicrosPerRequest))} |`,
+      `| ${r.label} | ${r.cpu.toFixed(1)} | ${r === base ? '—' : addedCpu(r, base).toFixed(1)} | ${Math.round(r.rps)} | ${r === base ? '1.00' : throughputRatio(r, base).toFixed(2)} | ${r.p99Saturation} | ${r.p50Fixed} / ${r.p99Fixed} | ${spread(r.rounds.map((x) => x.saturation.rps))} / ${spread(r.rounds.map((x) => x.cpuMicrosPerRequest))} |`,
     );
   }
   lines.push('');
@@ -202,7 +214,7 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
   for (const name of ['hangproof']) {
     const hp = byName.get(name);
     if (hp === undefined) continue;
-    const ratio = hp.rps / base.rps;
+    const ratio = throughputRatio(hp, base);
     lines.push(
       `- ${name}: **${(ratio * 100).toFixed(0)}%** of bare throughput (target ≥ 90%: ${ratio >= 0.9 ? 'met' : 'missed'}); **+${addedCpu(hp, base).toFixed(0)} µs** of server CPU per request.`,
     );
@@ -220,7 +232,7 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
   const hp = byName.get('hangproof');
   if (logged !== undefined && hp !== undefined) {
     lines.push(
-      `- Against a bare route that logs each request as Fastify does: hangproof keeps **${((hp.rps / logged.rps) * 100).toFixed(0)}%** of its throughput and adds **+${addedCpu(hp, logged).toFixed(0)} µs** of CPU per request.`,
+      `- Against a bare route that logs each request as Fastify does: hangproof keeps **${(throughputRatio(hp, logged) * 100).toFixed(0)}%** of its throughput and adds **+${addedCpu(hp, logged).toFixed(0)} µs** of CPU per request.`,
     );
   }
   lines.push(
