@@ -89,6 +89,11 @@ function throughputRatio(s: Summary, base: Summary): number {
   return median(s.rounds.map((r, i) => r.saturation.rps / (base.rounds[i]?.saturation.rps ?? Number.NaN)));
 }
 
+/** A difference with its sign: `+5.7`, `-5.7`. */
+function signed(x: number): string {
+  return `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+}
+
 function summarize(s: DbScenario, rounds: readonly ScenarioFigures[]): Summary {
   return {
     name: s.name,
@@ -187,9 +192,9 @@ function renderVersions(runs: readonly { version: string; rows: readonly Summary
     const otelCpu = addedCpu(otel, bare);
     const als = by.get('als-only');
     const alsCells =
-      als === undefined ? '—' : `+${addedCpu(als, bare).toFixed(1)}, ${throughputRatio(als, bare).toFixed(2)}`;
+      als === undefined ? '—' : `${signed(addedCpu(als, bare))}, ${throughputRatio(als, bare).toFixed(2)}`;
     lines.push(
-      `| ${version} | ${bare.cpu.toFixed(1)} | ${alsCells} | +${hpCpu.toFixed(1)} | +${otelCpu.toFixed(1)} | ${(hpCpu / otelCpu).toFixed(2)} | ${throughputRatio(hp, bare).toFixed(2)} | ${nextTickPerRound(bare)}; ${nextTickPerRound(hp)} |`,
+      `| ${version} | ${bare.cpu.toFixed(1)} | ${alsCells} | ${signed(hpCpu)} | ${signed(otelCpu)} | ${(hpCpu / otelCpu).toFixed(2)} | ${throughputRatio(hp, bare).toFixed(2)} | ${nextTickPerRound(bare)}; ${nextTickPerRound(hp)} |`,
     );
   }
   return lines.join('\n');
