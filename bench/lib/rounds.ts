@@ -7,6 +7,24 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/**
+ * The median over the rounds of `compare(round, base round)`: a scenario against its baseline
+ * within each round (the two ran seconds apart, so the machine's slower drift cancels out).
+ * A round the baseline lacks compares as NaN.
+ */
+export function pairedMedian(
+  rounds: readonly ScenarioFigures[],
+  base: readonly ScenarioFigures[],
+  compare: (round: ScenarioFigures, baseRound: ScenarioFigures) => number,
+): number {
+  return median(rounds.map((r, i) => (base[i] === undefined ? Number.NaN : compare(r, base[i]))));
+}
+
+/** A difference with its sign, to one decimal: `+5.7`, `-5.7`. */
+export function signed(x: number): string {
+  return `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+}
+
 /** How far the furthest round lies from the median, as `±N%` ('—' for a single round). */
 export function spread(xs: readonly number[]): string {
   const m = median(xs);

@@ -3,7 +3,7 @@ import { withBotsDatabase } from '../lib/bots-database.ts';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine } from '../lib/report.ts';
-import { interleavedRounds, median, spread } from '../lib/rounds.ts';
+import { interleavedRounds, median, pairedMedian, signed, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 export const DB_SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
@@ -78,20 +78,12 @@ interface Summary {
  * the two ran a minute apart at most, so the machine's slower drift cancels out of each difference.
  */
 function addedCpu(s: Summary, base: Summary): number {
-  return median(s.rounds.map((r, i) => r.cpuMicrosPerRequest - (base.rounds[i]?.cpuMicrosPerRequest ?? Number.NaN)));
+  return pairedMedian(s.rounds, base.rounds, (r, b) => r.cpuMicrosPerRequest - b.cpuMicrosPerRequest);
 }
 
-/**
- * Throughput over bare's, as the median of each round's ratio: the two ran seconds apart in the
- * same round, so the VM's slower drift cancels out (as in addedCpu).
- */
+/** Throughput over bare's, as the median of each round's ratio (as addedCpu takes differences). */
 function throughputRatio(s: Summary, base: Summary): number {
-  return median(s.rounds.map((r, i) => r.saturation.rps / (base.rounds[i]?.saturation.rps ?? Number.NaN)));
-}
-
-/** A difference with its sign: `+5.7`, `-5.7`. */
-function signed(x: number): string {
-  return `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+  return pairedMedian(s.rounds, base.rounds, (r, b) => r.saturation.rps / b.saturation.rps);
 }
 
 function summarize(s: DbScenario, rounds: readonly ScenarioFigures[]): Summary {

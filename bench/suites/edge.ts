@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine, scenarioTable } from '../lib/report.ts';
-import { interleavedRounds, median, medianRound, spread } from '../lib/rounds.ts';
+import { interleavedRounds, median, medianRound, pairedMedian, signed, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
@@ -143,11 +143,10 @@ function renderVersions(runs: readonly { version: string; rounds: Map<string, Sc
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const { version, rounds } of runs) {
-    const cpu = (scenario: string): number[] => (rounds.get(scenario) ?? []).map((r) => r.cpuMicrosPerRequest);
-    const bare = cpu('bare');
-    const added = (scenario: string): number => median(cpu(scenario).map((c, i) => c - (bare[i] ?? Number.NaN)));
+    const bare = rounds.get('bare') ?? [];
+    const added = (scenario: string): number =>
+      pairedMedian(rounds.get(scenario) ?? [], bare, (r, b) => r.cpuMicrosPerRequest - b.cpuMicrosPerRequest);
     const verdict = (hp: number, fastify: number): string => (hp <= fastify ? 'met' : 'missed');
-    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
     const [silent, fastifyLog, full, fastifyBuffered, fullBuffered] = LOGGING_SCENARIOS.slice(1).map(added) as [
       number,
       number,
@@ -156,7 +155,7 @@ function renderVersions(runs: readonly { version: string; rounds: Map<string, Sc
       number,
     ];
     lines.push(
-      `| ${version} | ${median(bare).toFixed(1)} | ${signed(silent)} | ${signed(fastifyLog)} | ${signed(full)} | ${verdict(full, fastifyLog)} | ${signed(fastifyBuffered)} | ${signed(fullBuffered)} | ${verdict(fullBuffered, fastifyBuffered)} |`,
+      `| ${version} | ${median(bare.map((r) => r.cpuMicrosPerRequest)).toFixed(1)} | ${signed(silent)} | ${signed(fastifyLog)} | ${signed(full)} | ${verdict(full, fastifyLog)} | ${signed(fastifyBuffered)} | ${signed(fullBuffered)} | ${verdict(fullBuffered, fastifyBuffered)} |`,
     );
   }
   return lines.join('\n');
