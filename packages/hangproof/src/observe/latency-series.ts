@@ -125,7 +125,7 @@ export class SummedSeries implements SeriesView {
     this.labels = labels;
     this.#parts = parts;
     this.#buckets = boundsMs.length + 1;
-    this.windows = new SummedWindows(() => mapParts(parts(), (s) => s.windows), sinceMs);
+    this.windows = new SummedWindows(() => Array.from(parts(), (s) => s.windows), sinceMs);
   }
 
   get bucketCounts(): Float64Array {
@@ -152,8 +152,4 @@ export class SummedSeries implements SeriesView {
     for (const s of this.#parts()) for (const [code, n] of s.errorsTotal) sum.set(code, (sum.get(code) ?? 0) + n);
     return sum;
   }
-}
-
-function* mapParts<T, U>(parts: Iterable<T>, fn: (part: T) => U): IterableIterator<U> {
-  for (const part of parts) yield fn(part);
 }
