@@ -89,7 +89,9 @@ if (scenario === 'bare-logged') {
   await app.register(hangproof, { logger: requestLogger(bufferedLogger), deadlineMs: 10_000, adminToken });
   if (process.env.BENCH_OBSERVE !== '0') {
     const { observe } = await import('hangproof/observe');
-    await app.register(observe, { pools: { main: db }, logger: pino({ level: 'info' }, devNull()) });
+    // BENCH_OBSERVE_OPTIONS: extra observe options as JSON, for comparing observe settings.
+    const observeExtra = JSON.parse(process.env.BENCH_OBSERVE_OPTIONS ?? '{}');
+    await app.register(observe, { pools: { main: db }, logger: pino({ level: 'info' }, devNull()), ...observeExtra });
   }
   app.get('/bots/:userId', async (req) => (await db.query(SQL, [Number(req.params.userId)])).rows);
 } else {

@@ -15,7 +15,7 @@ import { ByteStringSlots } from './byte-string-slots.js';
 import { OTHER, SeriesBook, type SeriesView, SummedSeries } from './latency-series.js';
 import { RecentEvidence } from './recent-evidence.js';
 import { RouteBook } from './route-book.js';
-import type { EndedRequest, StallReport } from './stall-watchdog.js';
+import { type EndedRequest, loopRan, type StallReport } from './stall-watchdog.js';
 
 /** A slow request kept with its spans, for the waterfall on /status. */
 export interface SlowRequest {
@@ -141,7 +141,9 @@ export class Measurements {
     ended.name[i] = ctx.name;
     ended.kind[i] = ctx.kind;
     ended.startedAt[i] = ctx.startedAt;
-    ended.endedAt[i] = ctx.startedAt + e.durationMs;
+    const endedAt = ctx.startedAt + e.durationMs;
+    ended.endedAt[i] = endedAt;
+    loopRan(endedAt);
     ended.step[i] = ctx.stepsInFlightAtAbort.at(-1) ?? ctx.stepInFlight;
     ended.lastStep[i] = ctx.lastCompletedStep;
     this.#endedNext = (i + 1) % RECENT_ENDED;

@@ -1,21 +1,36 @@
 /**
- * What the main thread and the stall watchdog thread (stall-watchdog-thread.ts) send each other.
- * Types only: neither side imports the other's code.
+ * What the main thread and the stall watchdog thread (stall-watchdog-thread.ts) share: the beat's
+ * encoding, the thread's data and its messages. Neither side imports the other's code.
  */
 import type { InFlightRequest, StallFrame } from './stall-watchdog.js';
 
+/**
+ * A beat as stored in the shared Int32Array: the main thread's `performance.now()` in whole ms,
+ * modulo 2^32. An Int32 takes an atomic store and no allocation (a BigInt would be one per beat,
+ * and beats come with every request); it wraps after 49.7 days, which `beatAgeMs` accounts for.
+ */
+export function toBeat(mainPerfNowMs: number): number {
+  return mainPerfNowMs | 0;
+}
+
+/** ms from a beat to `mainPerfNowMs` (the main thread's clock), correct across the Int32 wrap. */
+export function beatAgeMs(beat: number, mainPerfNowMs: number): number {
+  return ((mainPerfNowMs | 0) - beat) | 0;
+}
+
 /** The thread's `workerData`. */
 export interface WatchdogData {
-  /** A SharedArrayBuffer of one BigInt64: `process.hrtime.bigint()` at the main thread's last beat. */
+  /** A SharedArrayBuffer of one Int32: the main thread's last beat (`toBeat`). */
   readonly buffer: SharedArrayBuffer;
+  /**
+   * The monotonic clock in ms (`process.hrtime.bigint()` / 1e6) less the main thread's
+   * `performance.now()`: how the thread reads the main thread's clock from its own.
+   */
+  readonly mainClockOriginMs: number;
   /** Loop blocked this long (no beat) is a stall, in ms. */
   readonly thresholdMs: number;
-  /** How often the main thread beats, in ms. */
-  readonly beatMs: number;
-  /** How often the thread reads the last beat while beats come on time, in ms. */
-  readonly pollMs: number;
-  /** How often it reads it once a beat is late, until the next beat or a stall, in ms. */
-  readonly latePollMs: number;
+  /** How often the thread reads the last beat while a stall lasts, to see it end, in ms. */
+  readonly stallPollMs: number;
   /** Pause the main thread through the inspector to take the blocking stack. */
   readonly captureStacks: boolean;
   /** Evaluated on the paused main thread; returns the in-flight requests as a JSON string. */

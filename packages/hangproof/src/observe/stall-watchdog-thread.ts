@@ -1,9 +1,8 @@
 /**
  * The stall watchdog's thread, started by stall-watchdog.ts with `new Worker(<this file>)`.
  *
- * The main thread stores the time of each beat in shared memory. The watchdog reads it, seldom while
- * beats come on time and more often once one is late; when none has come for `thresholdMs` the main
- * loop is blocked. To name the blocking code, the watchdog uses
+ * The main thread stores the time of each beat in shared memory. The watchdog reads it when the
+ * last beat it saw would be `thresholdMs` old; when none has come since, the main loop is blocked. To name the blocking code, the watchdog uses
  * `inspector.Session#connectToMainThread()`: inspector messages reach a busy main thread through
  * V8's interrupt mechanism (that is how a debugger pauses a runaway loop), so `Debugger.pause`
  * stops the main thread at its next JavaScript statement and `Debugger.paused` carries the call
@@ -20,7 +19,7 @@ import { writeSync } from 'node:fs';
 import type { Session } from 'node:inspector';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { InFlightRequest, StallFrame } from './stall-watchdog.js';
-import type { WatchdogData, WatchdogMessage } from './stall-watchdog-protocol.js';
+import { beatAgeMs, type WatchdogData, type WatchdogMessage } from './stall-watchdog-protocol.js';
 
 /** The inspector's call frame, as far as the watchdog reads it. */
 interface CallFrame {
@@ -38,8 +37,8 @@ interface Capture {
 }
 
 interface Stall {
-  /** The last beat before the stall, in `process.hrtime.bigint()` ns. */
-  readonly startedAt: bigint;
+  /** The last beat before the stall. */
+  readonly startedAt: number;
   readonly startedAtEpoch: number;
   readonly captured: Promise<Capture>;
   longLogged: boolean;
@@ -49,8 +48,10 @@ const data = workerData as WatchdogData;
 const port = parentPort;
 if (port === null) throw new Error('stall-watchdog-thread runs only as a worker thread');
 const send = (m: WatchdogMessage): void => port.postMessage(m);
-const lastBeatAt = new BigInt64Array(data.buffer);
-const msBetween = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
+const lastBeat = new Int32Array(data.buffer);
+// The main thread's performance.now(), read from this thread: the same monotonic clock, another origin.
+const mainClockOffsetMs = Number(process.hrtime.bigint()) / 1e6 - performance.now() - data.mainClockOriginMs;
+const mainNow = (): number => performance.now() + mainClockOffsetMs;
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 // A session to the main thread is connected only while a capture runs: a process that exits with
@@ -130,7 +131,7 @@ async function readInFlight(
 // One capture at a time: overlapping enable/pause/disable sequences would undo each other.
 let capturing = false;
 
-async function capture(Inspector: new () => Session, beatAtDetection: bigint): Promise<Capture> {
+async function capture(Inspector: new () => Session, beatAtDetection: number): Promise<Capture> {
   const none = { frames: undefined, inFlight: undefined, pausedAfterMs: undefined };
   if (capturing) return { ...none, note: 'a previous capture was still running' };
   capturing = true;
@@ -151,8 +152,8 @@ async function capture(Inspector: new () => Session, beatAtDetection: bigint): P
     await withTimeout(post(session, 'Debugger.enable'), 2000);
     await withTimeout(post(session, 'Debugger.pause'), 2000);
     const params = await withTimeout(paused, 2000);
-    const pausedAfterMs = Math.round(msBetween(beatAtDetection, process.hrtime.bigint()));
-    if (Atomics.load(lastBeatAt, 0) !== beatAtDetection) {
+    const pausedAfterMs = beatAgeMs(beatAtDetection, mainNow());
+    if (Atomics.load(lastBeat, 0) !== beatAtDetection) {
       await post(session, 'Debugger.resume');
       resumed = true;
       return { ...none, pausedAfterMs, note: 'the loop resumed before it could be paused' };
@@ -185,7 +186,7 @@ async function capture(Inspector: new () => Session, beatAtDetection: bigint): P
   }
 }
 
-function startCapture(beat: bigint): Promise<Capture> {
+function startCapture(beat: number): Promise<Capture> {
   if (SessionClass === undefined) {
     const note = data.captureStacks ? 'inspector unavailable' : 'stack capture disabled';
     return Promise.resolve({ frames: undefined, inFlight: undefined, pausedAfterMs: undefined, note });
@@ -193,18 +194,18 @@ function startCapture(beat: bigint): Promise<Capture> {
   return capture(SessionClass, beat);
 }
 
-let last = Atomics.load(lastBeatAt, 0);
+let last = Atomics.load(lastBeat, 0);
 let stall: Stall | undefined;
 
 function poll(): void {
-  const now = process.hrtime.bigint();
-  const beat = Atomics.load(lastBeatAt, 0);
+  const now = mainNow();
+  const beat = Atomics.load(lastBeat, 0);
   if (beat !== last) {
     if (stall !== undefined) {
       const s = stall;
       stall = undefined;
       // From the last beat before the stall to the first after it: an upper bound of the stall.
-      const durationMs = msBetween(s.startedAt, beat);
+      const durationMs = (beat - s.startedAt) | 0;
       void s.captured.then((c) =>
         send({
           kind: 'stall',
@@ -219,7 +220,7 @@ function poll(): void {
     }
     last = beat;
   }
-  const blockedMs = msBetween(beat, now);
+  const blockedMs = beatAgeMs(beat, now);
   if (stall === undefined && blockedMs > data.thresholdMs) {
     stall = {
       startedAt: beat,
@@ -238,7 +239,7 @@ function poll(): void {
         level: 50,
         time: Date.now(),
         event: 'event_loop_blocked',
-        blockedMs: Math.round(msBetween(s.startedAt, process.hrtime.bigint())),
+        blockedMs: beatAgeMs(s.startedAt, mainNow()),
         stack: c.frames,
         inFlight: c.inFlight,
         msg: 'event loop blocked and not recovering',
@@ -250,9 +251,18 @@ function poll(): void {
       }
     });
   }
-  // A beat late by more than a fine poll: look often until it comes or the stall is caught.
-  const late = blockedMs > data.beatMs + data.latePollMs;
-  setTimeout(poll, late ? data.latePollMs : data.pollMs);
+  setTimeout(poll, nextPollInMs(blockedMs));
+}
+
+/**
+ * While no stall is seen, sleep until the beat read now would be `thresholdMs` old: a stall is
+ * caught as soon as it passes the threshold, and with beats on time the thread wakes about once
+ * per threshold less one beat, not on a fixed period. During a stall, read often so its end (the
+ * next beat) is reported soon after the loop runs again.
+ */
+function nextPollInMs(blockedMs: number): number {
+  if (stall !== undefined) return data.stallPollMs;
+  return Math.max(1, Math.ceil(data.thresholdMs - blockedMs) + 1);
 }
 
 poll();

@@ -2,7 +2,12 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RequestContext } from '../core/index.js';
 import { toOriginalFrames } from './original-frames.js';
-import type { WatchdogData, WatchdogMessage, WatchdogStallMessage } from './stall-watchdog-protocol.js';
+import {
+  toBeat,
+  type WatchdogData,
+  type WatchdogMessage,
+  type WatchdogStallMessage,
+} from './stall-watchdog-protocol.js';
 
 /** One frame of the code that blocked the loop. `line` and `column` are 1-based. */
 export interface StallFrame {
@@ -80,7 +85,35 @@ const SNAPSHOT_EXPRESSION = "globalThis[Symbol.for('hangproof.observe.stall-snap
 
 const sources = new Set<ContextSource>();
 const listeners = new Set<StallListener>();
-let running: { worker: Worker; beat: NodeJS.Timeout; options: StallWatchdogOptions } | undefined;
+interface Running {
+  readonly worker: Worker;
+  readonly options: StallWatchdogOptions;
+  /** The shared beat (see stall-watchdog-protocol.ts). */
+  readonly lastBeat: Int32Array;
+  /** Beats while nothing else shows the loop running. */
+  readonly beatTimer: NodeJS.Timeout;
+  /** How long `loopRan` lets pass between two pushes of the beat timer, in ms. */
+  readonly pushEveryMs: number;
+  /** performance.now() when `loopRan` last pushed the beat timer back. */
+  pushedAt: number;
+}
+let running: Running | undefined;
+
+/**
+ * Tells the watchdog the main loop ran at `perfNow` (a performance.now() the caller has read),
+ * as observe does at every request's end: a beat that costs no wake-up. While such beats come
+ * the beat timer is pushed back (`refresh`) and never fires, so a busy service pays no timer for
+ * them; an idle one beats on the timer.
+ */
+export function loopRan(perfNow: number): void {
+  const r = running;
+  if (r === undefined) return;
+  Atomics.store(r.lastBeat, 0, toBeat(perfNow));
+  if (perfNow - r.pushedAt >= r.pushEveryMs) {
+    r.pushedAt = perfNow;
+    r.beatTimer.refresh();
+  }
+}
 
 /** The requests in flight now, longest-running first, at most 50. */
 export function inFlightSnapshot(): InFlightRequest[] {
@@ -228,22 +261,26 @@ export function watchStalls(
 
 function start(options: StallWatchdogOptions): void {
   (globalThis as Record<symbol, unknown>)[kSnapshot] = () => JSON.stringify(inFlightSnapshot());
-  const buffer = new SharedArrayBuffer(8);
-  const lastBeatAt = new BigInt64Array(buffer);
+  const buffer = new SharedArrayBuffer(4);
+  const lastBeat = new Int32Array(buffer);
   // Each beat stores its time, so the thread knows when the loop last ran however seldom it looks.
-  // Beats 4 times per threshold, so a stall is seen within ~1.125 thresholds; the thread reads
-  // twice per threshold while beats come on time and 8 times once one is late. Every wake-up has a
-  // price on a virtual machine (about 0.1 ms of CPU here), so neither side wakes more than that.
+  // The thread looks when the last beat it saw turns `thresholdMs` old, so a stall is caught at
+  // the threshold. Every request's end is a beat (`loopRan`); with none, the timer beats 4 times
+  // per threshold, so a stall's start is known within a quarter of it and the thread sleeps 0.75
+  // to 1 threshold between looks. Every wake-up has a price on a virtual machine (about 0.1 ms of
+  // CPU here), so neither side wakes more than that.
   const beatMs = Math.max(10, Math.floor(options.thresholdMs / 4));
-  Atomics.store(lastBeatAt, 0, process.hrtime.bigint());
-  const beat = setInterval(() => Atomics.store(lastBeatAt, 0, process.hrtime.bigint()), beatMs);
-  beat.unref();
+  const beat = (): void => {
+    Atomics.store(lastBeat, 0, toBeat(performance.now()));
+  };
+  beat();
+  const beatTimer = setInterval(beat, beatMs);
+  beatTimer.unref();
   const workerData: WatchdogData = {
     buffer,
+    mainClockOriginMs: Number(process.hrtime.bigint()) / 1e6 - performance.now(),
     thresholdMs: options.thresholdMs,
-    beatMs,
-    pollMs: Math.max(5, Math.floor(options.thresholdMs / 2)),
-    latePollMs: Math.max(5, Math.floor(options.thresholdMs / 8)),
+    stallPollMs: Math.max(5, Math.floor(options.thresholdMs / 8)),
     captureStacks: options.captureStacks,
     snapshotExpression: SNAPSHOT_EXPRESSION,
     longStallLogMs: Math.max(LONG_STALL_LOG_MS, options.thresholdMs * 10),
@@ -260,12 +297,12 @@ function start(options: StallWatchdogOptions): void {
     // The watchdog is an aid: losing it must never take the service down.
     resolveReady();
   });
-  running = { worker, beat, options };
+  running = { worker, options, lastBeat, beatTimer, pushEveryMs: beatMs / 2, pushedAt: performance.now() };
 }
 
 function stop(): void {
   if (running === undefined) return;
-  clearInterval(running.beat);
+  clearInterval(running.beatTimer);
   void running.worker.terminate();
   running = undefined;
   ready?.resolve();

@@ -164,6 +164,42 @@ test('with stack capture off, a stall is still reported with the requests in fli
   assert.ok((line.in_flight as { requestId: string }[]).some((r) => r.requestId === 'crunch-2'));
 });
 
+test('requests that keep ending count as beats: a stall right after a steady run of them is reported at its own length', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const { app, url } = await startService({ logger, stallThresholdMs: 300, captureStallStacks: false }, (app) => {
+    app.get('/quick', async () => 'ok');
+    app.get('/crunch', async () => {
+      await step('price-grid', async () => crunchPricesSynchronously(700));
+      return 'done';
+    });
+  });
+  t.after(() => app.close());
+  await stallWatchdogReady();
+  // 1.5 s of requests one after another. Each end is a beat and pushes the beat timer back, so
+  // the timer never fires: the thread sees only the requests' beats. Were those lost, it would
+  // take the whole run for one stall, reported with the first beat after it: as one stall of
+  // more than 2 s, instead of the 0.7 s the crunch blocks for.
+  const until = performance.now() + 1500;
+  let served = 0;
+  while (performance.now() < until) {
+    assert.equal((await fetch(`${url}/quick`)).status, 200);
+    served++;
+  }
+  assert.ok(served >= 20, `${served} requests served`);
+  assert.deepEqual(
+    lines.filter((l) => l.event === 'event_loop_stall'),
+    [],
+    'no stall while requests kept ending',
+  );
+  assert.equal((await fetch(`${url}/crunch`, { headers: { 'x-request-id': 'crunch-3' } })).status, 200);
+  await waitUntil('the stall to be logged', () => lines.some((l) => l.event === 'event_loop_stall'));
+  const line = lines.find((l) => l.event === 'event_loop_stall');
+  assert.ok(line, 'a stall was logged');
+  const stallMs = line.stall_ms as number;
+  assert.ok(stallMs >= 600 && stallMs < 1500, `one stall of about 700 ms, not ${stallMs} ms`);
+  assert.ok((line.in_flight as { requestId: string }[]).some((r) => r.requestId === 'crunch-3'));
+});
+
 test('a process that exits with the watchdog running exits cleanly, without "Waiting for the debugger to disconnect"', async () => {
   const script = `
     import Fastify from 'fastify';
