@@ -2,7 +2,8 @@
  * The stall watchdog's thread, started by stall-watchdog.ts with `new Worker(<this file>)`.
  *
  * The main thread stores the time of each beat in shared memory. The watchdog reads it when the
- * last beat it saw would be `thresholdMs` old; when none has come since, the main loop is blocked. To name the blocking code, the watchdog uses
+ * last beat it saw would be `thresholdMs` old; when none has come since, the main loop is blocked.
+ * To name the blocking code, the watchdog uses
  * `inspector.Session#connectToMainThread()`: inspector messages reach a busy main thread through
  * V8's interrupt mechanism (that is how a debugger pauses a runaway loop), so `Debugger.pause`
  * stops the main thread at its next JavaScript statement and `Debugger.paused` carries the call
