@@ -13,9 +13,10 @@ import { DB_SERVER, OTEL_PRELOAD } from './db.ts';
 /**
  * Instructions suite: the instructions the db suite's server executes per request, counted by
  * valgrind's cachegrind, which runs the process on a simulated CPU. The count does not move with
- * the machine's other tenants, its caches or its clock, so where the CPU-time figures of the db
- * suite move by ±20 µs per request between runs on this VM, this one moves by a few tenths of a
- * percent. It counts work, not time: a cache miss or a slow wake-up costs nothing here.
+ * the machine's other tenants, its caches or its clock, only with what the process itself does
+ * differently from run to run (when V8 compiles what, when the collector runs): about ±4 % of a
+ * request at the default N. It counts work, not time: a cache miss or a slow wake-up costs
+ * nothing here.
  *
  * Method: per scenario, two servers under cachegrind side by side, the same in all but the
  * number of requests after their warm-up (N and 2N, closed loop); instructions per request are
@@ -170,7 +171,9 @@ function render(rows: readonly Row[]): string {
   if (hp !== undefined && otel !== undefined) {
     lines.push(
       '',
-      `- hangproof adds **${(delta(hp) / delta(otel)).toFixed(2)}** of the instructions OpenTelemetry adds per request (${k(delta(hp))} against ${k(delta(otel))} thousand).`,
+      delta(hp) > 0
+        ? `- hangproof adds **${(delta(hp) / delta(otel)).toFixed(2)}** of the instructions OpenTelemetry adds per request (${k(delta(hp))} against ${k(delta(otel))} thousand).`
+        : `- hangproof counted fewer instructions per request than bare in this run (${k(delta(hp))} thousand; OpenTelemetry ${k(delta(otel))} more): its added work is below what one run resolves.`,
     );
   }
   return lines.join('\n');
