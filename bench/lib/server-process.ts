@@ -51,7 +51,11 @@ export async function startServerProcess(
   };
 }
 
-async function request<T>(
+/**
+ * Sends `message` to a bench server (none: only waits) and resolves with its first message of
+ * type `type`; rejects when `timeoutMs` passes or the server exits first.
+ */
+export async function request<T>(
   child: ChildProcess,
   message: object | undefined,
   type: string,

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { withBotsDatabase } from '../lib/bots-database.ts';
 import { runLoad } from '../lib/load.ts';
 import { environmentLine } from '../lib/report.ts';
-import { pinned, SERVER_CORE } from '../lib/server-process.ts';
+import { pinned, request, SERVER_CORE } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 import { DB_SERVER, OTEL_PRELOAD } from './db.ts';
 
@@ -109,7 +109,7 @@ async function countInstructions(url: string, sc: Scenario, requests: number, di
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
   });
   try {
-    const serverUrl = await readyUrl(child);
+    const { url: serverUrl } = await request<{ url: string }>(child, undefined, 'ready', STARTUP_TIMEOUT_MS);
     const load = { url: serverUrl, durationSec: LOAD_TIMEOUT_SEC, connections: CONNECTIONS };
     await runLoad({ ...load, requests: WARMUP_REQUESTS });
     const counted = await runLoad({ ...load, requests });
@@ -125,21 +125,6 @@ async function countInstructions(url: string, sc: Scenario, requests: number, di
   child.kill('SIGTERM');
   await exited;
   return totalInstructions(await readFile(outFile, 'utf8'));
-}
-
-function readyUrl(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server under cachegrind did not start')), STARTUP_TIMEOUT_MS);
-    child.on('message', (m: { type?: string; url?: string }) => {
-      if (m.type !== 'ready' || m.url === undefined) return;
-      clearTimeout(timer);
-      resolve(m.url);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server under cachegrind exited with ${code}`));
-    });
-  });
 }
 
 /** The `Ir` (instructions read) total of a cachegrind output file. */
