@@ -18,14 +18,20 @@ export function beatAgeMs(beat: number, mainPerfNowMs: number): number {
   return ((mainPerfNowMs | 0) - beat) | 0;
 }
 
+/**
+ * The monotonic clock in ms less this thread's `performance.now()`. Each thread's
+ * `performance.now()` counts from its own start; the difference of two threads' origins turns
+ * one's reading into the other's.
+ */
+export function clockOriginMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6 - performance.now();
+}
+
 /** The thread's `workerData`. */
 export interface WatchdogData {
   /** A SharedArrayBuffer of one Int32: the main thread's last beat (`toBeat`). */
   readonly buffer: SharedArrayBuffer;
-  /**
-   * The monotonic clock in ms (`process.hrtime.bigint()` / 1e6) less the main thread's
-   * `performance.now()`: how the thread reads the main thread's clock from its own.
-   */
+  /** The main thread's `clockOriginMs()`: how the thread reads the main thread's clock from its own. */
   readonly mainClockOriginMs: number;
   /** Loop blocked this long (no beat) is a stall, in ms. */
   readonly thresholdMs: number;

@@ -20,7 +20,7 @@ import { writeSync } from 'node:fs';
 import type { Session } from 'node:inspector';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { InFlightRequest, StallFrame } from './stall-watchdog.js';
-import { beatAgeMs, type WatchdogData, type WatchdogMessage } from './stall-watchdog-protocol.js';
+import { beatAgeMs, clockOriginMs, type WatchdogData, type WatchdogMessage } from './stall-watchdog-protocol.js';
 
 /** The inspector's call frame, as far as the watchdog reads it. */
 interface CallFrame {
@@ -51,7 +51,7 @@ if (port === null) throw new Error('stall-watchdog-thread runs only as a worker 
 const send = (m: WatchdogMessage): void => port.postMessage(m);
 const lastBeat = new Int32Array(data.buffer);
 // The main thread's performance.now(), read from this thread: the same monotonic clock, another origin.
-const mainClockOffsetMs = Number(process.hrtime.bigint()) / 1e6 - performance.now() - data.mainClockOriginMs;
+const mainClockOffsetMs = clockOriginMs() - data.mainClockOriginMs;
 const mainNow = (): number => performance.now() + mainClockOffsetMs;
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -206,7 +206,7 @@ function poll(): void {
       const s = stall;
       stall = undefined;
       // From the last beat before the stall to the first after it: an upper bound of the stall.
-      const durationMs = (beat - s.startedAt) | 0;
+      const durationMs = beatAgeMs(s.startedAt, beat);
       void s.captured.then((c) =>
         send({
           kind: 'stall',

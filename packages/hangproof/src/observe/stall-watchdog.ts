@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { RequestContext } from '../core/index.js';
 import { toOriginalFrames } from './original-frames.js';
 import {
+  clockOriginMs,
   toBeat,
   type WatchdogData,
   type WatchdogMessage,
@@ -87,7 +88,6 @@ const sources = new Set<ContextSource>();
 const listeners = new Set<StallListener>();
 interface Running {
   readonly worker: Worker;
-  readonly options: StallWatchdogOptions;
   /** The shared beat (see stall-watchdog-protocol.ts). */
   readonly lastBeat: Int32Array;
   /** Beats while nothing else shows the loop running. */
@@ -278,7 +278,7 @@ function start(options: StallWatchdogOptions): void {
   beatTimer.unref();
   const workerData: WatchdogData = {
     buffer,
-    mainClockOriginMs: Number(process.hrtime.bigint()) / 1e6 - performance.now(),
+    mainClockOriginMs: clockOriginMs(),
     thresholdMs: options.thresholdMs,
     stallPollMs: Math.max(5, Math.floor(options.thresholdMs / 8)),
     captureStacks: options.captureStacks,
@@ -297,7 +297,7 @@ function start(options: StallWatchdogOptions): void {
     // The watchdog is an aid: losing it must never take the service down.
     resolveReady();
   });
-  running = { worker, options, lastBeat, beatTimer, pushEveryMs: beatMs / 2, pushedAt: performance.now() };
+  running = { worker, lastBeat, beatTimer, pushEveryMs: beatMs / 2, pushedAt: performance.now() };
 }
 
 function stop(): void {
