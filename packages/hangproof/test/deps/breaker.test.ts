@@ -71,7 +71,9 @@ test('an open breaker fails fast, well under a millisecond per call, without tou
 });
 
 test('in half-open exactly one probe goes through and concurrent callers fail fast', async () => {
-  const d = dep();
+  // The probe's 600 ms answer must not meet the call's own timeout: on a CI machine busy with
+  // other test files, 1000 ms left too little room (a headers timeout, seen once on Node 24).
+  const d = dep({ timeoutMs: 5000 });
   await openIt(d);
   await sleep(HALF_OPEN_MS + 20);
   const slowBefore = fx.server.count('/slow');
