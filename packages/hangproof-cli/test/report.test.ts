@@ -207,7 +207,9 @@ describe('hangproof report names the injected cause first', () => {
           return rows;
         });
       },
-      { lockTimeoutMs: 400 },
+      // A capture opens its own connection, which a busy machine can take 200 ms to start: an
+      // early sweep and one capture per batch of requests leave every batch time to be seen.
+      { lockTimeoutMs: 400, lockEvidence: { waitThresholdMs: 100, minIntervalMs: 200 } },
     );
     t.after(() => service.close());
     await hit(`${service.url}/overview`, 20);
