@@ -27,6 +27,9 @@ export type Lease = GuardedConnection;
 /** Where a pooled pg client keeps its guard between checkouts. */
 const kGuard = Symbol('hangproof.pg.guard');
 
+/** A raw checkout holds no permit: when its caller left, there is nothing to give back. */
+const NOTHING_TO_RELEASE = (): void => {};
+
 /** Bound of the ROLLBACK that ends a failed transaction; it runs after the caller was answered. */
 const ROLLBACK_TIMEOUT_MS = 1_000;
 
@@ -138,6 +141,27 @@ export class ConnectionLeases {
   /** min(limit, remaining budget - reserve), from `now` when the caller has read the clock already. */
   #budget(scope: Scope, limitMs: number, now?: number): number {
     return budgetUntil(scope.deadlineAt, limitMs, this.#o.reserveMs, now);
+  }
+
+  /**
+   * A checkout of pg's pool itself, for `dangerouslyRawPool.connect()`: no permit and no guard,
+   * but the same bound as a guarded checkout (acquireTimeoutMs, or connectTimeoutMs when a new
+   * connection is opened, within the request's budget). Rejects with the same DEPENDENCY_TIMEOUT
+   * (phase `acquire` or `connect`) or with the request's abort; a connection that comes after the
+   * caller left goes straight back to the pool.
+   */
+  rawConnect(scope: Scope): Promise<pg.PoolClient> {
+    const started = performance.now();
+    const opens = this.pool.idleCount === 0 && this.pool.totalCount < this.#o.max;
+    const phase: PgPhase = opens ? 'connect' : 'acquire';
+    const limit = this.#budget(scope, opens ? this.#o.connectTimeoutMs : this.#o.acquireTimeoutMs, started);
+    if (limit < 1) {
+      if (scope.abort?.aborted) return Promise.reject(scope.abort.abortReason);
+      return Promise.reject(this.#phaseTimeout(scope, phase, 0, undefined));
+    }
+    return connectWithin(this.pool, limit, scope.abort, NOTHING_TO_RELEASE).catch((err: unknown) => {
+      throw err === BUDGET_SPENT ? this.#phaseTimeout(scope, phase, performance.now() - started, undefined) : err;
+    });
   }
 
   /**

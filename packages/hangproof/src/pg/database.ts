@@ -110,7 +110,12 @@ class GuardedDatabase implements Database {
   }
 
   get dangerouslyRawPool(): pg.Pool {
-    this.#rawPool ??= trackRawCheckouts(this.#leases.pool, this.#holders, this.#o.captureAcquireStacks);
+    this.#rawPool ??= trackRawCheckouts(
+      this.#leases.pool,
+      () => this.#leases.rawConnect(this.#scope()),
+      this.#holders,
+      this.#o.captureAcquireStacks,
+    );
     return this.#rawPool;
   }
 

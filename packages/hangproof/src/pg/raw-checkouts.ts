@@ -3,13 +3,23 @@ import { currentContext } from '../core/index.js';
 import type { Holder, HolderRegistry } from './holder-registry.js';
 
 /**
- * `dangerouslyRawPool` as the caller gets it: the pool itself, except that a client checked out
- * with `connect()` is recorded as a holder (request, route, step, since) until its `release()`.
- * Nothing else of the guard applies to it, but the classic leak, a `release()` missing on an
- * error branch, then shows in the leak log and in acquire-timeout lines under the route that
- * took the connection, instead of as a pool that shrank for no visible reason.
+ * `dangerouslyRawPool` as the caller gets it: the pool itself, except that `connect()` waits at
+ * most as long as a guarded checkout would (`connect`: the bounded checkout to use, see
+ * ConnectionLeases.rawConnect), and a client it returns is recorded as a holder (request, route,
+ * step, since) until its `release()`. Nothing else of the guard applies to the client, but the
+ * classic leak, a `release()` missing on an error branch, then shows in the leak log and in
+ * acquire-timeout lines under the route that took the connection, instead of as a pool that
+ * shrank for no visible reason.
  */
-export function trackRawCheckouts(pool: pg.Pool, holders: HolderRegistry, captureStacks: boolean): pg.Pool {
+/** pg-pool's `done` when the checkout failed: there is no client to give back. */
+const NO_CLIENT_TO_RELEASE = (): void => {};
+
+export function trackRawCheckouts(
+  pool: pg.Pool,
+  connect: () => Promise<pg.PoolClient>,
+  holders: HolderRegistry,
+  captureStacks: boolean,
+): pg.Pool {
   const track = (client: pg.PoolClient): pg.PoolClient => {
     const ctx = currentContext();
     const holder: Holder = {
@@ -35,9 +45,10 @@ export function trackRawCheckouts(pool: pg.Pool, holders: HolderRegistry, captur
     get(target, key, receiver) {
       if (key !== 'connect') return Reflect.get(target, key, receiver);
       return (callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: unknown) => void) => {
-        if (callback === undefined) return target.connect().then(track);
-        return target.connect((err, client, done) =>
-          callback(err, client === undefined ? undefined : track(client), done),
+        if (callback === undefined) return connect().then(track);
+        connect().then(
+          (client) => callback(undefined, track(client), client.release),
+          (err: Error) => callback(err, undefined, NO_CLIENT_TO_RELEASE),
         );
       };
     },

@@ -113,6 +113,37 @@ test('a client checked out of dangerouslyRawPool is a holder until its release, 
   }
 });
 
+test('dangerouslyRawPool.connect() on an exhausted pool fails by the acquire bound, then the late connection goes back', async () => {
+  const raw = createDatabase({ connectionString: testDb.url, max: 1, acquireTimeoutMs: 300, logger: log.logger });
+  try {
+    const held = await raw.dangerouslyRawPool.connect();
+    const promised = await timed(() => inRequest(5000, 'GET /export', () => raw.dangerouslyRawPool.connect()));
+    const err = promised.error as { code: string; details: Record<string, unknown> };
+    assert.equal(err?.code, 'DEPENDENCY_TIMEOUT', String(promised.error));
+    assert.equal(err.details.phase, 'acquire');
+    assert.ok(promised.ms < 300 + 250, `waited ${Math.round(promised.ms)} ms, not the 5 s budget`);
+
+    // The callback form answers by the same bound.
+    const called = await timed(
+      () =>
+        new Promise((resolve, reject) =>
+          raw.dangerouslyRawPool.connect((e, client) => (e ? reject(e) : resolve(client))),
+        ),
+    );
+    assert.equal((called.error as { code?: string })?.code, 'DEPENDENCY_TIMEOUT');
+    assert.ok(called.ms < 300 + 250, `waited ${Math.round(called.ms)} ms`);
+
+    // The checkouts left behind in pg-pool's queue get the connection and give it straight back.
+    held.release();
+    const next = await timed(() => raw.dangerouslyRawPool.connect());
+    assert.ok(next.value !== undefined, String(next.error));
+    next.value.release();
+    assert.equal(raw.stats().holders.length, 0);
+  } finally {
+    await raw.close();
+  }
+});
+
 test('the readiness check answers quickly and stats describe the pool', async () => {
   await db.readinessCheck();
   const s = db.stats();
