@@ -28,6 +28,13 @@ import { DB_SERVER, OTEL_PRELOAD } from './db.ts';
  * capture and lock evidence (each opens a side connection to Postgres). Timers that run on a
  * period (loop-delay probes, the log's flush) still run 50 times more often per request than
  * they do on the CPU: a small overstatement of hangproof's count, and of OpenTelemetry's export.
+ *
+ * What moves the count between runs is not the request's own work but three parts of V8 that
+ * run when they decide to: its compilers (a function optimized in one server and not yet in the
+ * other), its parser (code first reached in the longer run, such as a path behind a timer) and
+ * its garbage collector (a collection more or less in the counted part). The suite reads the
+ * count per function from cachegrind's output and reports those three apart, and the request's
+ * work as everything else (the JIT's own code, builtins, Node, libuv, the kernel interface).
  */
 
 /** Requests of the closed-loop warm-up, in each server, before the counted part. */
@@ -63,11 +70,39 @@ const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
+/**
+ * The parts of V8 whose count moves from run to run, matched on the qualified names of the
+ * functions cachegrind counts (see qualifiedName). Everything else is the request's own work.
+ */
+const MOVING_PARTS = {
+  compile:
+    /^v8::internal::(compiler|maglev|turboshaft|baseline|Compiler|OptimizedCompilationJob|TurbofanCompilationJob|OptimizingCompileDispatcher|interpreter::(BytecodeGenerator|BytecodeArrayBuilder|BytecodeArrayWriter|BytecodeRegisterOptimizer|ConstantArrayBuilder))::/,
+  parse:
+    /^v8::internal::(Parser|PreParser|ParserBase|Scanner|AstValueFactory|AstRawString|AstNodeFactory|DeclarationScope|Scope|StringTable)::/,
+  gc: /^(v8::internal::(Heap|Scavenger|ScavengerCollector|ScavengeVisitor|RootScavengeVisitor|MarkCompactCollector|MinorMarkCompactCollector|MarkingVisitorBase|MainMarkingVisitor|ConcurrentMarkingVisitor|ConcurrentMarking|IncrementalMarking|MarkingBarrier|MarkingWorklists|Sweeper|Evacuator|FullEvacuator|EvacuateVisitorBase|EvacuateNewSpaceVisitor|RecordMigratedSlotVisitor|RememberedSetUpdatingItem|PointersUpdatingVisitor|MemoryAllocator|MemoryChunk|PagedSpace|NewSpace|SemiSpaceNewSpace|LargeObjectSpace|GCTracer|ArrayBufferSweeper|BodyDescriptorBase|EvacuationAllocator)::|v8::internal::IterateObjectCache$|heap::base::|cppgc::)/,
+} as const;
+type MovingPart = keyof typeof MOVING_PARTS;
+const MOVING_PART_NAMES: Readonly<Record<MovingPart, string>> = {
+  compile: "V8's compilers",
+  parse: "V8's parser and string table",
+  gc: 'garbage collector',
+};
+
+/** One server's instructions: the total and the part in each of V8's moving parts. */
+interface Count {
+  readonly total: number;
+  readonly parts: Readonly<Record<MovingPart, number>>;
+}
+
 interface Row {
   readonly scenario: string;
   readonly label: string;
   /** Instructions per request. */
   readonly instructions: number;
+  /** Of which, per request, in each of V8's moving parts. */
+  readonly parts: Readonly<Record<MovingPart, number>>;
+  /** Instructions per request outside V8's moving parts: the request's own work. */
+  readonly work: number;
 }
 
 export async function instructionsSuite(_s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
@@ -84,7 +119,15 @@ export async function instructionsSuite(_s: SuiteSettings): Promise<{ markdown: 
           countInstructions(url, sc, REQUESTS, dir),
           countInstructions(url, sc, 2 * REQUESTS, dir),
         ]);
-        out.push({ scenario: sc.name, label: sc.label, instructions: (at2N - atN) / REQUESTS });
+        const perRequest = (a: number, b: number): number => (b - a) / REQUESTS;
+        const parts = {
+          compile: perRequest(atN.parts.compile, at2N.parts.compile),
+          parse: perRequest(atN.parts.parse, at2N.parts.parse),
+          gc: perRequest(atN.parts.gc, at2N.parts.gc),
+        };
+        const instructions = perRequest(atN.total, at2N.total);
+        const work = instructions - parts.compile - parts.parse - parts.gc;
+        out.push({ scenario: sc.name, label: sc.label, instructions, parts, work });
       }
       return out;
     });
@@ -94,8 +137,8 @@ export async function instructionsSuite(_s: SuiteSettings): Promise<{ markdown: 
   }
 }
 
-/** One server under cachegrind: its warm-up, then `requests` counted requests; its total instructions. */
-async function countInstructions(url: string, sc: Scenario, requests: number, dir: string): Promise<number> {
+/** One server under cachegrind: its warm-up, then `requests` counted requests; its instructions. */
+async function countInstructions(url: string, sc: Scenario, requests: number, dir: string): Promise<Count> {
   const outFile = join(dir, `${sc.name}-${requests}.out`);
   const [cmd, args] = pinned(SERVER_CORE, 'valgrind', [
     '--tool=cachegrind',
@@ -124,17 +167,51 @@ async function countInstructions(url: string, sc: Scenario, requests: number, di
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
   await exited;
-  return totalInstructions(await readFile(outFile, 'utf8'));
+  return readCount(await readFile(outFile, 'utf8'));
 }
 
-/** The `Ir` (instructions read) total of a cachegrind output file. */
-function totalInstructions(text: string): number {
+/**
+ * A demangled C++ signature's qualified name, without its return type, template arguments,
+ * anonymous namespaces and parameters: `void v8::internal::Foo<X>::Bar<Y>(Z)` is
+ * `v8::internal::Foo::Bar`.
+ */
+function qualifiedName(signature: string): string {
+  let depth = 0;
+  let name = '';
+  for (const ch of signature.replaceAll('(anonymous namespace)::', '')) {
+    if (ch === '<') depth++;
+    else if (ch === '>') depth--;
+    else if (depth === 0) {
+      if (ch === '(') break;
+      name += ch;
+    }
+  }
+  return name.slice(name.lastIndexOf(' ') + 1);
+}
+
+/**
+ * The `Ir` (instructions read) total of a cachegrind output file, and the part of it in functions
+ * of each of V8's moving parts. The file lists `fn=<name>` followed by `<line> <Ir> ...` lines.
+ */
+function readCount(text: string): Count {
   const events = /^events: (.*)$/m.exec(text)?.[1]?.split(' ');
   const summary = /^summary: (.*)$/m.exec(text)?.[1]?.split(' ');
   const i = events?.indexOf('Ir') ?? -1;
   const total = Number(summary?.[i]);
   if (i < 0 || !Number.isFinite(total)) throw new Error('no instruction total in the cachegrind output');
-  return total;
+  const parts: Record<MovingPart, number> = { compile: 0, parse: 0, gc: 0 };
+  let part: MovingPart | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('fn=')) {
+      const name = qualifiedName(line.slice(3));
+      part = (Object.keys(MOVING_PARTS) as MovingPart[]).find((p) => MOVING_PARTS[p].test(name));
+    } else if (part !== undefined && line.charCodeAt(0) >= 48 && line.charCodeAt(0) <= 57) {
+      // `<line> <count of event 0> <count of event 1> ...`: Ir is event i.
+      const count = Number(line.split(' ')[1 + i]);
+      if (Number.isFinite(count)) parts[part] += count;
+    }
+  }
+  return { total, parts };
 }
 
 function render(rows: readonly Row[]): string {
@@ -143,22 +220,33 @@ function render(rows: readonly Row[]): string {
   const hp = rows.find((r) => r.scenario === 'hangproof');
   const otel = rows.find((r) => r.scenario === 'otel');
   const k = (x: number): string => (x / 1000).toFixed(1);
+  const signed = (x: string): string => (x.startsWith('-') ? x : `+${x}`);
+  const bareRow = rows.find((r) => r.scenario === 'bare');
+  const workDelta = (r: Row): number => r.work - (bareRow?.work ?? Number.NaN);
+  const partDelta = (r: Row, p: MovingPart): string =>
+    r.scenario === 'bare' ? k(r.parts[p]) : `${k(r.parts[p])} (${signed(k(r.parts[p] - (bareRow?.parts[p] ?? 0)))})`;
+  const partNames = (Object.keys(MOVING_PART_NAMES) as MovingPart[]).map((p) => MOVING_PART_NAMES[p]);
   const lines = [
-    `Measured ${environmentLine()}; valgrind's cachegrind; ${WARMUP_REQUESTS} requests of warm-up, then ${REQUESTS} and ${2 * REQUESTS} counted requests in two servers per scenario (closed loop, ${CONNECTIONS} connections).`,
+    `Measured ${environmentLine()}; valgrind's cachegrind; ${WARMUP_REQUESTS} requests of warm-up, then ${REQUESTS} and ${2 * REQUESTS} counted requests in two servers per scenario (closed loop, ${CONNECTIONS} connections). Thousands of instructions per request; in parentheses, the difference from bare.`,
     '',
-    '| scenario | instructions per request (thousands) | Δ vs bare (thousands) | ratio |',
-    '|---|---|---|---|',
+    `| scenario | all | Δ vs bare | ratio | ${partNames.join(' | ')} | the request's own work (all but those three) | its Δ vs bare |`,
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.label} | ${k(r.instructions)} | ${r.scenario === 'bare' ? '—' : k(delta(r))} | ${(r.instructions / bare).toFixed(3)} |`,
+        `| ${r.label} | ${k(r.instructions)} | ${r.scenario === 'bare' ? '—' : k(delta(r))} | ${(r.instructions / bare).toFixed(3)} | ${(Object.keys(MOVING_PARTS) as MovingPart[]).map((p) => partDelta(r, p)).join(' | ')} | ${k(r.work)} | ${r.scenario === 'bare' ? '—' : k(workDelta(r))} |`,
     ),
   ];
   if (hp !== undefined && otel !== undefined) {
     lines.push(
       '',
+      `- The request's own work: hangproof adds **${(workDelta(hp) / workDelta(otel)).toFixed(2)}** of what OpenTelemetry adds (${k(workDelta(hp))} against ${k(workDelta(otel))} thousand instructions per request).`,
+    );
+  }
+  if (hp !== undefined && otel !== undefined) {
+    lines.push(
       delta(hp) > 0
-        ? `- hangproof adds **${(delta(hp) / delta(otel)).toFixed(2)}** of the instructions OpenTelemetry adds per request (${k(delta(hp))} against ${k(delta(otel))} thousand).`
-        : `- hangproof counted fewer instructions per request than bare in this run (${k(delta(hp))} thousand; OpenTelemetry ${k(delta(otel))} more): its added work is below what one run resolves.`,
+        ? `- All instructions: hangproof adds **${(delta(hp) / delta(otel)).toFixed(2)}** of what OpenTelemetry adds per request (${k(delta(hp))} against ${k(delta(otel))} thousand).`
+        : `- All instructions: hangproof counted fewer per request than bare in this run (${k(delta(hp))} thousand; OpenTelemetry ${k(delta(otel))} more): its added work is below what V8's moving parts move between runs.`,
     );
   }
   return lines.join('\n');
