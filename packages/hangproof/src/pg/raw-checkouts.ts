@@ -2,6 +2,9 @@ import type pg from 'pg';
 import { currentContext } from '../core/index.js';
 import type { Holder, HolderRegistry } from './holder-registry.js';
 
+/** pg-pool's `done` when the checkout failed: there is no client to give back. */
+const NO_CLIENT_TO_RELEASE = (): void => {};
+
 /**
  * `dangerouslyRawPool` as the caller gets it: the pool itself, except that `connect()` waits at
  * most as long as a guarded checkout would (`connect`: the bounded checkout to use, see
@@ -11,9 +14,6 @@ import type { Holder, HolderRegistry } from './holder-registry.js';
  * acquire-timeout lines under the route that took the connection, instead of as a pool that
  * shrank for no visible reason.
  */
-/** pg-pool's `done` when the checkout failed: there is no client to give back. */
-const NO_CLIENT_TO_RELEASE = (): void => {};
-
 export function trackRawCheckouts(
   pool: pg.Pool,
   connect: () => Promise<pg.PoolClient>,
