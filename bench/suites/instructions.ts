@@ -84,6 +84,7 @@ const MOVING_PARTS = {
   gc: /^(v8::internal::(Heap|Scavenger|ScavengerCollector|ScavengeVisitor|RootScavengeVisitor|MarkCompactCollector|MinorMarkCompactCollector|MarkingVisitorBase|MainMarkingVisitor|ConcurrentMarkingVisitor|ConcurrentMarking|IncrementalMarking|MarkingBarrier|MarkingWorklists|Sweeper|Evacuator|FullEvacuator|EvacuateVisitorBase|EvacuateNewSpaceVisitor|RecordMigratedSlotVisitor|RememberedSetUpdatingItem|PointersUpdatingVisitor|MemoryAllocator|MemoryChunk|PagedSpace|NewSpace|SemiSpaceNewSpace|LargeObjectSpace|GCTracer|ArrayBufferSweeper|BodyDescriptorBase|EvacuationAllocator)::|v8::internal::IterateObjectCache$|heap::base::|cppgc::)/,
 } as const;
 type MovingPart = keyof typeof MOVING_PARTS;
+const MOVING_PART_KEYS = Object.keys(MOVING_PARTS) as MovingPart[];
 const MOVING_PART_NAMES: Readonly<Record<MovingPart, string>> = {
   compile: "V8's compilers",
   parse: "V8's parser and string table",
@@ -122,13 +123,13 @@ export async function instructionsSuite(_s: SuiteSettings): Promise<{ markdown: 
           countInstructions(url, sc, 2 * REQUESTS, dir),
         ]);
         const perRequest = (a: number, b: number): number => (b - a) / REQUESTS;
-        const parts = {
-          compile: perRequest(atN.parts.compile, at2N.parts.compile),
-          parse: perRequest(atN.parts.parse, at2N.parts.parse),
-          gc: perRequest(atN.parts.gc, at2N.parts.gc),
-        };
         const instructions = perRequest(atN.total, at2N.total);
-        const work = instructions - parts.compile - parts.parse - parts.gc;
+        const parts = noParts();
+        let work = instructions;
+        for (const p of MOVING_PART_KEYS) {
+          parts[p] = perRequest(atN.parts[p], at2N.parts[p]);
+          work -= parts[p];
+        }
         out.push({ scenario: sc.name, label: sc.label, instructions, parts, work });
       }
       return out;
@@ -201,12 +202,12 @@ function readCount(text: string): Count {
   const i = events?.indexOf('Ir') ?? -1;
   const total = Number(summary?.[i]);
   if (i < 0 || !Number.isFinite(total)) throw new Error('no instruction total in the cachegrind output');
-  const parts: Record<MovingPart, number> = { compile: 0, parse: 0, gc: 0 };
+  const parts = noParts();
   let part: MovingPart | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith('fn=')) {
       const name = qualifiedName(line.slice(3));
-      part = (Object.keys(MOVING_PARTS) as MovingPart[]).find((p) => MOVING_PARTS[p].test(name));
+      part = MOVING_PART_KEYS.find((p) => MOVING_PARTS[p].test(name));
     } else if (part !== undefined && line.charCodeAt(0) >= 48 && line.charCodeAt(0) <= 57) {
       // `<line> <count of event 0> <count of event 1> ...`: Ir is event i.
       const count = Number(line.split(' ')[1 + i]);
@@ -216,18 +217,23 @@ function readCount(text: string): Count {
   return { total, parts };
 }
 
+/** A count of zero in each of V8's moving parts. */
+function noParts(): Record<MovingPart, number> {
+  return { compile: 0, parse: 0, gc: 0 };
+}
+
 function render(rows: readonly Row[]): string {
-  const bare = rows.find((r) => r.scenario === 'bare')?.instructions ?? Number.NaN;
+  const bareRow = rows.find((r) => r.scenario === 'bare');
+  const bare = bareRow?.instructions ?? Number.NaN;
   const delta = (r: Row): number => r.instructions - bare;
   const hp = rows.find((r) => r.scenario === 'hangproof');
   const otel = rows.find((r) => r.scenario === 'otel');
   const k = (x: number): string => (x / 1000).toFixed(1);
   const signed = (x: string): string => (x.startsWith('-') ? x : `+${x}`);
-  const bareRow = rows.find((r) => r.scenario === 'bare');
   const workDelta = (r: Row): number => r.work - (bareRow?.work ?? Number.NaN);
   const partDelta = (r: Row, p: MovingPart): string =>
     r.scenario === 'bare' ? k(r.parts[p]) : `${k(r.parts[p])} (${signed(k(r.parts[p] - (bareRow?.parts[p] ?? 0)))})`;
-  const partNames = (Object.keys(MOVING_PART_NAMES) as MovingPart[]).map((p) => MOVING_PART_NAMES[p]);
+  const partNames = MOVING_PART_KEYS.map((p) => MOVING_PART_NAMES[p]);
   const lines = [
     `Measured ${environmentLine()}; valgrind's cachegrind; ${WARMUP_REQUESTS} requests of warm-up, then ${REQUESTS} and ${2 * REQUESTS} counted requests in two servers per scenario (closed loop, ${CONNECTIONS} connections). Thousands of instructions per request; in parentheses, the difference from bare.`,
     '',
@@ -235,7 +241,7 @@ function render(rows: readonly Row[]): string {
     '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.label} | ${k(r.instructions)} | ${r.scenario === 'bare' ? '—' : k(delta(r))} | ${(r.instructions / bare).toFixed(3)} | ${(Object.keys(MOVING_PARTS) as MovingPart[]).map((p) => partDelta(r, p)).join(' | ')} | ${k(r.work)} | ${r.scenario === 'bare' ? '—' : k(workDelta(r))} |`,
+        `| ${r.label} | ${k(r.instructions)} | ${r.scenario === 'bare' ? '—' : k(delta(r))} | ${(r.instructions / bare).toFixed(3)} | ${MOVING_PART_KEYS.map((p) => partDelta(r, p)).join(' | ')} | ${k(r.work)} | ${r.scenario === 'bare' ? '—' : k(workDelta(r))} |`,
     ),
   ];
   if (hp !== undefined && otel !== undefined) {
