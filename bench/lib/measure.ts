@@ -20,6 +20,13 @@ export interface ScenarioFigures {
    * of the process that moves its CPU per request by a few µs, reported so a run shows which it had.
    */
   readonly nextTickNanos: number;
+  /**
+   * The server core's speed before the measured runs and after them: ns for a fixed loop (see
+   * protocol.mjs). A run whose core ran slow is measured again (interleavedRounds).
+   */
+  readonly coreNanos: readonly [before: number, after: number];
+  /** How many times this run was measured before these figures were kept: 1 unless its core ran slow. */
+  readonly attempts: number;
   /** Closed loop, 50 connections. */
   readonly saturation: LoadResult;
   /** Open loop at the fixed rate. */
@@ -107,6 +114,7 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
     await warmUp(url, o);
     const idleCpuMicrosPerSec = o.idleSec === undefined ? undefined : await idleCpu(server, o.idleSec);
+    const coreBefore = await coreSpeed(server);
     await server.cpuStart();
     const loadStarted = performance.now();
     // Counted too, so the saturation run after it starts with nothing left to cancel.
@@ -121,11 +129,14 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     const loadSec = (performance.now() - loadStarted) / 1000;
     const saturation = await runLoad({ url, durationSec: o.durationSec, connections: o.connections });
     const { nanos: nextTickNanos } = await server.call<{ nanos: number }>('next-tick', 'next-tick');
+    const coreAfter = await coreSpeed(server);
     const requests = Math.max(1, fixedRate.requests);
     return {
       scenario: o.scenario,
       cpuMicrosPerRequest: cpu / requests,
       nextTickNanos,
+      coreNanos: [coreBefore, coreAfter],
+      attempts: 1,
       ...(idleCpuMicrosPerSec === undefined
         ? {}
         : { idleCpuMicrosPerSec, marginalCpuMicrosPerRequest: (cpu - idleCpuMicrosPerSec * loadSec) / requests }),
@@ -135,6 +146,11 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
   } finally {
     await server.stop();
   }
+}
+
+/** The speed of the server's core now (ns for protocol.mjs's fixed loop), with no request in flight. */
+async function coreSpeed(server: ServerProcess): Promise<number> {
+  return (await server.call<{ nanos: number }>('core-speed', 'core-speed')).nanos;
 }
 
 /** The server's CPU per second over `seconds` with no load (a measured span, not a wait for something). */

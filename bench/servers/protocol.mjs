@@ -19,6 +19,29 @@ function nextTickNanos() {
   return least;
 }
 
+/** Iterations of one core-speed batch: about a millisecond on the machines measured so far. */
+const CORE_SPEED_LOOP = 1_000_000;
+let coreSpeedSink = 0;
+
+/**
+ * How fast this process's core runs now: ns for a fixed integer loop, the least over 20 batches.
+ * On a shared VM a core can run 20 to 40% slower for tens of seconds at a time (another tenant on
+ * the same physical core), and CPU time per request grows with it; the suites read this before
+ * and after each measurement and measure again the runs made on a slowed core (bench/lib/rounds.ts).
+ * Taken with no request in flight, outside any measured span.
+ */
+function coreSpeedNanos() {
+  let least = Number.POSITIVE_INFINITY;
+  for (let batch = 0; batch < 20; batch++) {
+    const started = process.hrtime.bigint();
+    let x = coreSpeedSink;
+    for (let i = 0; i < CORE_SPEED_LOOP; i++) x = (x + (i % 7)) | 0;
+    least = Math.min(least, Number(process.hrtime.bigint() - started));
+    coreSpeedSink = x;
+  }
+  return least;
+}
+
 /** Call once the server listens: reports readiness and answers CPU measurement requests. */
 export function serveBenchProtocol(url) {
   let start = process.cpuUsage();
@@ -31,6 +54,8 @@ export function serveBenchProtocol(url) {
       process.send?.({ type: 'cpu', cpuMicros: d.user + d.system });
     } else if (m.cmd === 'next-tick') {
       process.send?.({ type: 'next-tick', nanos: nextTickNanos() });
+    } else if (m.cmd === 'core-speed') {
+      process.send?.({ type: 'core-speed', nanos: coreSpeedNanos() });
     }
   });
   process.send?.({ type: 'ready', url });

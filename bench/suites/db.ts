@@ -3,7 +3,7 @@ import { withBotsDatabase } from '../lib/bots-database.ts';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine } from '../lib/report.ts';
-import { interleavedRounds, median, pairedMedian, signed, spread } from '../lib/rounds.ts';
+import { coreSpeedNote, interleavedRounds, median, pairedMedian, signed, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 export const DB_SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
@@ -141,9 +141,9 @@ async function measureRounds(
   rate: number,
   runtime: NodeRuntime | undefined,
 ): Promise<Summary[]> {
-  const rounds = await interleavedRounds(scenarios, roundsWanted, async (sc, round) => {
+  const rounds = await interleavedRounds(scenarios, roundsWanted, async (sc, round, attempt) => {
     process.stderr.write(
-      `db: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${sc.name}...\n`,
+      `db: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${sc.name}${attempt > 1 ? ` again (its core ran slow), try ${attempt}` : ''}...\n`,
     );
     const figures = await measureScenario({
       serverFile: DB_SERVER,
@@ -235,6 +235,7 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
   lines.push(
     `- One \`process.nextTick\` in each server after its runs, ns per round (30 to 50 is Node's fast state, 70 to 100 with AsyncLocalStorage's hooks on Node 20, 250 and more its slow state; see "Seventh pass" below): ${rows.map((r) => `${r.name} ${nextTickPerRound(r)}`).join('; ')}.`,
   );
+  lines.push(`- ${coreSpeedNote(rows.map((r) => r.rounds))}`);
   const noisy = rows.filter((r) => {
     const xs = r.rounds.map((x) => x.saturation.rps);
     const m = median(xs);

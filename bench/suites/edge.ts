@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine, scenarioTable } from '../lib/report.ts';
-import { interleavedRounds, median, medianRound, pairedMedian, signed, spread } from '../lib/rounds.ts';
+import { coreSpeedNote, interleavedRounds, median, medianRound, pairedMedian, signed, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
@@ -78,6 +78,8 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     '',
     `Spread of CPU per request over the rounds: ${[...core, ...buffered].map((c) => `${c} ${cpuSpread(c)}`).join(', ')}.`,
     '',
+    coreSpeedNote(rounds.values()),
+    '',
     `- Context, ID, deadline and spans (hangproof-silent − bare): **${pluginCost.toFixed(1)} µs** of server CPU per request (target ≤ 15 µs).`,
     `- hangproof's one log line: **${hpLogCost.toFixed(1)} µs**; Fastify's own request logging of the same request: **${fastifyLogCost.toFixed(1)} µs**.`,
     `- hangproof with its log line (hangproof − bare): **${overBare(full).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's), both lines through pino's own destination.`,
@@ -115,9 +117,9 @@ async function measureRounds(
   rate: number,
   runtime: NodeRuntime | undefined,
 ): Promise<Map<string, ScenarioFigures[]>> {
-  return interleavedRounds(scenarios, roundsWanted, (scenario, round) => {
+  return interleavedRounds(scenarios, roundsWanted, (scenario, round, attempt) => {
     process.stderr.write(
-      `edge: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${scenario}...\n`,
+      `edge: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${scenario}${attempt > 1 ? ` again (its core ran slow), try ${attempt}` : ''}...\n`,
     );
     return measureScenario({
       serverFile: SERVER,

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { LoadResult } from '../lib/load.ts';
+import type { ScenarioFigures } from '../lib/measure.ts';
+import { coreSpeedNote, interleavedRounds } from '../lib/rounds.ts';
+
+const load = { requests: 1000, rps: 1000 } as LoadResult;
+
+/** Figures of one run whose core read `coreNanos` before and after, with its CPU per request. */
+function run(scenario: string, cpu: number, coreNanos: readonly [number, number]): ScenarioFigures {
+  return {
+    scenario,
+    cpuMicrosPerRequest: cpu,
+    nextTickNanos: 40,
+    coreNanos,
+    attempts: 1,
+    saturation: load,
+    fixedRate: load,
+  };
+}
+
+/** A measure callback that answers from a script of runs per scenario, recording each call. */
+function scripted(script: Record<string, ScenarioFigures[]>) {
+  const calls: string[] = [];
+  const measure = async (scenario: string, round: number, attempt: number): Promise<ScenarioFigures> => {
+    calls.push(`${scenario}#${round}.${attempt}`);
+    const next = script[scenario]?.shift();
+    if (next === undefined) throw new Error(`no scripted run left for ${scenario}`);
+    return next;
+  };
+  return { calls, measure };
+}
+
+test('a run made on a slowed core is measured again after the rounds, and the faster run is kept', async () => {
+  const { calls, measure } = scripted({
+    bare: [run('bare', 200, [1000, 1005]), run('bare', 320, [1000, 1300]), run('bare', 205, [1002, 1004])],
+    hangproof: [run('hangproof', 240, [1001, 1003]), run('hangproof', 245, [1004, 1001])],
+  });
+  const rounds = await interleavedRounds(['bare', 'hangproof'], 2, measure);
+  assert.deepEqual(calls, ['bare#1.1', 'hangproof#1.1', 'bare#2.1', 'hangproof#2.1', 'bare#2.2']);
+  assert.deepEqual(
+    rounds.get('bare')?.map((r) => [r.cpuMicrosPerRequest, r.attempts]),
+    [
+      [200, 1],
+      [205, 2],
+    ],
+  );
+  assert.deepEqual(
+    rounds.get('hangproof')?.map((r) => r.attempts),
+    [1, 1],
+  );
+  assert.match(
+    coreSpeedNote(rounds.values()),
+    /1 of 4 runs .* measured again; every run kept was made on a core within that bound/,
+  );
+});
+
+test('a run whose core stays slow is tried twice more, then kept as its fastest try and named', async () => {
+  const { calls, measure } = scripted({
+    bare: [run('bare', 200, [1000, 1000])],
+    otel: [run('otel', 400, [1000, 1400]), run('otel', 350, [1250, 1250]), run('otel', 380, [1300, 1350])],
+  });
+  const rounds = await interleavedRounds(['bare', 'otel'], 1, measure);
+  assert.deepEqual(calls, ['bare#1.1', 'otel#1.1', 'otel#1.2', 'otel#1.3']);
+  const kept = rounds.get('otel')?.[0];
+  assert.equal(kept?.cpuMicrosPerRequest, 350);
+  assert.equal(kept?.attempts, 3);
+  assert.match(
+    coreSpeedNote(rounds.values()),
+    /1 still were after their last try and are kept \(slowest kept: 1\.25 of the fastest\)/,
+  );
+});
+
+test('runs on a steady core are measured once each', async () => {
+  const { calls, measure } = scripted({
+    a: [run('a', 100, [1000, 1040]), run('a', 101, [1050, 1020])],
+    b: [run('b', 110, [1030, 1010]), run('b', 111, [1000, 1060])],
+  });
+  await interleavedRounds(['a', 'b'], 2, measure);
+  assert.equal(calls.length, 4);
+});
