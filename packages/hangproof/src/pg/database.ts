@@ -396,7 +396,14 @@ class GuardedDatabase implements Database {
   }
 }
 
-const NO_LOCK_WAITS = Object.freeze({ captured: 0, lockTimeouts: 0, failed: 0, skipped: 0, recent: [] });
+const NO_LOCK_WAITS = Object.freeze({
+  captured: 0,
+  lockTimeouts: 0,
+  failed: 0,
+  skipped: 0,
+  connectionsOpened: 0,
+  recent: [],
+});
 const NO_PLANS = Object.freeze({ captured: 0, failed: 0, skipped: 0, recent: [] });
 
 /** Rows of a result; a string of several statements gives pg's array of results. */

@@ -5,7 +5,7 @@ import { fingerprint } from './fingerprint.js';
 import type { HolderView } from './holder-registry.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
-import { type SideConnectionTarget, withSideConnection } from './side-connection.js';
+import { SideConnection, type SideConnectionTarget } from './side-connection.js';
 
 /**
  * What Postgres itself says a guarded statement waited for. Options of `createDatabase`'s
@@ -98,6 +98,8 @@ export interface LockWaitStats {
   readonly failed: number;
   /** Captures not run because one was in flight or one ran less than `minIntervalMs` ago. */
   readonly skipped: number;
+  /** Connections opened for captures: one serves every capture of an incident (see SIDE_IDLE_MS). */
+  readonly connectionsOpened: number;
   readonly recent: readonly LockWait[];
 }
 
@@ -114,6 +116,12 @@ export interface LockEvidenceInit extends SideConnectionTarget {
 
 /** Stable `event` of the log line; the report and dashboards match on it. */
 export const LOCK_WAIT_EVENT = LOG_EVENTS.pgLockWait;
+
+/**
+ * How long the captures' connection stays open after its last capture, in ms: through a whole
+ * incident (a capture per `minIntervalMs`), and gone a few seconds after it.
+ */
+export const SIDE_IDLE_MS = 5_000;
 
 /** Longest blocker statement kept, in characters. */
 const MAX_QUERY_CHARS = 200;
@@ -166,8 +174,9 @@ interface EvidenceRow {
 /**
  * Lock evidence from Postgres itself, captured off the request path:
  * - a sweep (one unref'd timer per pool) notices connections checked out longer than
- *   `waitThresholdMs` and asks Postgres, on a separate short-lived connection, whether their
- *   backends wait on a lock, on what relation, and behind whom;
+ *   `waitThresholdMs` and asks Postgres, on a connection of its own (kept open while an incident
+ *   lasts, closed SIDE_IDLE_MS after it), whether their backends wait on a lock, on what
+ *   relation, and behind whom;
  * - a statement that failed with lock_timeout is logged with what was captured for its backend
  *   (or, when its wait was too short to be seen, with what other backends of this service wait on
  *   now).
@@ -182,6 +191,7 @@ export class LockEvidence {
   /** Latest capture per backend pid, to name the lock when that backend's statement times out. */
   readonly #byPid = new Map<number, { wait: LockWait; atMs: number }>();
   readonly #loggedAt = new Map<string, number>();
+  readonly #side: SideConnection;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<LockWait[]> | undefined;
   #lastStartMs = Number.NEGATIVE_INFINITY;
@@ -194,6 +204,11 @@ export class LockEvidence {
   constructor(init: LockEvidenceInit) {
     this.#i = init;
     this.#o = init.options;
+    this.#side = new SideConnection(
+      init,
+      { purpose: 'lock-evidence', timeoutMs: this.#o.timeoutMs, lockTimeoutMs: this.#o.timeoutMs },
+      SIDE_IDLE_MS,
+    );
     this.#thresholdMs = Math.max(10, Math.min(this.#o.waitThresholdMs, Math.floor(init.lockTimeoutMs / 2)));
     this.#timer = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, Math.floor(this.#thresholdMs / 2))));
     this.#timer.unref();
@@ -205,6 +220,7 @@ export class LockEvidence {
       lockTimeouts: this.#lockTimeouts,
       failed: this.#failed,
       skipped: this.#skipped,
+      connectionsOpened: this.#side.opened,
       recent: [...this.#recent],
     };
   }
@@ -225,9 +241,10 @@ export class LockEvidence {
       this.#log(known.wait, 'lock_timeout', failed.sql, true);
       return;
     }
-    // Its wait has ended; what the service's other backends wait on now is the same incident.
+    // Its wait has ended; what the service's other backends wait on now is the same incident, and
+    // so is the service's last capture when a new one may not run yet (one per minIntervalMs).
     void this.capture([], true).then((waits) => {
-      const same = waits[0];
+      const same = waits[0] ?? this.#latestWithin(this.#i.lockTimeoutMs + 2 * this.#o.minIntervalMs);
       if (same !== undefined)
         this.#log(
           { ...same, pid: pid ?? same.pid, route: failed.route, requestId: failed.requestId },
@@ -264,6 +281,7 @@ export class LockEvidence {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#side.close();
   }
 
   #sweep(): void {
@@ -280,6 +298,14 @@ export class LockEvidence {
     }
   }
 
+  /** The newest wait captured less than `ms` ago, of any backend. */
+  #latestWithin(ms: number): LockWait | undefined {
+    const now = performance.now();
+    let latest: { wait: LockWait; atMs: number } | undefined;
+    for (const known of this.#byPid.values()) if (latest === undefined || known.atMs > latest.atMs) latest = known;
+    return latest !== undefined && now - latest.atMs < ms ? latest.wait : undefined;
+  }
+
   /** A backend captured less than `minIntervalMs` ago is not asked about again. */
   #byPidIsFresh(pid: number): boolean {
     const known = this.#byPid.get(pid);
@@ -287,12 +313,9 @@ export class LockEvidence {
   }
 
   async #query(pids: readonly number[], wholeService: boolean): Promise<LockWait[]> {
-    const { timeoutMs } = this.#o;
     try {
       const prefix = wholeService ? this.#i.applicationName : '';
-      const rows = await withSideConnection(
-        this.#i,
-        { purpose: 'lock-evidence', timeoutMs, lockTimeoutMs: timeoutMs },
+      const rows = await this.#side.run(
         async (client) => (await client.query<EvidenceRow>(EVIDENCE_SQL, [pids, prefix])).rows,
       );
       const holders = this.#i.holders();

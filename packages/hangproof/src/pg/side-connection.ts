@@ -29,34 +29,108 @@ export async function withSideConnection<T>(
   limits: SideConnectionLimits,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const { purpose, timeoutMs } = limits;
-  const client = new pg.Client({
-    connectionString: target.connectionString,
-    ...(target.ssl === undefined ? {} : { ssl: target.ssl }),
-    connectionTimeoutMillis: timeoutMs,
-    statement_timeout: timeoutMs,
-    lock_timeout: limits.lockTimeoutMs,
-    application_name: `${target.applicationName} ${purpose}`.slice(0, 63),
-  });
-  client.on('error', () => {});
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${purpose} not captured within ${timeoutMs} ms`)), timeoutMs);
-  });
-  let ok = false;
+  const side = new SideConnection(target, limits, 0);
   try {
-    const result = await Promise.race([
-      (async () => {
-        await client.connect();
-        return work(client);
-      })(),
-      bound,
-    ]);
-    ok = true;
-    return result;
+    return await side.run(work);
   } finally {
-    clearTimeout(timer);
-    closeClient(client, ok, timeoutMs);
+    side.close();
+  }
+}
+
+/** A connection being opened or open, with the promise of its connect. */
+interface OpenClient {
+  readonly client: pg.Client;
+  readonly connected: Promise<unknown>;
+}
+
+/**
+ * A side connection kept open while it keeps being used, closed after `idleMs` without work (at
+ * once for 0). During an incident a capture runs every second or so; opening a connection each
+ * time costs a connect and authentication, which on the loaded server being looked at can take
+ * longer than the wait it should see, and takes a slot of max_connections that may be the last
+ * one free. A failed or timed-out run closes the connection at once; the next run opens another.
+ */
+export class SideConnection {
+  readonly #target: SideConnectionTarget;
+  readonly #limits: SideConnectionLimits;
+  readonly #idleMs: number;
+  #open: OpenClient | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** Connections opened so far. */
+  opened = 0;
+
+  constructor(target: SideConnectionTarget, limits: SideConnectionLimits, idleMs: number) {
+    this.#target = target;
+    this.#limits = limits;
+    this.#idleMs = idleMs;
+  }
+
+  /** Runs `work` on the connection (opened first when none is open), within `timeoutMs`. */
+  async run<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const { purpose, timeoutMs } = this.#limits;
+    if (this.#closed) throw new Error(`${purpose}: the side connection is closed`);
+    clearTimeout(this.#idleTimer);
+    const open = this.#open ?? this.#connect();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${purpose} not captured within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([open.connected.then(() => work(open.client)), bound]);
+      this.#keepOrEnd(open);
+      return result;
+    } catch (err) {
+      this.#drop(open, false);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends the connection, if one is open; later runs reject. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    if (this.#open !== undefined) this.#drop(this.#open, true);
+  }
+
+  #connect(): OpenClient {
+    const { purpose, timeoutMs, lockTimeoutMs } = this.#limits;
+    const client = new pg.Client({
+      connectionString: this.#target.connectionString,
+      ...(this.#target.ssl === undefined ? {} : { ssl: this.#target.ssl }),
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      lock_timeout: lockTimeoutMs,
+      application_name: `${this.#target.applicationName} ${purpose}`.slice(0, 63),
+    });
+    const open: OpenClient = { client, connected: client.connect() };
+    // A connection the server ends while it waits for work is forgotten; the next run opens another.
+    const forget = (): void => {
+      if (this.#open === open) this.#open = undefined;
+    };
+    client.on('error', forget);
+    client.on('end', forget);
+    open.connected.catch(() => {});
+    this.#open = open;
+    this.opened++;
+    return open;
+  }
+
+  #keepOrEnd(open: OpenClient): void {
+    if (this.#closed || this.#idleMs === 0 || this.#open !== open) {
+      this.#drop(open, true);
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => this.#drop(open, true), this.#idleMs);
+    this.#idleTimer.unref();
+  }
+
+  #drop(open: OpenClient, graceful: boolean): void {
+    if (this.#open === open) this.#open = undefined;
+    closeClient(open.client, graceful, this.#limits.timeoutMs);
   }
 }
 

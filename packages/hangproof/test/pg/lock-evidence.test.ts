@@ -119,6 +119,56 @@ test('when a statement reads several tables and only the second is locked, the e
   }
 });
 
+test('the captures of one incident share one connection of their own, which closes with the pool', async () => {
+  const incidentLog = captureLogger();
+  const own = createDatabase({
+    connectionString: testDb.url,
+    max: 2,
+    lockTimeoutMs: 1_000,
+    applicationName: 'one-side',
+    lockEvidence: { waitThresholdMs: 100, minIntervalMs: 100 },
+    logger: incidentLog.logger,
+  });
+  const migration = await migrationSession();
+  const sideSessions = async (): Promise<number> =>
+    (
+      await migration.client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'one-side lock-evidence'",
+      )
+    ).rows[0]?.n ?? -1;
+  try {
+    await migration.client.query('BEGIN');
+    await migration.client.query('LOCK TABLE bots IN ACCESS EXCLUSIVE MODE');
+    for (const route of ['GET /bots/1', 'GET /bots/2']) {
+      await assert.rejects(
+        inRequest(5_000, route, () => own.query('SELECT name FROM bots WHERE id = $1', [1])),
+        (err: unknown) => isHangproofError(err) && err.details.phase === 'lock',
+      );
+    }
+    const stats = own.stats().lockWaits;
+    assert.ok(stats.captured >= 2, `each wait captured while it lasted (${stats.captured} captured)`);
+    assert.equal(stats.connectionsOpened, 1, 'one connection for every capture of the incident');
+    assert.equal(await sideSessions(), 1, 'it stays open between captures');
+    const lines = incidentLog.records().filter((r) => r.event === LOCK_WAIT_EVENT && r.outcome === 'lock_timeout');
+    assert.deepEqual(
+      lines.map((r) => [r.route, r.relation]),
+      [
+        ['GET /bots/1', 'bots'],
+        ['GET /bots/2', 'bots'],
+      ],
+    );
+  } finally {
+    await migration.client.query('ROLLBACK').catch(() => {});
+    await own.close();
+  }
+  try {
+    const gone = await waitFor(async () => (await sideSessions()) === 0, 2_000);
+    assert.ok(gone >= 0, 'the capture connection is gone once the pool is closed');
+  } finally {
+    await migration.client.end();
+  }
+});
+
 test('a row lock held by another request of the service names that request route and step as the blocker', async () => {
   let letGo: () => void = () => {};
   const held = new Promise<void>((resolve) => {
