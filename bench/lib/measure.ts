@@ -1,4 +1,4 @@
-import { type LoadResult, runLoad } from './load.ts';
+import { type LoadResult, pinnedStdout, runLoad } from './load.ts';
 import { type ServerProcess, startServerProcess } from './server-process.ts';
 
 export interface ScenarioFigures {
@@ -21,10 +21,12 @@ export interface ScenarioFigures {
    */
   readonly nextTickNanos: number;
   /**
-   * The server core's speed before the measured runs and after them: ns for a fixed loop (see
-   * protocol.mjs). A run whose core ran slow is measured again (interleavedRounds).
+   * The speed of both cores before the measured runs and after them: ns to hash a fixed block
+   * (protocol.mjs), on the server's core (its CPU per request) and on the load generator's and
+   * Postgres's (throughput at saturation). A run made on a slowed core is measured again
+   * (interleavedRounds).
    */
-  readonly coreNanos: readonly [before: number, after: number];
+  readonly coreNanos: readonly [serverBefore: number, serverAfter: number, loadBefore: number, loadAfter: number];
   /** How many times this run was measured before these figures were kept: 1 unless its core ran slow. */
   readonly attempts: number;
   /** Closed loop, 50 connections. */
@@ -114,7 +116,7 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     const url = o.path === undefined ? server.url : new URL(o.path, server.url).toString();
     await warmUp(url, o);
     const idleCpuMicrosPerSec = o.idleSec === undefined ? undefined : await idleCpu(server, o.idleSec);
-    const coreBefore = await coreSpeed(server);
+    const coreBefore = await coreSpeeds(server);
     await server.cpuStart();
     const loadStarted = performance.now();
     // Counted too, so the saturation run after it starts with nothing left to cancel.
@@ -129,13 +131,13 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     const loadSec = (performance.now() - loadStarted) / 1000;
     const saturation = await runLoad({ url, durationSec: o.durationSec, connections: o.connections });
     const { nanos: nextTickNanos } = await server.call<{ nanos: number }>('next-tick', 'next-tick');
-    const coreAfter = await coreSpeed(server);
+    const coreAfter = await coreSpeeds(server);
     const requests = Math.max(1, fixedRate.requests);
     return {
       scenario: o.scenario,
       cpuMicrosPerRequest: cpu / requests,
       nextTickNanos,
-      coreNanos: [coreBefore, coreAfter],
+      coreNanos: [coreBefore.server, coreAfter.server, coreBefore.load, coreAfter.load],
       attempts: 1,
       ...(idleCpuMicrosPerSec === undefined
         ? {}
@@ -148,9 +150,20 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
   }
 }
 
-/** The speed of the server's core now (ns for protocol.mjs's fixed loop), with no request in flight. */
-async function coreSpeed(server: ServerProcess): Promise<number> {
-  return (await server.call<{ nanos: number }>('core-speed', 'core-speed')).nanos;
+const PROTOCOL = new URL('../servers/protocol.mjs', import.meta.url).href;
+const CORE_SPEED_TIMEOUT_MS = 30_000;
+
+/** Both cores' speed now (ns to hash protocol.mjs's fixed block), with no request in flight. */
+async function coreSpeeds(server: ServerProcess): Promise<{ server: number; load: number }> {
+  const { nanos } = await server.call<{ nanos: number }>('core-speed', 'core-speed');
+  const script = `import { coreSpeedNanos } from ${JSON.stringify(PROTOCOL)}; console.log(coreSpeedNanos());`;
+  const out = await pinnedStdout(
+    ['--input-type=module', '-e', script],
+    CORE_SPEED_TIMEOUT_MS,
+    (code) => code === 0,
+    'the load core speed reading',
+  );
+  return { server: nanos, load: Number(out.trim()) };
 }
 
 /** The server's CPU per second over `seconds` with no load (a measured span, not a wait for something). */

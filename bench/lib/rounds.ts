@@ -33,24 +33,37 @@ export function spread(xs: readonly number[]): string {
 }
 
 /**
- * A run counts as made on a slowed core when its server's core ran this much slower than the
- * fastest reading of the same series of rounds (protocol.mjs's fixed loop, before and after the
- * run). Readings of a quiet core agree within 1 to 2%; a slowed one reads 20 to 40% slower.
+ * A run counts as made on a slowed core when either core (the server's, or the load generator's
+ * and Postgres's) read this much slower than its fastest reading in the same series of rounds
+ * (protocol.mjs's fixed block, before and after the run). Readings of a quiet core agree within 1
+ * to 3%; a slowed one reads 20 to 40% slower.
  */
 export const SLOWED_CORE = 1.1;
-/** Measurements of one run at most: the first and two more if its core ran slow. */
+/** Measurements of one run at most: the first and two more if a core ran slow. */
 const MAX_ATTEMPTS = 3;
 
-/** The fastest core reading among these runs, ns. */
-function fastestCore(runs: Iterable<readonly ScenarioFigures[]>): number {
-  let fastest = Number.POSITIVE_INFINITY;
-  for (const rs of runs) for (const r of rs) fastest = Math.min(fastest, ...r.coreNanos);
-  return fastest;
+/** Each core's fastest reading among these runs, ns. */
+export interface FastestCores {
+  readonly server: number;
+  readonly load: number;
 }
 
-/** How much slower than `fastest` the run's slower core reading was: 1 for as fast. */
-export function coreSlowdown(run: ScenarioFigures, fastest: number): number {
-  return Math.max(...run.coreNanos) / fastest;
+function fastestCores(runs: Iterable<readonly ScenarioFigures[]>): FastestCores {
+  let server = Number.POSITIVE_INFINITY;
+  let load = Number.POSITIVE_INFINITY;
+  for (const rs of runs) {
+    for (const { coreNanos: c } of rs) {
+      server = Math.min(server, c[0], c[1]);
+      load = Math.min(load, c[2], c[3]);
+    }
+  }
+  return { server, load };
+}
+
+/** How much slower than its fastest the run's slower core read: 1 for as fast. */
+export function coreSlowdown(run: ScenarioFigures, fastest: FastestCores): number {
+  const c = run.coreNanos;
+  return Math.max(Math.max(c[0], c[1]) / fastest.server, Math.max(c[2], c[3]) / fastest.load);
 }
 
 /**
@@ -58,8 +71,8 @@ export function coreSlowdown(run: ScenarioFigures, fastest: number): number {
  * the load of its neighbours drifts over minutes, and interleaving spreads that drift over every
  * scenario alike instead of charging it to whichever ran during a bad minute. A shared core can
  * also run 20 to 40% slower for a minute or so, which interleaving does not spread: it lands on
- * the one or two runs made then. So after the rounds, each run whose core read slower than
- * SLOWED_CORE times the fastest reading is measured again (twice more at most, once the slow
+ * the one or two runs made then. So after the rounds, each run made while a core read slower than
+ * SLOWED_CORE times its fastest reading is measured again (twice more at most, once the slow
  * minute is likely over), and the run made on the faster core is kept. Returns each scenario's
  * figures, one per round.
  */
@@ -73,7 +86,7 @@ export async function interleavedRounds<S>(
     for (const s of scenarios) byScenario.get(s)?.push(await measure(s, round, 1));
   }
   for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) {
-    const fastest = fastestCore(byScenario.values());
+    const fastest = fastestCores(byScenario.values());
     for (const [s, runs] of byScenario) {
       for (let i = 0; i < runs.length; i++) {
         const kept = runs[i] as ScenarioFigures;
@@ -93,11 +106,11 @@ export async function interleavedRounds<S>(
  */
 export function coreSpeedNote(runs: Iterable<readonly ScenarioFigures[]>): string {
   const all = [...runs].flat();
-  const fastest = fastestCore([all]);
+  const fastest = fastestCores([all]);
   const again = all.filter((r) => r.attempts > 1).length;
   const stillSlow = all.filter((r) => coreSlowdown(r, fastest) > SLOWED_CORE).length;
   const slowest = Math.max(...all.map((r) => coreSlowdown(r, fastest)));
-  return `The server's core (a fixed loop before and after each run, see bench/lib/rounds.ts): ${again} of ${all.length} runs were made while it ran more than ${Math.round((SLOWED_CORE - 1) * 100)}% slower than its fastest reading and were measured again; ${stillSlow === 0 ? 'every run kept was made on a core within that bound' : `${stillSlow} still were after their last try and are kept`} (slowest kept: ${slowest.toFixed(2)} of the fastest).`;
+  return `The cores' speed (a fixed hash before and after each run, on the server's core and on the load generator's; see bench/lib/rounds.ts): ${again} of ${all.length} runs were made while one ran more than ${Math.round((SLOWED_CORE - 1) * 100)}% slower than its fastest reading and were measured again; ${stillSlow === 0 ? 'every run kept was made on cores within that bound' : `${stillSlow} still were after their last try and are kept`} (slowest kept: ${slowest.toFixed(2)} of the fastest).`;
 }
 
 /** The round whose CPU per request is the median: one real run whose figures all belong together. */

@@ -4,18 +4,26 @@ import type { LoadResult } from '../lib/load.ts';
 import type { ScenarioFigures } from '../lib/measure.ts';
 import { coreSpeedNote, interleavedRounds } from '../lib/rounds.ts';
 
-const load = { requests: 1000, rps: 1000 } as LoadResult;
+const answered = { requests: 1000, rps: 1000 } as LoadResult;
 
-/** Figures of one run whose core read `coreNanos` before and after, with its CPU per request. */
-function run(scenario: string, cpu: number, coreNanos: readonly [number, number]): ScenarioFigures {
+/**
+ * Figures of one run whose server core read `server` before and after, with its CPU per request;
+ * the load core read `load` (quiet unless given).
+ */
+function run(
+  scenario: string,
+  cpu: number,
+  server: readonly [number, number],
+  load: readonly [number, number] = [500, 505],
+): ScenarioFigures {
   return {
     scenario,
     cpuMicrosPerRequest: cpu,
     nextTickNanos: 40,
-    coreNanos,
+    coreNanos: [...server, ...load],
     attempts: 1,
-    saturation: load,
-    fixedRate: load,
+    saturation: answered,
+    fixedRate: answered,
   };
 }
 
@@ -51,7 +59,7 @@ test('a run made on a slowed core is measured again after the rounds, and the fa
   );
   assert.match(
     coreSpeedNote(rounds.values()),
-    /1 of 4 runs .* measured again; every run kept was made on a core within that bound/,
+    /1 of 4 runs .* measured again; every run kept was made on cores within that bound/,
   );
 });
 
@@ -69,6 +77,15 @@ test('a run whose core stays slow is tried twice more, then kept as its fastest 
     coreSpeedNote(rounds.values()),
     /1 still were after their last try and are kept \(slowest kept: 1\.25 of the fastest\)/,
   );
+});
+
+test("a run made while the load generator's core ran slow is measured again too", async () => {
+  const { calls, measure } = scripted({
+    bare: [run('bare', 200, [1000, 1000]), run('bare', 201, [1000, 1001], [500, 640]), run('bare', 199, [1000, 1000])],
+  });
+  const rounds = await interleavedRounds(['bare'], 2, measure);
+  assert.deepEqual(calls, ['bare#1.1', 'bare#2.1', 'bare#2.2']);
+  assert.equal(rounds.get('bare')?.[1]?.cpuMicrosPerRequest, 199);
 });
 
 test('runs on a steady core are measured once each', async () => {
