@@ -21,8 +21,8 @@ export interface ScenarioFigures {
    */
   readonly nextTickNanos: number;
   /**
-   * The speed of both cores before the measured runs and after them: ns to hash a fixed block
-   * (protocol.mjs), on the server's core (its CPU per request) and on the load generator's and
+   * The speed of both cores before the measured runs and after them: ns to parse a fixed JSON
+   * document (protocol.mjs), on the server's core (its CPU per request) and on the load generator's and
    * Postgres's (throughput at saturation). A run made on a slowed core is measured again
    * (interleavedRounds).
    */
@@ -153,7 +153,7 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
 const PROTOCOL = new URL('../servers/protocol.mjs', import.meta.url).href;
 const CORE_SPEED_TIMEOUT_MS = 30_000;
 
-/** Both cores' speed now (ns to hash protocol.mjs's fixed block), with no request in flight. */
+/** Both cores' speed now (ns to parse protocol.mjs's fixed document), with no request in flight. */
 async function coreSpeeds(server: ServerProcess): Promise<{ server: number; load: number }> {
   const { nanos } = await server.call<{ nanos: number }>('core-speed', 'core-speed');
   const script = `import { coreSpeedNanos } from ${JSON.stringify(PROTOCOL)}; console.log(coreSpeedNanos());`;

@@ -35,8 +35,8 @@ export function spread(xs: readonly number[]): string {
 /**
  * A run counts as made on a slowed core when either core (the server's, or the load generator's
  * and Postgres's) read this much slower than its fastest reading in the same series of rounds
- * (protocol.mjs's fixed block, before and after the run). Readings of a quiet core agree within 1
- * to 3%; a slowed one reads 20 to 40% slower.
+ * (protocol.mjs's fixed document, before and after the run). Readings of a quiet core agree within
+ * 1 to 3%; a slowed one reads 10 to 40% slower.
  */
 export const SLOWED_CORE = 1.1;
 /** Measurements of one run at most: the first and two more if a core ran slow. */
@@ -110,7 +110,7 @@ export function coreSpeedNote(runs: Iterable<readonly ScenarioFigures[]>): strin
   const again = all.filter((r) => r.attempts > 1).length;
   const stillSlow = all.filter((r) => coreSlowdown(r, fastest) > SLOWED_CORE).length;
   const slowest = Math.max(...all.map((r) => coreSlowdown(r, fastest)));
-  return `The cores' speed (a fixed hash before and after each run, on the server's core and on the load generator's; see bench/lib/rounds.ts): ${again} of ${all.length} runs were made while one ran more than ${Math.round((SLOWED_CORE - 1) * 100)}% slower than its fastest reading and were measured again; ${stillSlow === 0 ? 'every run kept was made on cores within that bound' : `${stillSlow} still were after their last try and are kept`} (slowest kept: ${slowest.toFixed(2)} of the fastest).`;
+  return `The cores' speed (a fixed JSON.parse before and after each run, on the server's core and on the load generator's; see bench/lib/rounds.ts): ${again} of ${all.length} runs were made while one ran more than ${Math.round((SLOWED_CORE - 1) * 100)}% slower than its fastest reading and were measured again; ${stillSlow === 0 ? 'every run kept was made on cores within that bound' : `${stillSlow} still were after their last try and are kept`} (slowest kept: ${slowest.toFixed(2)} of the fastest).`;
 }
 
 /** The round whose CPU per request is the median: one real run whose figures all belong together. */

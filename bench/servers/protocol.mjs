@@ -1,8 +1,6 @@
 // Server side of the benchmark protocol (plain JS so servers run without a TypeScript loader,
 // against the built library, exactly as a user's service would).
 
-import { createHash } from 'node:crypto';
-
 const noop = () => {};
 
 /**
@@ -21,23 +19,41 @@ function nextTickNanos() {
   return least;
 }
 
-/** What one core-speed batch hashes: about 0.15 ms of SHA-256 on the machines measured so far. */
-const CORE_SPEED_BLOCK = Buffer.alloc(256 * 1024, 7);
+/**
+ * What one core-speed batch parses: 200 rows shaped like the db route's answer (about 60 µs of
+ * JSON.parse on the machines measured so far), the same text in every process.
+ */
+const CORE_SPEED_DOCUMENT = JSON.stringify(
+  Array.from({ length: 200 }, (_, i) => ({
+    id: i,
+    name: `bot-${i}`,
+    stage: ['paper', 'live', 'paused', 'retired'][i % 4],
+    updated_at: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+    paused: i % 3 === 0,
+  })),
+);
+/** Parses before the measured ones (see coreSpeedNanos). */
+const CORE_SPEED_WARMUP = 200;
 
 /**
- * How fast this process's core runs now: ns to hash a fixed block, the least over 20 batches.
- * On a shared VM a core can run 20 to 40% slower for tens of seconds at a time (another tenant on
- * the same physical core), and CPU time per request grows with it; the suites read this before
- * and after each measurement and measure again the runs made on a slowed core (bench/lib/rounds.ts).
- * Native code (OpenSSL), so the reading does not depend on how V8 compiled it in this process: a
- * JavaScript loop read 36% slower in every Node 22 and 24 server than in most Node 20 ones.
+ * How fast this process's core runs now: ns to parse a fixed JSON document, the least over 40
+ * batches. On a shared VM a core can run 10 to 40% slower for tens of seconds at a time (another
+ * tenant on the same physical core), and CPU time per request grows with it; the suites read this
+ * before and after each measurement and measure again the runs made on a slowed core
+ * (bench/lib/rounds.ts). V8's own C++ parser, so the reading does not depend on how V8 compiled
+ * anything in this process (a JavaScript loop read 36% slower in every Node 22 and 24 server than
+ * in most Node 20 ones), and it touches memory and allocates as a request does: in a slow spell
+ * of 25 s it read 11 to 25% slower, a JavaScript loop 9 to 14% and a SHA-256 hash 3 to 8%.
  * Taken with no request in flight, outside any measured span.
  */
 export function coreSpeedNanos() {
+  // Unmeasured first: the first parses of a fresh process run about twice as long (its young
+  // generation still small), and the load core is read from a fresh process each time.
+  for (let i = 0; i < CORE_SPEED_WARMUP; i++) JSON.parse(CORE_SPEED_DOCUMENT);
   let least = Number.POSITIVE_INFINITY;
-  for (let batch = 0; batch < 20; batch++) {
+  for (let batch = 0; batch < 40; batch++) {
     const started = process.hrtime.bigint();
-    createHash('sha256').update(CORE_SPEED_BLOCK).digest();
+    JSON.parse(CORE_SPEED_DOCUMENT);
     least = Math.min(least, Number(process.hrtime.bigint() - started));
   }
   return least;
