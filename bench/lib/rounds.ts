@@ -100,8 +100,13 @@ export async function interleavedRounds<S>(
   return byScenario;
 }
 
+/** What a progress line adds for a run measured again: nothing for a first try. */
+export function againText(attempt: number): string {
+  return attempt > 1 ? ` again (its core ran slow), try ${attempt}` : '';
+}
+
 /**
- * One line on the server's core for a report: how many runs were measured again because their
+ * One line on the cores' speed for a report: how many runs were measured again because a
  * core ran slow, and how many still did after their last try (kept, and counted like the rest).
  */
 export function coreSpeedNote(runs: Iterable<readonly ScenarioFigures[]>): string {

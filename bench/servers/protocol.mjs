@@ -3,6 +3,17 @@
 
 const noop = () => {};
 
+/** The least time `work` took over `batches` runs, in ns: what a run takes when nothing interrupts it. */
+function leastNanos(batches, work) {
+  let least = Number.POSITIVE_INFINITY;
+  for (let batch = 0; batch < batches; batch++) {
+    const started = process.hrtime.bigint();
+    work();
+    least = Math.min(least, Number(process.hrtime.bigint() - started));
+  }
+  return least;
+}
+
 /**
  * What one `process.nextTick` costs in this process now, in ns: the least over 20 batches of 200.
  * A request runs about ten ticks, and the same Node build has been measured at 30-40 ns per tick in
@@ -10,13 +21,11 @@ const noop = () => {};
  * ticks queued here run after the answer is sent, outside any measured span.
  */
 function nextTickNanos() {
-  let least = Number.POSITIVE_INFINITY;
-  for (let batch = 0; batch < 20; batch++) {
-    const started = process.hrtime.bigint();
-    for (let i = 0; i < 200; i++) process.nextTick(noop);
-    least = Math.min(least, Number(process.hrtime.bigint() - started) / 200);
-  }
-  return least;
+  return (
+    leastNanos(20, () => {
+      for (let i = 0; i < 200; i++) process.nextTick(noop);
+    }) / 200
+  );
 }
 
 /**
@@ -50,13 +59,7 @@ export function coreSpeedNanos() {
   // Unmeasured first: the first parses of a fresh process run about twice as long (its young
   // generation still small), and the load core is read from a fresh process each time.
   for (let i = 0; i < CORE_SPEED_WARMUP; i++) JSON.parse(CORE_SPEED_DOCUMENT);
-  let least = Number.POSITIVE_INFINITY;
-  for (let batch = 0; batch < 40; batch++) {
-    const started = process.hrtime.bigint();
-    JSON.parse(CORE_SPEED_DOCUMENT);
-    least = Math.min(least, Number(process.hrtime.bigint() - started));
-  }
-  return least;
+  return leastNanos(40, () => JSON.parse(CORE_SPEED_DOCUMENT));
 }
 
 /** Call once the server listens: reports readiness and answers CPU measurement requests. */

@@ -3,7 +3,7 @@ import { withBotsDatabase } from '../lib/bots-database.ts';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine } from '../lib/report.ts';
-import { coreSpeedNote, interleavedRounds, median, pairedMedian, signed, spread } from '../lib/rounds.ts';
+import { againText, coreSpeedNote, interleavedRounds, median, pairedMedian, signed, spread } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 export const DB_SERVER = fileURLToPath(new URL('../servers/db.mjs', import.meta.url));
@@ -143,7 +143,7 @@ async function measureRounds(
 ): Promise<Summary[]> {
   const rounds = await interleavedRounds(scenarios, roundsWanted, async (sc, round, attempt) => {
     process.stderr.write(
-      `db: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${sc.name}${attempt > 1 ? ` again (its core ran slow), try ${attempt}` : ''}...\n`,
+      `db: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${sc.name}${againText(attempt)}...\n`,
     );
     const figures = await measureScenario({
       serverFile: DB_SERVER,

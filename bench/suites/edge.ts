@@ -2,7 +2,16 @@ import { fileURLToPath } from 'node:url';
 import { measureScenario, type ScenarioFigures, warmUpText } from '../lib/measure.ts';
 import { type NodeRuntime, requestedNodeRuntimes } from '../lib/node-binary.ts';
 import { environmentLine, scenarioTable } from '../lib/report.ts';
-import { coreSpeedNote, interleavedRounds, median, medianRound, pairedMedian, signed, spread } from '../lib/rounds.ts';
+import {
+  againText,
+  coreSpeedNote,
+  interleavedRounds,
+  median,
+  medianRound,
+  pairedMedian,
+  signed,
+  spread,
+} from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
 const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
@@ -119,7 +128,7 @@ async function measureRounds(
 ): Promise<Map<string, ScenarioFigures[]>> {
   return interleavedRounds(scenarios, roundsWanted, (scenario, round, attempt) => {
     process.stderr.write(
-      `edge: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${scenario}${attempt > 1 ? ` again (its core ran slow), try ${attempt}` : ''}...\n`,
+      `edge: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${scenario}${againText(attempt)}...\n`,
     );
     return measureScenario({
       serverFile: SERVER,
