@@ -404,7 +404,7 @@ const NO_LOCK_WAITS = Object.freeze({
   connectionsOpened: 0,
   recent: [],
 });
-const NO_PLANS = Object.freeze({ captured: 0, failed: 0, skipped: 0, recent: [] });
+const NO_PLANS = Object.freeze({ captured: 0, failed: 0, skipped: 0, connectionsOpened: 0, recent: [] });
 
 /** Rows of a result; a string of several statements gives pg's array of results. */
 function rowCountOf(result: pg.QueryResult | pg.QueryResult[]): number {

@@ -5,7 +5,7 @@ import { fingerprint } from './fingerprint.js';
 import type { HolderView } from './holder-registry.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
-import { SideConnection, type SideConnectionTarget } from './side-connection.js';
+import { SIDE_IDLE_MS, SideConnection, type SideConnectionTarget } from './side-connection.js';
 
 /**
  * What Postgres itself says a guarded statement waited for. Options of `createDatabase`'s
@@ -116,12 +116,6 @@ export interface LockEvidenceInit extends SideConnectionTarget {
 
 /** Stable `event` of the log line; the report and dashboards match on it. */
 export const LOCK_WAIT_EVENT = LOG_EVENTS.pgLockWait;
-
-/**
- * How long the captures' connection stays open after its last capture, in ms: through a whole
- * incident (a capture per `minIntervalMs`), and gone a few seconds after it.
- */
-export const SIDE_IDLE_MS = 5_000;
 
 /** Longest blocker statement kept, in characters. */
 const MAX_QUERY_CHARS = 200;

@@ -6,7 +6,7 @@ import { LOG_EVENTS } from '../log-events.js';
 import { isSingleStatement } from './limited-query.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
-import { type SideConnectionTarget, withSideConnection } from './side-connection.js';
+import { SIDE_IDLE_MS, SideConnection, type SideConnectionTarget } from './side-connection.js';
 
 /** Plans of slow statements. Options of `createDatabase`'s `planEvidence`; defaults in PLAN_EVIDENCE_DEFAULTS. */
 export interface PlanEvidenceOptions {
@@ -77,6 +77,8 @@ export interface PlanStats {
   readonly failed: number;
   /** Slow runs for which no plan was captured (rate limit, capture in flight, not one statement). */
   readonly skipped: number;
+  /** Connections opened for captures: one serves every capture of an incident (see SIDE_IDLE_MS). */
+  readonly connectionsOpened: number;
   readonly recent: readonly SlowPlan[];
 }
 
@@ -109,7 +111,8 @@ interface PlanNode {
 /**
  * Captures, off the request path, the plan of a statement that ran slower than `slowQueryMs`:
  * at most one per fingerprint per `perFingerprintMs`, one at a time, one per `minIntervalMs`, on
- * its own short-lived connection bounded by `timeoutMs`. `EXPLAIN` never runs the statement. On
+ * a connection of its own (kept while captures follow each other, closed SIDE_IDLE_MS after the
+ * last), each bounded by `timeoutMs`. `EXPLAIN` never runs the statement. On
  * Postgres 16+ it is `EXPLAIN (GENERIC_PLAN)` on the text alone; before, the run's values are
  * bound to it (they stay in memory for that call and are never logged). The plan's node with the
  * largest own cost names what to fix: a Seq Scan over one table, with the index that would serve
@@ -120,6 +123,9 @@ export class PlanEvidence {
   readonly #o: Required<PlanEvidenceOptions>;
   readonly #lastByFingerprint = new Map<string, number>();
   readonly #recent: SlowPlan[] = [];
+  readonly #side: SideConnection;
+  /** server_version_num (it decides how EXPLAIN is asked), read once per side connection opened. */
+  #serverVersion: { readonly connection: number; readonly version: number } | undefined;
   #inFlight = false;
   #lastStartMs = Number.NEGATIVE_INFINITY;
   #closed = false;
@@ -130,10 +136,26 @@ export class PlanEvidence {
   constructor(init: PlanEvidenceInit) {
     this.#i = init;
     this.#o = init.options;
+    this.#side = new SideConnection(
+      init,
+      {
+        purpose: 'plan-evidence',
+        timeoutMs: this.#o.timeoutMs,
+        // Planning takes a light lock on each table; behind a migration's lock it must give up fast.
+        lockTimeoutMs: Math.max(1, Math.floor(this.#o.timeoutMs / 2)),
+      },
+      SIDE_IDLE_MS,
+    );
   }
 
   stats(): PlanStats {
-    return { captured: this.#captured, failed: this.#failed, skipped: this.#skipped, recent: [...this.#recent] };
+    return {
+      captured: this.#captured,
+      failed: this.#failed,
+      skipped: this.#skipped,
+      connectionsOpened: this.#side.opened,
+      recent: [...this.#recent],
+    };
   }
 
   /**
@@ -169,21 +191,12 @@ export class PlanEvidence {
 
   close(): void {
     this.#closed = true;
+    this.#side.close();
   }
 
   async #capture(sql: string, fingerprint: string, params: readonly unknown[] | undefined, durationMs: number) {
-    const { timeoutMs } = this.#o;
     try {
-      const { plan, kind } = await withSideConnection(
-        this.#i,
-        {
-          purpose: 'plan-evidence',
-          timeoutMs,
-          // Planning takes a light lock on each table; behind a migration's lock it must give up fast.
-          lockTimeoutMs: Math.max(1, Math.floor(timeoutMs / 2)),
-        },
-        (client) => this.#explain(client, sql, params),
-      );
+      const { plan, kind } = await this.#side.run((client) => this.#explain(client, sql, params));
       const dominant = dominantNode(plan);
       const found: SlowPlan = {
         at: new Date().toISOString(),
@@ -217,9 +230,11 @@ export class PlanEvidence {
     sql: string,
     params: readonly unknown[] | undefined,
   ): Promise<{ plan: PlanNode; kind: 'generic' | 'bound' }> {
-    const version = Number(
-      (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v,
-    );
+    if (this.#serverVersion?.connection !== this.#side.opened) {
+      const v = (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v;
+      this.#serverVersion = { connection: this.#side.opened, version: Number(v) };
+    }
+    const { version } = this.#serverVersion;
     const text = sql.trim().replace(/;\s*$/, '');
     const generic = version >= 160_000;
     const result = generic

@@ -20,22 +20,10 @@ export interface SideConnectionLimits {
 }
 
 /**
- * Runs `work` on a short-lived connection of its own, never one of the pool's: the pool may be
- * exhausted by the very slowness being looked at. Bounded on the server (statement_timeout,
- * lock_timeout) and here: rejects when connecting and `work` take longer than `timeoutMs`.
+ * How long a side connection stays open after its last run, in ms: through a whole incident (a
+ * capture per second or so), and gone a few seconds after it.
  */
-export async function withSideConnection<T>(
-  target: SideConnectionTarget,
-  limits: SideConnectionLimits,
-  work: (client: pg.Client) => Promise<T>,
-): Promise<T> {
-  const side = new SideConnection(target, limits, 0);
-  try {
-    return await side.run(work);
-  } finally {
-    side.close();
-  }
-}
+export const SIDE_IDLE_MS = 5_000;
 
 /** A connection being opened or open, with the promise of its connect. */
 interface OpenClient {
@@ -44,11 +32,16 @@ interface OpenClient {
 }
 
 /**
- * A side connection kept open while it keeps being used, closed after `idleMs` without work (at
- * once for 0). During an incident a capture runs every second or so; opening a connection each
- * time costs a connect and authentication, which on the loaded server being looked at can take
- * longer than the wait it should see, and takes a slot of max_connections that may be the last
- * one free. A failed or timed-out run closes the connection at once; the next run opens another.
+ * A connection of its own for evidence queries, never one of the pool's: the pool may be
+ * exhausted by the very slowness being looked at. Bounded on the server (statement_timeout,
+ * lock_timeout) and here: a run rejects when connecting and its work take longer than
+ * `timeoutMs`.
+ *
+ * Kept open while it keeps being used, closed after `idleMs` without work (at once for 0). During
+ * an incident a capture runs every second or so; opening a connection each time costs a connect
+ * and authentication, which on the loaded server being looked at can take longer than the wait it
+ * should see, and takes a slot of max_connections that may be the last one free. A failed or
+ * timed-out run closes the connection at once; the next run opens another.
  */
 export class SideConnection {
   readonly #target: SideConnectionTarget;

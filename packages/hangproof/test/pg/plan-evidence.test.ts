@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createDatabase, type Database, SLOW_PLAN_EVENT } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import { captureLogger, inRequest, waitFor } from './helpers.js';
+import { adminClient, captureLogger, inRequest, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -44,9 +44,9 @@ after(async () => {
 });
 
 /** The plan line for `fingerprintPart`, once written (bounded poll). */
-async function planLine(fingerprintPart: string, after = 0): Promise<Record<string, unknown>> {
+async function planLine(fingerprintPart: string, after = 0, from = log): Promise<Record<string, unknown>> {
   const find = (): Record<string, unknown> | undefined =>
-    log
+    from
       .records()
       .slice(after)
       .find((r) => r.event === SLOW_PLAN_EVENT && String(r.fingerprint).includes(fingerprintPart));
@@ -97,4 +97,42 @@ test('a fingerprint is explained once per perFingerprintMs, and with the index b
   const line = await planLine('FROM orders o WHERE o.bot_id', mark);
   assert.notEqual((line.dominant as Record<string, unknown>).nodeType, 'Seq Scan');
   assert.equal(line.suggestion, null);
+});
+
+test('the captures of one incident share one connection of their own, which closes with the pool', async () => {
+  const incidentLog = captureLogger();
+  const own = createDatabase({
+    connectionString: testDb.url,
+    max: 1,
+    slowQueryMs: 1,
+    applicationName: 'one-plan',
+    planEvidence: { minIntervalMs: 0 },
+    logger: incidentLog.logger,
+  });
+  const observer = await adminClient(testDb.url);
+  const sideSessions = async (): Promise<number> =>
+    (
+      await observer.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'one-plan plan-evidence'",
+      )
+    ).rows[0]?.n ?? -1;
+  try {
+    try {
+      // Two slow statements of their own fingerprints, one after the other: two captures.
+      await own.query('SELECT pg_sleep(0.01), b.id FROM bots b WHERE b.id = $1', [1]);
+      await planLine('FROM bots b WHERE b.id', 0, incidentLog);
+      await own.query('SELECT pg_sleep(0.01), o.id FROM orders o WHERE o.id = $1', [1]);
+      await planLine('FROM orders o WHERE o.id', 0, incidentLog);
+      const stats = own.stats().plans;
+      assert.equal(stats.captured, 2);
+      assert.equal(stats.connectionsOpened, 1, 'one connection for both captures');
+      assert.equal(await sideSessions(), 1, 'it stays open between captures');
+    } finally {
+      await own.close();
+    }
+    const gone = await waitFor(async () => (await sideSessions()) === 0, 2_000);
+    assert.ok(gone >= 0, 'the capture connection is gone once the pool is closed');
+  } finally {
+    await observer.end();
+  }
 });
