@@ -66,56 +66,73 @@ export function coreSlowdown(run: ScenarioFigures, fastest: FastestCores): numbe
   return Math.max(Math.max(c[0], c[1]) / fastest.server, Math.max(c[2], c[3]) / fastest.load);
 }
 
+/** How much slower than its fastest the slowest core of any run in the round read. */
+function roundSlowdown(round: readonly ScenarioFigures[], fastest: FastestCores): number {
+  return Math.max(...round.map((run) => coreSlowdown(run, fastest)));
+}
+
 /**
  * Measures every scenario once per round, interleaved (a, b, c, a, b, c...): on a shared machine
  * the load of its neighbours drifts over minutes, and interleaving spreads that drift over every
  * scenario alike instead of charging it to whichever ran during a bad minute. A shared core can
  * also run 20 to 40% slower for a minute or so, which interleaving does not spread: it lands on
- * the one or two runs made then. So after the rounds, each run made while a core read slower than
- * SLOWED_CORE times its fastest reading is measured again (twice more at most, once the slow
- * minute is likely over), and the run made on the faster core is kept. Returns each scenario's
- * figures, one per round.
+ * the one or two runs made then. So after the rounds, each round with a run made while a core
+ * read slower than SLOWED_CORE times its fastest reading is measured again, whole and interleaved
+ * as before (twice more at most, once the slow minute is likely over), and the try whose slowest
+ * core read faster is kept, whole. A round is what the verdicts compare within (each scenario
+ * against the baseline measured seconds before it), so a try never mixes runs of two tries: when
+ * only the slowed run was measured again, the retries of one scenario ran back to back and a
+ * spell the readings did not see (the cache and memory a neighbour shares, which a parse of a
+ * small document does not touch) landed on that scenario alone. Returns each scenario's figures,
+ * one per round.
  */
 export async function interleavedRounds<S>(
   scenarios: readonly S[],
   rounds: number,
   measure: (scenario: S, round: number, attempt: number) => Promise<ScenarioFigures>,
 ): Promise<Map<S, ScenarioFigures[]>> {
-  const byScenario = new Map<S, ScenarioFigures[]>(scenarios.map((s) => [s, []]));
-  for (let round = 1; round <= rounds; round++) {
-    for (const s of scenarios) byScenario.get(s)?.push(await measure(s, round, 1));
-  }
+  const measureRound = async (round: number, attempt: number): Promise<ScenarioFigures[]> => {
+    const runs: ScenarioFigures[] = [];
+    for (const s of scenarios) runs.push(await measure(s, round, attempt));
+    return runs;
+  };
+  const byRound: ScenarioFigures[][] = [];
+  for (let round = 1; round <= rounds; round++) byRound.push(await measureRound(round, 1));
   for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) {
-    const fastest = fastestCores(byScenario.values());
-    for (const [s, runs] of byScenario) {
-      for (let i = 0; i < runs.length; i++) {
-        const kept = runs[i] as ScenarioFigures;
-        if (coreSlowdown(kept, fastest) <= SLOWED_CORE) continue;
-        const again = await measure(s, i + 1, attempt);
-        const faster = coreSlowdown(again, fastest) < coreSlowdown(kept, fastest) ? again : kept;
-        runs[i] = { ...faster, attempts: attempt };
-      }
+    const fastest = fastestCores(byRound);
+    for (let i = 0; i < byRound.length; i++) {
+      const kept = byRound[i] as ScenarioFigures[];
+      const slowdown = roundSlowdown(kept, fastest);
+      if (slowdown <= SLOWED_CORE) continue;
+      const again = await measureRound(i + 1, attempt);
+      const faster = roundSlowdown(again, fastest) < slowdown ? again : kept;
+      byRound[i] = faster.map((run) => ({ ...run, attempts: attempt }));
     }
   }
-  return byScenario;
+  return new Map(scenarios.map((s, j) => [s, byRound.map((round) => round[j] as ScenarioFigures)]));
 }
 
-/** What a progress line adds for a run measured again: nothing for a first try. */
+/** What a progress line adds for a run of a round measured again: nothing for a first try. */
 export function againText(attempt: number): string {
-  return attempt > 1 ? ` again (its core ran slow), try ${attempt}` : '';
+  return attempt > 1 ? ` again (a core ran slow in its round), try ${attempt}` : '';
 }
 
 /**
- * One line on the cores' speed for a report: how many runs were measured again because a
- * core ran slow, and how many still did after their last try (kept, and counted like the rest).
+ * One line on the cores' speed for a report: how many rounds were measured again because a
+ * core ran slow in them, and how many runs still did after their last try (kept, and counted
+ * like the rest). `runs`: each scenario's figures, one per round.
  */
 export function coreSpeedNote(runs: Iterable<readonly ScenarioFigures[]>): string {
-  const all = [...runs].flat();
+  const byScenario = [...runs];
+  const all = byScenario.flat();
   const fastest = fastestCores([all]);
-  const again = all.filter((r) => r.attempts > 1).length;
+  const rounds = Math.max(0, ...byScenario.map((rs) => rs.length));
+  const roundsAgain = Array.from({ length: rounds }, (_, i) =>
+    byScenario.some((rs) => (rs[i]?.attempts ?? 1) > 1),
+  ).filter(Boolean).length;
   const stillSlow = all.filter((r) => coreSlowdown(r, fastest) > SLOWED_CORE).length;
   const slowest = Math.max(...all.map((r) => coreSlowdown(r, fastest)));
-  return `The cores' speed (a fixed JSON.parse before and after each run, on the server's core and on the load generator's; see bench/lib/rounds.ts): ${again} of ${all.length} runs were made while one ran more than ${Math.round((SLOWED_CORE - 1) * 100)}% slower than its fastest reading and were measured again; ${stillSlow === 0 ? 'every run kept was made on cores within that bound' : `${stillSlow} still were after their last try and are kept`} (slowest kept: ${slowest.toFixed(2)} of the fastest).`;
+  return `The cores' speed (a fixed JSON.parse before and after each run, on the server's core and on the load generator's; see bench/lib/rounds.ts): ${roundsAgain} of ${rounds} rounds had a run made while one ran more than ${Math.round((SLOWED_CORE - 1) * 100)}% slower than its fastest reading and were measured again, whole; ${stillSlow === 0 ? 'every run kept was made on cores within that bound' : `${stillSlow} of ${all.length} runs still were after their last try and are kept`} (slowest kept: ${slowest.toFixed(2)} of the fastest).`;
 }
 
 /** The round whose CPU per request is the median: one real run whose figures all belong together. */
