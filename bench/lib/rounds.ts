@@ -82,8 +82,8 @@ function roundSlowdown(round: readonly ScenarioFigures[], fastest: FastestCores)
  * core read faster is kept, whole. A round is what the verdicts compare within (each scenario
  * against the baseline measured seconds before it), so a try never mixes runs of two tries: when
  * only the slowed run was measured again, the retries of one scenario ran back to back and a
- * spell the readings did not see (the cache and memory a neighbour shares, which a parse of a
- * small document does not touch) landed on that scenario alone. Returns each scenario's figures,
+ * spell the readings did not see (likely a neighbour taking the shared cache or memory bandwidth,
+ * which a parse of a small document barely needs) landed on that scenario alone. Returns each scenario's figures,
  * one per round.
  */
 export async function interleavedRounds<S>(
