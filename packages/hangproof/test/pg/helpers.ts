@@ -67,6 +67,15 @@ export async function adminClient(url: string): Promise<pg.Client> {
   return c;
 }
 
+/** Sessions on the server named `applicationName` now (a side connection's, say), seen through `client`. */
+export async function sessionsNamed(client: pg.Client, applicationName: string): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
+    [applicationName],
+  );
+  return rows[0]?.n ?? -1;
+}
+
 /** Polls `check` every 10 ms until it is true or `withinMs` passed; returns the time it took or -1. */
 export async function waitFor(check: () => Promise<boolean>, withinMs: number): Promise<number> {
   const started = performance.now();

@@ -4,7 +4,7 @@ import { isHangproofError, step } from 'hangproof';
 import { createDatabase, type Database, LOCK_WAIT_EVENT } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
-import { captureLogger, inRequest, waitFor } from './helpers.js';
+import { captureLogger, inRequest, sessionsNamed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -130,12 +130,7 @@ test('the captures of one incident share one connection of their own, which clos
     logger: incidentLog.logger,
   });
   const migration = await migrationSession();
-  const sideSessions = async (): Promise<number> =>
-    (
-      await migration.client.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'one-side lock-evidence'",
-      )
-    ).rows[0]?.n ?? -1;
+  const sideSessions = (): Promise<number> => sessionsNamed(migration.client, 'one-side lock-evidence');
   try {
     await migration.client.query('BEGIN');
     await migration.client.query('LOCK TABLE bots IN ACCESS EXCLUSIVE MODE');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createDatabase, type Database, SLOW_PLAN_EVENT } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import { adminClient, captureLogger, inRequest, waitFor } from './helpers.js';
+import { adminClient, captureLogger, inRequest, sessionsNamed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -110,12 +110,7 @@ test('the captures of one incident share one connection of their own, which clos
     logger: incidentLog.logger,
   });
   const observer = await adminClient(testDb.url);
-  const sideSessions = async (): Promise<number> =>
-    (
-      await observer.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'one-plan plan-evidence'",
-      )
-    ).rows[0]?.n ?? -1;
+  const sideSessions = (): Promise<number> => sessionsNamed(observer, 'one-plan plan-evidence');
   try {
     try {
       // Two slow statements of their own fingerprints, one after the other: two captures.
