@@ -83,8 +83,8 @@ function roundSlowdown(round: readonly ScenarioFigures[], fastest: FastestCores)
  * against the baseline measured seconds before it), so a try never mixes runs of two tries: when
  * only the slowed run was measured again, the retries of one scenario ran back to back and a
  * spell the readings did not see (likely a neighbour taking the shared cache or memory bandwidth,
- * which a parse of a small document barely needs) landed on that scenario alone. Returns each scenario's figures,
- * one per round.
+ * which a parse of a small document barely needs) landed on that scenario alone. Returns each
+ * scenario's figures, one per round.
  */
 export async function interleavedRounds<S>(
   scenarios: readonly S[],

@@ -5,7 +5,7 @@ import { fingerprint } from './fingerprint.js';
 import type { HolderView } from './holder-registry.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
-import { SIDE_IDLE_MS, SideConnection, type SideConnectionTarget } from './side-connection.js';
+import { SideConnection, type SideConnectionTarget } from './side-connection.js';
 
 /**
  * What Postgres itself says a guarded statement waited for. Options of `createDatabase`'s
@@ -186,6 +186,11 @@ export class LockEvidence {
   readonly #byPid = new Map<number, { wait: LockWait; atMs: number }>();
   readonly #loggedAt = new Map<string, number>();
   readonly #side: SideConnection;
+  /**
+   * How long a capture still describes a lock_timeout that follows it: the statement's whole
+   * wait, plus the interval that may keep a new capture from running on either side of it.
+   */
+  readonly #incidentMs: number;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<LockWait[]> | undefined;
   #lastStartMs = Number.NEGATIVE_INFINITY;
@@ -198,11 +203,12 @@ export class LockEvidence {
   constructor(init: LockEvidenceInit) {
     this.#i = init;
     this.#o = init.options;
-    this.#side = new SideConnection(
-      init,
-      { purpose: 'lock-evidence', timeoutMs: this.#o.timeoutMs, lockTimeoutMs: this.#o.timeoutMs },
-      SIDE_IDLE_MS,
-    );
+    this.#side = new SideConnection(init, {
+      purpose: 'lock-evidence',
+      timeoutMs: this.#o.timeoutMs,
+      lockTimeoutMs: this.#o.timeoutMs,
+    });
+    this.#incidentMs = init.lockTimeoutMs + 2 * this.#o.minIntervalMs;
     this.#thresholdMs = Math.max(10, Math.min(this.#o.waitThresholdMs, Math.floor(init.lockTimeoutMs / 2)));
     this.#timer = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, Math.floor(this.#thresholdMs / 2))));
     this.#timer.unref();
@@ -231,14 +237,14 @@ export class LockEvidence {
     if (this.#closed) return;
     const known = pid === undefined ? undefined : this.#byPid.get(pid);
     // A capture of this backend from the last few seconds is the wait that just timed out.
-    if (known !== undefined && performance.now() - known.atMs < this.#i.lockTimeoutMs + 2 * this.#o.minIntervalMs) {
+    if (known !== undefined && performance.now() - known.atMs < this.#incidentMs) {
       this.#log(known.wait, 'lock_timeout', failed.sql, true);
       return;
     }
     // Its wait has ended; what the service's other backends wait on now is the same incident, and
     // so is the service's last capture when a new one may not run yet (one per minIntervalMs).
     void this.capture([], true).then((waits) => {
-      const same = waits[0] ?? this.#latestWithin(this.#i.lockTimeoutMs + 2 * this.#o.minIntervalMs);
+      const same = waits[0] ?? this.#latestWithin(this.#incidentMs);
       if (same !== undefined)
         this.#log(
           { ...same, pid: pid ?? same.pid, route: failed.route, requestId: failed.requestId },

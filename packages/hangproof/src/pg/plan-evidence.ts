@@ -6,7 +6,7 @@ import { LOG_EVENTS } from '../log-events.js';
 import { isSingleStatement } from './limited-query.js';
 import type { PgLogger } from './logger.js';
 import { errorSummary } from './redact-params.js';
-import { SIDE_IDLE_MS, SideConnection, type SideConnectionTarget } from './side-connection.js';
+import { SideConnection, type SideConnectionTarget } from './side-connection.js';
 
 /** Plans of slow statements. Options of `createDatabase`'s `planEvidence`; defaults in PLAN_EVIDENCE_DEFAULTS. */
 export interface PlanEvidenceOptions {
@@ -124,8 +124,8 @@ export class PlanEvidence {
   readonly #lastByFingerprint = new Map<string, number>();
   readonly #recent: SlowPlan[] = [];
   readonly #side: SideConnection;
-  /** server_version_num (it decides how EXPLAIN is asked), read once per side connection opened. */
-  #serverVersion: { readonly connection: number; readonly version: number } | undefined;
+  /** server_version_num of each side connection (it decides how EXPLAIN is asked), read once on it. */
+  readonly #serverVersion = new WeakMap<pg.Client, number>();
   #inFlight = false;
   #lastStartMs = Number.NEGATIVE_INFINITY;
   #closed = false;
@@ -136,16 +136,12 @@ export class PlanEvidence {
   constructor(init: PlanEvidenceInit) {
     this.#i = init;
     this.#o = init.options;
-    this.#side = new SideConnection(
-      init,
-      {
-        purpose: 'plan-evidence',
-        timeoutMs: this.#o.timeoutMs,
-        // Planning takes a light lock on each table; behind a migration's lock it must give up fast.
-        lockTimeoutMs: Math.max(1, Math.floor(this.#o.timeoutMs / 2)),
-      },
-      SIDE_IDLE_MS,
-    );
+    this.#side = new SideConnection(init, {
+      purpose: 'plan-evidence',
+      timeoutMs: this.#o.timeoutMs,
+      // Planning takes a light lock on each table; behind a migration's lock it must give up fast.
+      lockTimeoutMs: Math.max(1, Math.floor(this.#o.timeoutMs / 2)),
+    });
   }
 
   stats(): PlanStats {
@@ -230,11 +226,12 @@ export class PlanEvidence {
     sql: string,
     params: readonly unknown[] | undefined,
   ): Promise<{ plan: PlanNode; kind: 'generic' | 'bound' }> {
-    if (this.#serverVersion?.connection !== this.#side.opened) {
+    let version = this.#serverVersion.get(client);
+    if (version === undefined) {
       const v = (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v;
-      this.#serverVersion = { connection: this.#side.opened, version: Number(v) };
+      version = Number(v);
+      this.#serverVersion.set(client, version);
     }
-    const { version } = this.#serverVersion;
     const text = sql.trim().replace(/;\s*$/, '');
     const generic = version >= 160_000;
     const result = generic

@@ -37,7 +37,7 @@ interface OpenClient {
  * lock_timeout) and here: a run rejects when connecting and its work take longer than
  * `timeoutMs`.
  *
- * Kept open while it keeps being used, closed after `idleMs` without work (at once for 0). During
+ * Kept open while it keeps being used, closed SIDE_IDLE_MS after its last run. During
  * an incident a capture runs every second or so; opening a connection each time costs a connect
  * and authentication, which on the loaded server being looked at can take longer than the wait it
  * should see, and takes a slot of max_connections that may be the last one free. A failed or
@@ -46,17 +46,15 @@ interface OpenClient {
 export class SideConnection {
   readonly #target: SideConnectionTarget;
   readonly #limits: SideConnectionLimits;
-  readonly #idleMs: number;
   #open: OpenClient | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Connections opened so far. */
   opened = 0;
 
-  constructor(target: SideConnectionTarget, limits: SideConnectionLimits, idleMs: number) {
+  constructor(target: SideConnectionTarget, limits: SideConnectionLimits) {
     this.#target = target;
     this.#limits = limits;
-    this.#idleMs = idleMs;
   }
 
   /** Runs `work` on the connection (opened first when none is open), within `timeoutMs`. */
@@ -112,12 +110,12 @@ export class SideConnection {
   }
 
   #keepOrEnd(open: OpenClient): void {
-    if (this.#closed || this.#idleMs === 0 || this.#open !== open) {
+    if (this.#closed || this.#open !== open) {
       this.#drop(open, true);
       return;
     }
     clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => this.#drop(open, true), this.#idleMs);
+    this.#idleTimer = setTimeout(() => this.#drop(open, true), SIDE_IDLE_MS);
     this.#idleTimer.unref();
   }
 

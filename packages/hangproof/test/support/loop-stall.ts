@@ -11,7 +11,6 @@ export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<{ val
   delay.enable();
   try {
     const value = await fn();
-    delay.disable();
     // The histogram counts from its 10 ms sampling timer: what it adds is the delay past that.
     return { value, stallMs: Math.max(0, delay.max / 1e6 - 10) };
   } finally {
