@@ -213,7 +213,7 @@ function render(rows: readonly Summary[], s: SuiteSettings, rate: number, rounds
     if (hp === undefined) continue;
     const ratio = throughputRatio(hp, base);
     lines.push(
-      `- ${name}: **${(ratio * 100).toFixed(0)}%** of bare throughput (target ≥ 90%: ${ratio >= 0.9 ? 'met' : 'missed'}); **+${addedCpu(hp, base).toFixed(0)} µs** of server CPU per request.`,
+      `- ${name}: **${(ratio * 100).toFixed(1)}%** of bare throughput (target ≥ 90%: ${ratio >= 0.9 ? 'met' : 'missed'}); **+${addedCpu(hp, base).toFixed(0)} µs** of server CPU per request.`,
     );
     if (otel !== undefined) {
       const hpLoss = base.rps - hp.rps;
