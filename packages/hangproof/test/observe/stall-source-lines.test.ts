@@ -36,6 +36,14 @@ async function assertBlamesBlockingLine(stack: readonly string[]): Promise<void>
 }
 
 /**
+ * How long the fixture blocks. The watchdog's thread takes the stack by pausing the loop from
+ * outside; on a starved CPU it can get there hundreds of ms after the threshold, and a stack taken
+ * after the block ended shows other code. 1.5 s leaves that margin (it once missed 500 ms, in CI
+ * with the CPU shared by another benchmark).
+ */
+const BLOCK_MS = 1500;
+
+/**
  * Starts a service with `route`, calls GET /crunch-grid, and returns the stack its stall line
  * logged and the service's URL.
  */
@@ -68,7 +76,7 @@ async function stallStack(
 test('a stall in a TypeScript handler run through tsx names the .ts file and the line that blocked', {
   timeout: 30_000,
 }, async (t) => {
-  const { stack, url } = await stallStack(t, (app) => blockingRoute(app, 500));
+  const { stack, url } = await stallStack(t, (app) => blockingRoute(app, BLOCK_MS));
 
   await assertBlamesBlockingLine(stack);
 
@@ -101,7 +109,7 @@ test('a stall in code compiled to .js with a source map beside it names the .ts 
     blockingRoute: typeof blockingRoute;
   };
 
-  const { stack } = await stallStack(t, (app) => compiled.blockingRoute(app, 500));
+  const { stack } = await stallStack(t, (app) => compiled.blockingRoute(app, BLOCK_MS));
 
   await assertBlamesBlockingLine(stack);
 });
