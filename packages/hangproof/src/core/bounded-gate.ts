@@ -1,7 +1,5 @@
 import type { AbortWatch } from './abort-watch.js';
-import { currentContext, runInContext } from './context-storage.js';
 import { type DeadlineEntry, type DeadlineTarget, deadlineTimers } from './deadline-timers.js';
-import type { RequestContext } from './request-context.js';
 
 /** Why a wait at a gate ended without a slot. */
 export type GateRefusal = 'timeout' | 'queue-full' | 'closed';
@@ -26,16 +24,19 @@ export type GateWaitDone = (granted: boolean, reason?: unknown) => void;
 
 /**
  * One caller in the queue. Its bound is an entry of the shared deadline timers (no Timeout of its
- * own) and its abort a reused watcher function, so a wait costs this one object.
+ * own) and its abort a reused watcher function, so a wait costs this object and its entry.
  */
 export class GateWaiter implements DeadlineTarget {
   #done: GateWaitDone | undefined;
-  #deadline: DeadlineEntry | undefined;
+  /**
+   * The wait's bound, and the caller's async context: the wait ends in it (hangproof's request
+   * and every other AsyncLocalStorage store, such as the application's tracing context), whoever's
+   * release, abort or timer ends it.
+   */
+  readonly #deadline: DeadlineEntry;
   readonly #gate: BoundedGate;
   readonly #started: number;
   readonly #abort: AbortWatch | undefined;
-  /** The caller's context: the wait ends in it, whoever's release or timer ends it. */
-  readonly #context: RequestContext | undefined;
   readonly #onAbort = (reason: unknown): void => {
     const done = this.#claim();
     if (done === undefined) return;
@@ -48,14 +49,12 @@ export class GateWaiter implements DeadlineTarget {
     this.#started = now;
     this.#abort = abort;
     this.#done = done;
-    this.#context = currentContext();
     this.#deadline = deadlineTimers.schedule(this, waitMs, now);
     abort?.addAbortWatcher(this.#onAbort);
   }
 
   /** The wait's bound passed: the waiter leaves the queue, refused. */
   onDeadline(): void {
-    this.#deadline = undefined;
     const done = this.#claim();
     if (done === undefined) return;
     this.#gate.refused++;
@@ -82,8 +81,7 @@ export class GateWaiter implements DeadlineTarget {
     const done = this.#done;
     if (done === undefined) return undefined;
     this.#done = undefined;
-    if (this.#deadline !== undefined) deadlineTimers.cancel(this.#deadline);
-    this.#deadline = undefined;
+    deadlineTimers.cancel(this.#deadline);
     this.#abort?.unwatchAbort(this.#onAbort);
     return done;
   }
@@ -91,8 +89,7 @@ export class GateWaiter implements DeadlineTarget {
   /** Runs the callback in the caller's context; its failure cannot break the release or timer that ended the wait. */
   #tell(done: GateWaitDone, granted: boolean, reason: unknown): void {
     try {
-      if (currentContext() === this.#context) done(granted, reason);
-      else runInContext(this.#context, done, granted, reason);
+      this.#deadline.runInAsyncScope(done, undefined, granted, reason);
     } catch (err) {
       queueMicrotask(() => {
         throw err;

@@ -24,15 +24,3 @@ export function currentContext(): RequestContext | undefined {
 export function runWithContext<T>(ctx: RequestContext, fn: () => T): T {
   return storage.run(ctx, fn);
 }
-
-/**
- * Calls `fn(...args)` with `ctx` as the current context (none when undefined): for a callback that
- * another request's code or a shared timer ends, so it runs, and schedules, in its own request.
- */
-export function runInContext<A extends unknown[]>(
-  ctx: RequestContext | undefined,
-  fn: (...args: A) => void,
-  ...args: A
-): void {
-  storage.run(ctx as RequestContext, fn, ...args);
-}

@@ -1,10 +1,18 @@
+import { AsyncResource } from 'node:async_hooks';
+
 /** What a deadline ends: a request or job context. */
 export interface DeadlineTarget {
   onDeadline(): void;
 }
 
-/** One scheduled deadline: a node of its duration's list. */
-export class DeadlineEntry {
+/**
+ * One scheduled deadline: a node of its duration's list, and the async context it was scheduled
+ * in. The shared timer fires in whichever context armed it last (another request's, often); the
+ * target runs in its own, so every AsyncLocalStorage store (the application's tracing context, its
+ * own) reads what it read when the deadline was set. AsyncResource is Node's one public way to
+ * carry all of them: on Node 20 it costs an init hook call, on Node 24 a captured frame.
+ */
+export class DeadlineEntry extends AsyncResource {
   prev: DeadlineEntry | undefined;
   next: DeadlineEntry | undefined;
   list: DeadlineList | undefined;
@@ -12,7 +20,9 @@ export class DeadlineEntry {
     readonly target: DeadlineTarget,
     /** performance.now() at which it is due. */
     readonly at: number,
-  ) {}
+  ) {
+    super('HANGPROOF_DEADLINE');
+  }
 }
 
 /** Entries of one duration: added in time order, so the head is always the earliest due. */
@@ -66,7 +76,8 @@ export class DeadlineTimers {
 
   /**
    * Schedules `target.onDeadline()` in `ms` from `now` (the caller's performance.now(), when it
-   * has read it already); cancel it with `cancel` when the work ends first.
+   * has read it already), to run in the async context of this call; cancel it with `cancel` when
+   * the work ends first.
    */
   schedule(target: DeadlineTarget, ms: number, now = performance.now()): DeadlineEntry {
     const delay = Math.max(0, ms);
@@ -125,7 +136,7 @@ export class DeadlineTimers {
     // Targets run after the lists are consistent: one may schedule or cancel others.
     for (const entry of due) {
       try {
-        entry.target.onDeadline();
+        entry.runInAsyncScope(entry.target.onDeadline, entry.target);
       } catch (err) {
         // One target's failure must not cost the others their deadline.
         queueMicrotask(() => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, test } from 'node:test';
 import { BoundedGate, GateRefusedError } from '../../src/core/bounded-gate.js';
 import { currentContext, runWithContext } from '../../src/core/context-storage.js';
@@ -86,6 +87,37 @@ describe('bounded gate (the pool wait, the bulkhead and the overload queue)', ()
     assert.equal(ranIn?.requestId, 'waiter');
     holder.end();
     waiter.end();
+  });
+
+  test('a wait ends in its caller’s async context: every AsyncLocalStorage store, not only hangproof’s', async () => {
+    // An application's own AsyncLocalStorage, as a tracing library keeps its context.
+    const trace = new AsyncLocalStorage<string>();
+    const gate = new BoundedGate(1, 10);
+    const seen: Record<string, string | undefined> = {};
+    const wait = (name: string, waitMs: number): Promise<boolean> =>
+      trace.run(
+        name,
+        () =>
+          new Promise<boolean>((resolve) =>
+            gate.acquireWith(waitMs, undefined, (granted) => {
+              seen[name] = trace.getStore();
+              resolve(granted);
+            }),
+          ),
+      );
+    trace.run('holder', () => gate.tryAcquire());
+    const granted = wait('granted waiter', 5_000);
+    const early = wait('early waiter', 10);
+    // Its bound passes on the shared timer that the early waiter's bound re-arms, in its context.
+    const late = wait('late waiter', 40);
+    assert.deepEqual(await Promise.all([early, late]), [false, false]);
+    trace.run('holder', () => gate.release());
+    assert.equal(await granted, true);
+    assert.deepEqual(seen, {
+      'early waiter': 'early waiter',
+      'late waiter': 'late waiter',
+      'granted waiter': 'granted waiter',
+    });
   });
 
   test('a full queue and a closed gate refuse at once, before acquireWith returns', () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { DeadlineTimers } from '../../src/core/deadline-timers.js';
@@ -47,6 +48,27 @@ describe('deadline timers (one timer for every request)', () => {
     await kept.fired;
     assert.equal(cancelled.firedAt, undefined);
     assert.equal(timers.size, 0);
+  });
+
+  test('a target runs in the async context it was scheduled in, not in the one that armed the shared timer', async () => {
+    // An application's own AsyncLocalStorage, as a tracing library keeps its context.
+    const trace = new AsyncLocalStorage<string>();
+    const timers = new DeadlineTimers();
+    const first = target();
+    const second = target();
+    const seen: (string | undefined)[] = [];
+    const record = (t: ReturnType<typeof target>) => ({
+      onDeadline(): void {
+        seen.push(trace.getStore());
+        t.onDeadline();
+      },
+    });
+    // The first arms the timer; the second, due later, is reached by the timer the first's
+    // firing re-arms, inside the first's context.
+    trace.run('first request', () => timers.schedule(record(first), 10));
+    trace.run('second request', () => timers.schedule(record(second), 40));
+    await Promise.all([first.fired, second.fired]);
+    assert.deepEqual(seen, ['first request', 'second request']);
   });
 
   test('a pending deadline keeps the process alive; once every deadline is cancelled it does not', () => {

@@ -20,6 +20,11 @@ interface ChildReport {
   calleeSaw: (string | undefined)[];
   ownExports: number;
   spans: ExportedSpan[];
+  stuckPair: number[];
+  abortListenerTraces: Record<string, string | undefined>;
+  queuedAnswers: number[];
+  waitedAtGate: number;
+  requestLines: { requestId: string; traceId: string | undefined; path: string; msg: string }[];
 }
 
 const SERVER = 1;
@@ -127,6 +132,40 @@ for (const adapter of ['fastify', 'http'] as const) {
       assert.equal(server.attributes['hangproof.deadline_ms'], 300);
       assert.equal(server.attributes['hangproof.step_in_flight'], 'report');
       assert.equal(server.attributes['hangproof.cancelled_queries'], 0);
+    });
+
+    test('a query that waited for a pooled connection is traced in its own request, not in the one that handed it over', () => {
+      assert.deepEqual(report.queuedAnswers, [200, 200, 200, 200]);
+      assert.equal(report.waitedAtGate, 3, 'the three requests waited at the pool gate');
+      // The pg instrumentation starts its span in whatever context is active when pg is called:
+      // after the wait, that must be the waiter's, though the connection came from another request.
+      const queuedQueries = (spans: ExportedSpan[]): ExportedSpan[] =>
+        spans.filter(
+          (s) => s.scope === '@opentelemetry/instrumentation-pg' && JSON.stringify(s.attributes).includes('AS queued'),
+        );
+      for (const path of ['/queued/1', '/queued/2', '/queued/3']) {
+        const { spans } = traceOf(path);
+        assert.equal(queuedQueries(spans).length, 1, `${path}: its own query, and only its own, in its trace`);
+      }
+      assert.equal(queuedQueries(traceOf('/hold').spans).length, 0, 'none in the trace of the request that held it');
+    });
+
+    test('a timed-out request’s abort listeners run in its own trace, though one timer ends every deadline', () => {
+      assert.deepEqual(report.stuckPair, [504, 504]);
+      // The later deadline is reached by the timer the earlier one's firing re-arms.
+      for (const path of ['/stuck/1', '/stuck/2'])
+        assert.equal(report.abortListenerTraces[path], traceOf(path).server.traceId, path);
+    });
+
+    test('each request’s log line is written in its own trace, a timed-out one’s too', () => {
+      const byPath = new Map(report.requestLines.map((l) => [l.path, l]));
+      for (const path of ['/bots/7', '/stuck/1', '/stuck/2', '/hold', '/queued/1', '/queued/2', '/queued/3']) {
+        const line = byPath.get(path);
+        assert.ok(line, `a log line for ${path}`);
+        const { server } = traceOf(path);
+        assert.equal(line.requestId, server.attributes['hangproof.request_id']);
+        assert.equal(line.traceId, server.traceId, `${path} (${line.msg}): the trace its log line names`);
+      }
     });
 
     test('a request whose client left: its server span counts the query cancelled on the server', () => {
