@@ -57,10 +57,15 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 
 // A session to the main thread is connected only while a capture runs: a process that exits with
 // a session connected prints "Waiting for the debugger to disconnect..." and waits for it.
+// Loaded synchronously (on a Node built without the inspector it throws, and the watchdog runs on
+// without stacks). A top-level await would make this module evaluate asynchronously, and a worker
+// terminated during that can abort the whole process on a V8 check in async module evaluation
+// (seen once in this project's test runs): a service that stops right after it started
+// terminates this thread while it may still be loading.
 let SessionClass: (new () => Session) | undefined;
 if (data.captureStacks) {
   try {
-    const inspector = await import('node:inspector');
+    const inspector = process.getBuiltinModule('node:inspector');
     const probe = new inspector.Session();
     probe.connectToMainThread();
     probe.disconnect();
