@@ -141,7 +141,9 @@ for (const adapter of ['fastify', 'http'] as const) {
       // after the wait, that must be the waiter's, though the connection came from another request.
       const queuedQueries = (spans: ExportedSpan[]): ExportedSpan[] =>
         spans.filter(
-          (s) => s.scope === '@opentelemetry/instrumentation-pg' && JSON.stringify(s.attributes).includes('AS queued'),
+          (s) =>
+            s.scope === '@opentelemetry/instrumentation-pg' &&
+            String(s.attributes['db.query.text']).includes('AS queued'),
         );
       for (const path of ['/queued/1', '/queued/2', '/queued/3']) {
         const { spans } = traceOf(path);
