@@ -291,11 +291,15 @@ test('the likely-causes panel names a lock wait on the table another session hol
   });
   t.after(() => db.close());
   await db.query('CREATE TABLE locked_bots (id int PRIMARY KEY, name text NOT NULL)');
-  const { app, url } = await startService({ serviceName: 'locked-test', pools: { main: db } }, (app) =>
-    app.get('/api/bots/:id', async (req) => {
-      const id = Number((req.params as { id: string }).id);
-      return (await db.query('SELECT id, name FROM locked_bots WHERE id = $1', [id])).rows[0];
-    }),
+  // No stall watchdog: this process also drives the browser and, beside another test file, can
+  // stall for real; that stall would be ranked among the causes too, and this test is about the lock.
+  const { app, url } = await startService(
+    { serviceName: 'locked-test', pools: { main: db }, stallThresholdMs: 0 },
+    (app) =>
+      app.get('/api/bots/:id', async (req) => {
+        const id = Number((req.params as { id: string }).id);
+        return (await db.query('SELECT id, name FROM locked_bots WHERE id = $1', [id])).rows[0];
+      }),
   );
   t.after(() => app.close());
 
