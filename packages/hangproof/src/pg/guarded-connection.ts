@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
 import type { AbortWatch } from '../core/abort-watch.js';
@@ -69,6 +70,12 @@ export class GuardedConnection implements BoundedStatement, Holder {
   #cancelDone: Promise<unknown> = Promise.resolve();
   // The statement running now (at most one per connection): whom to tell its outcome.
   #done: StatementDone | undefined;
+  /**
+   * The async context the running statement was started in. pg calls back from the socket's
+   * events, whose context is that of whoever opened the connection; the outcome is handed back
+   * (and logged, and published) in the caller's own, for every AsyncLocalStorage of the process.
+   */
+  #caller: AsyncResource | undefined;
   #abort: AbortWatch | undefined;
   #values: readonly unknown[] | undefined;
   #limitMs = 0;
@@ -186,6 +193,7 @@ export class GuardedConnection implements BoundedStatement, Holder {
     this.#values = values;
     this.#abort = abort;
     this.#done = done;
+    this.#caller = new AsyncResource('HANGPROOF_STATEMENT');
     this.boundAt = this.#started + limitMs + this.#options.unresponsiveGraceMs;
     this.#options.sweep.add(this);
     abort?.addAbortWatcher(this.#onAbort);
@@ -207,9 +215,11 @@ export class GuardedConnection implements BoundedStatement, Holder {
 
   #finish(err: unknown, result?: pg.QueryResult): void {
     const done = this.#done as StatementDone;
+    const caller = this.#caller as AsyncResource;
     this.#done = undefined;
+    this.#caller = undefined;
     this.#values = undefined;
-    done(err, result);
+    caller.runInAsyncScope(done, undefined, err, result);
   }
 
   #settled(err: Error | null, result?: pg.QueryResult): void {

@@ -114,6 +114,15 @@ export interface LockEvidenceInit extends SideConnectionTarget {
   readonly options: Required<LockEvidenceOptions>;
 }
 
+/** A backend's latest capture: when it was taken, and which of its statements it saw waiting. */
+export interface KnownWait {
+  readonly wait: LockWait;
+  /** performance.now() of the capture. */
+  readonly atMs: number;
+  /** The waiting statement's query_start as Postgres printed it. */
+  readonly statementStart: string | null;
+}
+
 /** Stable `event` of the log line; the report and dashboards match on it. */
 export const LOCK_WAIT_EVENT = LOG_EVENTS.pgLockWait;
 
@@ -131,7 +140,7 @@ const MAX_WAITS = 50;
  * pg_stat_activity takes no lock, and `::regclass` only reads the catalogue.
  */
 const EVIDENCE_SQL = `
-SELECT w.pid,
+SELECT w.pid, w.query_start::text AS query_start,
   (extract(epoch FROM now() - w.query_start) * 1000)::bigint AS running_ms,
   l.locktype, l.mode,
   (SELECT r.relation::regclass::text FROM pg_locks r
@@ -151,6 +160,8 @@ LIMIT ${MAX_WAITS}`;
 
 interface EvidenceRow {
   pid: number;
+  /** When the waiting statement began, as Postgres prints it: with the pid, names the statement. */
+  query_start: string | null;
   running_ms: string | null;
   locktype: string | null;
   mode: string | null;
@@ -183,7 +194,7 @@ export class LockEvidence {
   readonly #thresholdMs: number;
   readonly #recent: LockWait[] = [];
   /** Latest capture per backend pid, to name the lock when that backend's statement times out. */
-  readonly #byPid = new Map<number, { wait: LockWait; atMs: number }>();
+  readonly #byPid = new Map<number, KnownWait>();
   readonly #loggedAt = new Map<string, number>();
   readonly #side: SideConnection;
   /**
@@ -320,11 +331,14 @@ export class LockEvidence {
       );
       const holders = this.#i.holders();
       const at = new Date().toISOString();
-      const waits = rows.map((r) => this.#toWait(r, at, holders));
       const nowMs = performance.now();
-      for (const w of waits) {
+      const waits: LockWait[] = [];
+      for (const r of rows) {
+        if (isEndOfKnownWait(r.blockers.length, r.query_start, this.#byPid.get(r.pid))) continue;
+        const w = this.#toWait(r, at, holders);
+        waits.push(w);
         this.#captured++;
-        this.#byPid.set(w.pid, { wait: w, atMs: nowMs });
+        this.#byPid.set(w.pid, { wait: w, atMs: nowMs, statementStart: r.query_start });
         this.#recent.unshift(w);
       }
       this.#recent.splice(this.#o.keep);
@@ -401,6 +415,27 @@ export class LockEvidence {
       `postgres lock wait on ${w.relation ?? 'a non-relation lock'}${first === undefined ? '' : `, blocked by pid ${first.pid} (${first.route ?? (first.applicationName || 'no application_name')}, ${first.state ?? 'unknown state'})`}`,
     );
   }
+}
+
+/**
+ * True when a capture that finds `blockerCount` blockers of the statement begun at
+ * `statementStart` adds nothing to the `earlier` capture of its backend. Postgres names no blocker
+ * of a wait that is ending as the capture runs (granted, or ended by lock_timeout at that moment);
+ * an earlier capture of the same statement (same backend, same query_start) that saw it blocked
+ * says who blocked it, and is kept.
+ */
+export function isEndOfKnownWait(
+  blockerCount: number,
+  statementStart: string | null,
+  earlier: KnownWait | undefined,
+): boolean {
+  return (
+    blockerCount === 0 &&
+    earlier !== undefined &&
+    statementStart !== null &&
+    earlier.statementStart === statementStart &&
+    earlier.wait.blockers.length > 0
+  );
 }
 
 /** `<prefix> <route> <requestId>` back into its parts; undefined for any other name. */

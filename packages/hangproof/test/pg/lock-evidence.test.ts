@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { isHangproofError, step } from 'hangproof';
-import { createDatabase, type Database, LOCK_WAIT_EVENT } from 'hangproof/pg';
+import { createDatabase, type Database, LOCK_WAIT_EVENT, type LockWait } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
+import { isEndOfKnownWait, type KnownWait } from '../../src/pg/lock-evidence.js';
 import { captureLogger, inRequest, sessionsNamed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
@@ -189,8 +190,10 @@ test('a row lock held by another request of the service names that request route
       (err: unknown) => isHangproofError(err) && err.details.phase === 'lock',
     );
     const line = await lockTimeoutLine('PUT /bots/:id');
-    assert.equal(line.relation, 'bots');
+    const seen = `the line: ${JSON.stringify(line)}; stats: ${JSON.stringify(db.stats().lockWaits)}; log: ${log.lines.filter((l) => l.includes('lock')).join('')}`;
+    assert.equal(line.relation, 'bots', seen);
     const b = (line.blockers as Record<string, unknown>[])[0] as Record<string, unknown>;
+    assert.ok(b !== undefined, seen);
     assert.equal(b.route, 'POST /bots/:id/pause');
     assert.equal(b.step, 'notify broker');
     assert.equal(b.state, 'idle in transaction');
@@ -205,4 +208,43 @@ test('no bound value of the waiting or the blocking statement appears in the evi
   for (const line of log.lines.filter((l) => l.includes(LOCK_WAIT_EVENT))) {
     assert.ok(!line.includes('renamed'), `leaked in: ${line}`);
   }
+});
+
+test("a capture that finds a statement's wait ending keeps the blockers an earlier capture of that statement saw", () => {
+  const blocked: LockWait = {
+    at: '2026-12-06T10:00:00.000Z',
+    pid: 42,
+    relation: 'bots',
+    lockType: 'transactionid',
+    mode: 'ShareLock',
+    runningMs: 300,
+    route: 'PUT /bots/:id',
+    requestId: 'r1',
+    step: undefined,
+    blockers: [
+      {
+        pid: 7,
+        applicationName: 'hangproof POST /bots/:id/pause r0',
+        route: 'POST /bots/:id/pause',
+        requestId: 'r0',
+        step: 'notify broker',
+        state: 'idle in transaction',
+        query: 'UPDATE bots SET paused=true WHERE id=?',
+        xactAgeMs: 400,
+        waitEventType: 'Client',
+      },
+    ],
+  };
+  const start = '2026-12-06 10:00:00.1+00';
+  const earlier: KnownWait = { wait: blocked, atMs: 0, statementStart: start };
+  assert.equal(isEndOfKnownWait(0, start, earlier), true, 'the same statement, its blockers gone: keep the earlier');
+  assert.equal(isEndOfKnownWait(1, start, earlier), false, 'a capture that names a blocker is news');
+  assert.equal(isEndOfKnownWait(0, '2026-12-06 10:00:01.5+00', earlier), false, 'a later statement of the backend');
+  assert.equal(isEndOfKnownWait(0, start, undefined), false, 'nothing seen before');
+  assert.equal(isEndOfKnownWait(0, null, { ...earlier, statementStart: null }), false, 'no statement start to match');
+  assert.equal(
+    isEndOfKnownWait(0, start, { ...earlier, wait: { ...blocked, blockers: [] } }),
+    false,
+    'the earlier capture knew no blocker either',
+  );
 });
