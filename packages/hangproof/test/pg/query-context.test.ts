@@ -21,7 +21,7 @@ let db: Database;
 before(async () => {
   testDb = await createTestDatabase();
   // One connection: every statement runs on the socket the first request opened.
-  db = createDatabase({ connectionString: testDb.url, max: 1, slowQueryMs: 20, logger });
+  db = createDatabase({ connectionString: testDb.url, max: 1, slowQueryMs: 20, statementTimeoutMs: 500, logger });
 });
 
 after(async () => {
@@ -39,7 +39,7 @@ test("a statement's outcome is accounted in its caller's context, not in that of
     await tenant.run('opener', () => inRequest(5_000, 'GET /open', () => db.query('SELECT 1')));
     await tenant.run('second', () => inRequest(5_000, 'GET /slow', () => db.query('SELECT pg_sleep(0.05)')));
     await tenant.run('third', () =>
-      inRequest(5_000, 'GET /fails', () => db.query('SELECT 1 / 0')).catch((err: unknown) => err),
+      inRequest(5_000, 'GET /times-out', () => db.query('SELECT pg_sleep(5)')).catch((err: unknown) => err),
     );
   } finally {
     diagnostics.unsubscribe('hangproof:pg:query', onQuery);
@@ -49,4 +49,8 @@ test("a statement's outcome is accounted in its caller's context, not in that of
   assert.ok(slow.length > 0, `a slow-query line for GET /slow: ${JSON.stringify(lines)}`);
   for (const line of slow)
     assert.equal(line.tenant, 'second', `logged in its caller's context: ${JSON.stringify(line)}`);
+  const failed = lines.filter((l) => l.route === 'GET /times-out');
+  assert.ok(failed.length > 0, `a line for the statement that timed out: ${JSON.stringify(lines)}`);
+  for (const line of failed)
+    assert.equal(line.tenant, 'third', `logged in its caller's context: ${JSON.stringify(line)}`);
 });
