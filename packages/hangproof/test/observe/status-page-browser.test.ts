@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { sleep, step } from 'hangproof';
 import { createDependencies } from 'hangproof/deps';
@@ -13,7 +10,8 @@ import { createDatabase } from 'hangproof/pg';
 import { freePort } from 'hangproof/testing';
 import pg from 'pg';
 import { pino } from 'pino';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchWithProfile } from '../support/browser-profile.js';
 import { screenshotPath } from '../support/screenshots.js';
 import { useTestDatabase } from '../support/test-database.js';
 import { ADMIN_TOKEN, botRoutes, botsDatabase, startService } from './helpers.js';
@@ -161,9 +159,7 @@ test('the status page shows live numbers after login, and keeps the last data un
   await operator.query('ROLLBACK');
   await Promise.all(traffic.map((p) => p.then((r) => r.arrayBuffer())));
 
-  const userDataDir = await mkdtemp(join(tmpdir(), 'hangproof-chromium-'));
-  t.after(() => rm(userDataDir, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(userDataDir, {
+  const context = await launchWithProfile(t, {
     executablePath: CHROMIUM,
     headless: true,
     args: [
@@ -177,7 +173,6 @@ test('the status page shows live numbers after login, and keeps the last data un
     ],
     viewport: { width: 1280, height: 1000 },
   });
-  t.after(() => context.close());
   const page = context.pages()[0] ?? (await context.newPage());
   const text = async (selector: string): Promise<string> => (await page.textContent(selector)) ?? '';
   const pageErrors: string[] = [];
@@ -313,15 +308,12 @@ test('the likely-causes panel names a lock wait on the table another session hol
   const answers = await Promise.all([1, 2, 3].map((id) => fetch(`${url}/api/bots/${id}`)));
   for (const res of answers) assert.equal(((await res.json()) as { error: { phase: string } }).error.phase, 'lock');
 
-  const userDataDir = await mkdtemp(join(tmpdir(), 'hangproof-chromium-'));
-  t.after(() => rm(userDataDir, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(userDataDir, {
+  const context = await launchWithProfile(t, {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
     viewport: { width: 1280, height: 1000 },
   });
-  t.after(() => context.close());
   const page = context.pages()[0] ?? (await context.newPage());
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));

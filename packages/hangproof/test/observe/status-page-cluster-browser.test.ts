@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   type ExportedWindows,
@@ -12,7 +9,7 @@ import {
   type WindowName,
   type WindowSummary,
 } from 'hangproof/observe';
-import { chromium } from 'playwright-core';
+import { launchWithProfile } from '../support/browser-profile.js';
 import { screenshotPath } from '../support/screenshots.js';
 import { useTestDatabase } from '../support/test-database.js';
 import { ADMIN_TOKEN, admin, botRoutes, botsDatabase, startService } from './helpers.js';
@@ -179,16 +176,13 @@ test('the status page shows a Cluster section with merged numbers when status.js
   assert.equal(ownOne.windows['1m'].count, 61);
   assert.equal(mergedOne.windows['1m'].count, 61 + 240, 'this instance’s requests plus the peer’s');
 
-  const userDataDir = await mkdtemp(join(tmpdir(), 'hangproof-chromium-'));
-  t.after(() => rm(userDataDir, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(userDataDir, {
+  const context = await launchWithProfile(t, {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
     viewport: { width: 1440, height: 1050 },
     extraHTTPHeaders: { 'x-admin-token': ADMIN_TOKEN },
   });
-  t.after(() => context.close());
   const page = context.pages()[0] ?? (await context.newPage());
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));

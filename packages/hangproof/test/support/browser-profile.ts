@@ -1,0 +1,23 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { type BrowserContext, chromium } from 'playwright-core';
+
+type LaunchOptions = NonNullable<Parameters<typeof chromium.launchPersistentContext>[1]>;
+
+/**
+ * Chromium with a profile of its own in a temporary folder, closed and then removed when `t` ends.
+ * One after-hook, browser first: node:test runs after-hooks in the order they were added and stops
+ * at the first that throws. A profile removed while Chromium still writes to it fails, and the
+ * Chromium left running would keep the test process from ever exiting.
+ */
+export async function launchWithProfile(t: TestContext, options: LaunchOptions): Promise<BrowserContext> {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'hangproof-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, options);
+  t.after(async () => {
+    await context.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  });
+  return context;
+}
