@@ -393,7 +393,6 @@ export class LockEvidence {
     if (!always && last !== undefined && now - last < this.#o.logIntervalMs) return;
     if (this.#loggedAt.size >= 1_000) this.#loggedAt.clear();
     this.#loggedAt.set(key, now);
-    const first = w.blockers[0];
     logEvidence(
       this.#i.logger,
       'warn',
@@ -412,9 +411,20 @@ export class LockEvidence {
         runningMs: w.runningMs,
         blockers: w.blockers,
       },
-      `postgres lock wait on ${w.relation ?? 'a non-relation lock'}${first === undefined ? '' : `, blocked by pid ${first.pid} (${first.route ?? (first.applicationName || 'no application_name')}, ${first.state ?? 'unknown state'})`}`,
+      lockWaitMessage(w),
     );
   }
+}
+
+/**
+ * The line's message. A wait no capture saw (it ended first, or the capture could not reach the
+ * server) says so: with no lock type known, "a non-relation lock" would name a cause nobody saw.
+ */
+export function lockWaitMessage(w: LockWait): string {
+  if (w.lockType === null) return 'postgres lock wait, ended before a capture could see what it waited for';
+  const first = w.blockers[0];
+  const on = w.relation ?? `a lock of type ${w.lockType}`;
+  return `postgres lock wait on ${on}${first === undefined ? '' : `, blocked by pid ${first.pid} (${first.route ?? (first.applicationName || 'no application_name')}, ${first.state ?? 'unknown state'})`}`;
 }
 
 /**

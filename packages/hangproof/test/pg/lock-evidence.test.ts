@@ -4,7 +4,7 @@ import { isHangproofError, step } from 'hangproof';
 import { createDatabase, type Database, LOCK_WAIT_EVENT, type LockWait } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import pg from 'pg';
-import { isEndOfKnownWait, type KnownWait } from '../../src/pg/lock-evidence.js';
+import { isEndOfKnownWait, type KnownWait, lockWaitMessage } from '../../src/pg/lock-evidence.js';
 import { captureLogger, inRequest, sessionsNamed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
@@ -246,5 +246,29 @@ test("a capture that finds a statement's wait ending keeps the blockers an earli
     isEndOfKnownWait(0, start, { ...earlier, wait: { ...blocked, blockers: [] } }),
     false,
     'the earlier capture knew no blocker either',
+  );
+});
+
+test('a wait no capture saw is logged as not seen, never as a lock of some other kind', () => {
+  const wait: LockWait = {
+    at: '2026-12-07T10:00:00.000Z',
+    pid: 42,
+    relation: null,
+    lockType: null,
+    mode: null,
+    runningMs: null,
+    route: 'GET /bots/:id',
+    requestId: 'r1',
+    step: undefined,
+    blockers: [],
+  };
+  assert.equal(lockWaitMessage(wait), 'postgres lock wait, ended before a capture could see what it waited for');
+  assert.equal(
+    lockWaitMessage({ ...wait, lockType: 'advisory', mode: 'ExclusiveLock' }),
+    'postgres lock wait on a lock of type advisory',
+  );
+  assert.equal(
+    lockWaitMessage({ ...wait, lockType: 'relation', relation: 'bots', mode: 'AccessShareLock' }),
+    'postgres lock wait on bots',
   );
 });
