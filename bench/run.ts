@@ -16,6 +16,7 @@ import { edgeSuite } from './suites/edge.ts';
 import { instructionsSuite } from './suites/instructions.ts';
 import { loglineSuite } from './suites/logline.ts';
 import { overloadSuite } from './suites/overload.ts';
+import { pairsSuite } from './suites/pairs.ts';
 import { stormSuite } from './suites/storm.ts';
 
 export interface SuiteSettings {
@@ -31,6 +32,7 @@ const SUITES: Record<string, Suite> = {
   logline: loglineSuite,
   deps: depsSuite,
   db: dbSuite,
+  pairs: pairsSuite,
   alloc: allocSuite,
   desk: deskSuite,
   cluster: clusterSuite,

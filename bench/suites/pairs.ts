@@ -1,0 +1,138 @@
+import { withBotsDatabase } from '../lib/bots-database.ts';
+import { runLoad } from '../lib/load.ts';
+import { environmentLine } from '../lib/report.ts';
+import { median, signed } from '../lib/rounds.ts';
+import { type ServerProcess, startServerProcess } from '../lib/server-process.ts';
+import type { SuiteSettings } from '../run.ts';
+import { DB_SCENARIOS, DB_SERVER, type DbScenario } from './db.ts';
+
+/** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
+const DEFAULT_ROUNDS = 7;
+/** Requests each server answers per round, closed loop. */
+const REQUESTS_PER_ROUND = 10_000;
+/** Requests each server answers before the first round, so both run optimized code. */
+const WARMUP_REQUESTS = 15_000;
+/** The candidates paired with bare when BENCH_PAIRS_SCENARIOS is not set. */
+const DEFAULT_CANDIDATES = ['als-only', 'edge-only', 'pg-only', 'pg-ctx', 'hangproof-no-observe', 'hangproof', 'otel'];
+
+export interface PairResult {
+  readonly name: string;
+  readonly label: string;
+  /** CPU per request of bare and of the candidate in each round, µs. */
+  readonly bare: number[];
+  readonly candidate: number[];
+}
+
+/** Each server's CPU per request while both answer `requests` at once, closed loop. */
+async function concurrentRound(servers: readonly ServerProcess[], requests: number, connections: number) {
+  await Promise.all(servers.map((s) => s.cpuStart()));
+  const loads = await Promise.all(
+    servers.map((s) =>
+      // The duration is only the bound of how long the round may take: a quarter of 1000 rps.
+      runLoad({ url: s.url, durationSec: Math.ceil(requests / 250), connections, requests }),
+    ),
+  );
+  const cpu = await Promise.all(servers.map((s) => s.cpuStop()));
+  for (const load of loads) {
+    if (load.non2xx > 0 || load.errors > 0) throw new Error(`a pairs round had failures: ${JSON.stringify(load)}`);
+  }
+  return cpu.map((micros, i) => micros / (loads[i]?.requests ?? Number.NaN));
+}
+
+async function measurePair(url: string, candidate: DbScenario, rounds: number, connections: number) {
+  const bare = DB_SCENARIOS[0] as DbScenario;
+  const servers = await Promise.all(
+    [bare, candidate].map((sc) =>
+      startServerProcess(DB_SERVER, { DATABASE_URL: url, BENCH_SCENARIO: sc.name, ...sc.env }),
+    ),
+  );
+  try {
+    await concurrentRound(servers, WARMUP_REQUESTS, connections);
+    const result: PairResult = { name: candidate.name, label: candidate.label, bare: [], candidate: [] };
+    for (let r = 1; r <= rounds; r++) {
+      process.stderr.write(`pairs: ${candidate.name} with bare, round ${r}/${rounds}\n`);
+      const [b, c] = await concurrentRound(servers, REQUESTS_PER_ROUND, connections);
+      result.bare.push(b as number);
+      result.candidate.push(c as number);
+    }
+    return result;
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+const deltas = (p: PairResult): number[] => p.candidate.map((c, i) => c - (p.bare[i] as number));
+const ratios = (p: PairResult): number[] => p.candidate.map((c, i) => c / (p.bare[i] as number));
+
+/**
+ * Pairs suite: each candidate of the db suite runs beside a bare server, both pinned to the same
+ * core and loaded at the same moment (closed loop, the same number of requests each), and the
+ * figure is each round's difference in CPU per request between the two. The db suite runs its
+ * scenarios one after another, and this VM's speed moves by up to a factor of two between
+ * minutes, which its rounds cannot tell from a cost; two servers sharing a core see the same
+ * speed, so the difference within a round keeps only what the candidate adds (spread ±1 to 3 %
+ * of a request, against ±6 to 66 % for the db suite's rounds). It measures CPU only: two servers
+ * sharing a core have no throughput of their own to compare. BENCH_PAIRS_SCENARIOS picks the
+ * candidates (db scenario names), BENCH_ROUNDS the rounds (default 7).
+ */
+export async function pairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
+  const names = process.env.BENCH_PAIRS_SCENARIOS?.split(',').map((n) => n.trim()) ?? DEFAULT_CANDIDATES;
+  const candidates = names.map((name) => {
+    const sc = DB_SCENARIOS.find((d) => d.name === name && name !== 'bare');
+    if (sc === undefined) throw new Error(`unknown pairs candidate '${name}'; db scenarios other than bare`);
+    return sc;
+  });
+  // Half the db suite's connections each: the two servers together see the same number.
+  const connections = Math.max(1, Math.floor(s.connections / 2));
+  const results = await withBotsDatabase('pairs', async (url) => {
+    const out: PairResult[] = [];
+    for (const c of candidates) out.push(await measurePair(url, c, rounds, connections));
+    return out;
+  });
+  const meta: PairsRun = { environment: environmentLine(), rounds, connections };
+  return { markdown: renderPairs(results, meta), raw: { meta, results } };
+}
+
+interface PairsRun {
+  readonly environment: string;
+  readonly rounds: number;
+  readonly connections: number;
+}
+
+/**
+ * The table of a pairs run. Each pair ran at its own time, at the machine's speed of that time, so
+ * the relative figures (the candidate's CPU over bare's, within a round) are the ones to compare
+ * across rows; the µs are those of the pair's own speed.
+ */
+export function renderPairs(results: readonly PairResult[], run: PairsRun): string {
+  const rows = results.map((p) => {
+    const d = deltas(p);
+    const r = ratios(p);
+    return `| ${p.label} | ${median(p.bare).toFixed(1)} | ${signed(median(d))} (${signed(Math.min(...d))} to ${signed(Math.max(...d))}) | **${percent(median(r))}** (${percent(Math.min(...r))} to ${percent(Math.max(...r))}) |`;
+  });
+  const lines = [
+    `Measured ${run.environment}; each candidate beside a bare server on the same core, both answering ${REQUESTS_PER_ROUND} requests at once per round (closed loop, ${run.connections} connections each) after ${WARMUP_REQUESTS} of warm-up; ${run.rounds} rounds; server CPU (user + system, every thread) per request.`,
+    '',
+    "| candidate | bare CPU/request in its pair (µs) | Δ CPU within each round, median (range) (µs) | Δ CPU as a share of bare's, median (range) |",
+    '|---|---|---|---|',
+    ...rows,
+  ];
+  const hp = results.find((p) => p.name === 'hangproof');
+  const otel = results.find((p) => p.name === 'otel');
+  if (hp !== undefined && otel !== undefined) {
+    const h = median(ratios(hp)) - 1;
+    const o = median(ratios(otel)) - 1;
+    lines.push(
+      '',
+      `- hangproof adds **${(h / o).toFixed(2)}** of what OpenTelemetry adds (${percent(h + 1)} against ${percent(o + 1)} of bare's CPU per request; target ≤ 0.5, aim 0.25).`,
+      `- Where the server's core is what limits a service, it answers 1 / (1 + share) of bare's requests: ${(1 / (1 + h)).toFixed(2)} with hangproof. The throughput target (≥ 0.90) is judged by the db suite, whose load generator and Postgres share the other core.`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** A CPU ratio to bare as the share it adds: 1.147 → `+14.7%`. */
+function percent(ratio: number): string {
+  return `${signed((ratio - 1) * 100)}%`;
+}
