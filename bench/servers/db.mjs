@@ -1,7 +1,7 @@
 // Benchmark server for the db suite: one indexed Postgres query per request. BENCH_SCENARIO picks
 // what wraps the same route: `bare` (Fastify + pg Pool), `bare-logged` (the same with Fastify's
-// request logging), `hangproof` (edge plugin with its log line, hangproof/pg guard, observe plugin
-// with histograms and /metrics), `pg-only` (bare with the hangproof/pg guard alone), `pg-ctx` (the
+// request logging), `bare-stack` (bare on a stack of clients instead of pg-pool), `hangproof`
+// (edge plugin with its log line, hangproof/pg guard, observe plugin with histograms and /metrics), `pg-only` (bare with the hangproof/pg guard alone), `pg-ctx` (the
 // guard inside a request context, no plugin), `edge-only`, `als-only` or `otel` (bare, run with
 // --import ./otel-preload.mjs). DATABASE_URL points at the seeded database.
 import Fastify from 'fastify';
@@ -35,6 +35,36 @@ if (scenario === 'bare-logged') {
   pool.on('error', () => {});
   app = Fastify();
   app.get('/bots/:userId', async (req) => (await pool.query(SQL, [Number(req.params.userId)])).rows);
+} else if (scenario === 'bare-stack') {
+  // The bare route on POOL_MAX clients kept on a stack of its own instead of pg-pool: what
+  // pg-pool's checkout and release cost a query (hangproof/pg keeps released connections on such
+  // a stack). Queries that find no client wait in a FIFO bounded by the load's connections.
+  const { default: pg } = await import('pg');
+  const idle = [];
+  const waiting = [];
+  for (let i = 0; i < POOL_MAX; i++) {
+    const client = new pg.Client({ connectionString: url });
+    client.on('error', () => {});
+    await client.connect();
+    idle.push(client);
+  }
+  const run = (text, values, done) => {
+    const client = idle.pop();
+    if (client === undefined) {
+      waiting.push([text, values, done]);
+      return;
+    }
+    client.query(text, values, (err, result) => {
+      idle.push(client);
+      const next = waiting.shift();
+      if (next !== undefined) run(...next);
+      done(err, result);
+    });
+  };
+  const query = (text, values) =>
+    new Promise((resolve, reject) => run(text, values, (err, result) => (err ? reject(err) : resolve(result))));
+  app = Fastify();
+  app.get('/bots/:userId', async (req) => (await query(SQL, [Number(req.params.userId)])).rows);
 } else if (scenario === 'edge-only' || scenario === 'als-only') {
   // The request edge without the guard: plain pg Pool behind the hangproof plugin (`edge-only`),
   // or behind nothing but one AsyncLocalStorage.run per request (`als-only`), which isolates what

@@ -33,6 +33,11 @@ export const DB_SCENARIOS: readonly DbScenario[] = [
     env: {},
   },
   { name: 'pg-only', label: 'bare + hangproof/pg alone (no plugin, no observe, no request context)', env: {} },
+  {
+    name: 'bare-stack',
+    label: 'bare on a stack of its own pg clients instead of pg-pool (what pg-pool adds to a query)',
+    env: {},
+  },
   { name: 'als-only', label: 'bare + one AsyncLocalStorage.run per request (context propagation alone)', env: {} },
   {
     name: 'edge-only',

@@ -13,7 +13,16 @@ const REQUESTS_PER_ROUND = 10_000;
 /** Requests each server answers before the first round, so both run optimized code. */
 const WARMUP_REQUESTS = 15_000;
 /** The candidates paired with bare when BENCH_PAIRS_SCENARIOS is not set. */
-const DEFAULT_CANDIDATES = ['als-only', 'edge-only', 'pg-only', 'pg-ctx', 'hangproof-no-observe', 'hangproof', 'otel'];
+const DEFAULT_CANDIDATES = [
+  'bare-stack',
+  'als-only',
+  'edge-only',
+  'pg-only',
+  'pg-ctx',
+  'hangproof-no-observe',
+  'hangproof',
+  'otel',
+];
 
 export interface PairResult {
   readonly name: string;

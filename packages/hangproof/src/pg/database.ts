@@ -299,7 +299,7 @@ class GuardedDatabase implements Database {
       pool: this.#o.name,
       max: this.#o.max,
       total: pool.totalCount,
-      idle: pool.idleCount,
+      idle: this.#leases.idleCount,
       inUse: this.#leases.held,
       waiting: this.#leases.waiting,
       acquireWaitMs: acquireWaits(this.#leases.waits.summary()),
