@@ -79,8 +79,8 @@ const ratios = (p: PairResult): number[] => p.candidate.map((c, i) => c / (p.bar
  * figure is each round's difference in CPU per request between the two. The db suite runs its
  * scenarios one after another, and this VM's speed moves by up to a factor of two between
  * minutes, which its rounds cannot tell from a cost; two servers sharing a core see the same
- * speed, so the difference within a round keeps only what the candidate adds (spread ±1 to 3 %
- * of a request, against ±6 to 66 % for the db suite's rounds). It measures CPU only: two servers
+ * speed, so the difference within a round keeps only what the candidate adds (its rounds spread
+ * 1 to 8 points of bare's CPU, the db suite's ±6 to ±66 %). It measures CPU only: two servers
  * sharing a core have no throughput of their own to compare. BENCH_PAIRS_SCENARIOS picks the
  * candidates (db scenario names), BENCH_ROUNDS the rounds (default 7).
  */
