@@ -1,8 +1,9 @@
 // Benchmark server for the db suite: one indexed Postgres query per request. BENCH_SCENARIO picks
 // what wraps the same route: `bare` (Fastify + pg Pool), `bare-logged` (the same with Fastify's
 // request logging), `bare-stack` (bare on a stack of clients instead of pg-pool), `hangproof`
-// (edge plugin with its log line, hangproof/pg guard, observe plugin with histograms and /metrics), `pg-only` (bare with the hangproof/pg guard alone), `pg-ctx` (the
-// guard inside a request context, no plugin), `edge-only`, `als-only` or `otel` (bare, run with
+// (edge plugin with its log line, hangproof/pg guard, observe plugin with histograms and
+// /metrics), `pg-only` (bare with the hangproof/pg guard alone), `pg-ctx` (the guard inside a
+// request context, no plugin), `edge-only`, `als-only` or `otel` (bare, run with
 // --import ./otel-preload.mjs). DATABASE_URL points at the seeded database.
 import Fastify from 'fastify';
 import { pino } from 'pino';
