@@ -156,7 +156,7 @@ export class ConnectionLeases {
   close(): void {
     this.#closed = true;
     this.#gate.close();
-    this.#returnIdle(Number.POSITIVE_INFINITY);
+    this.#returnIdle(0);
   }
 
   /** min(limit, remaining budget - reserve), from `now` when the caller has read the clock already. */
@@ -173,7 +173,7 @@ export class ConnectionLeases {
    */
   rawConnect(scope: Scope): Promise<pg.PoolClient> {
     // A raw checkout comes through pg's pool only: the idle stack's connections go back to it first.
-    this.#returnIdle(Number.POSITIVE_INFINITY);
+    this.#returnIdle(0);
     const started = performance.now();
     const opens = this.pool.idleCount === 0 && this.pool.totalCount < this.#o.max;
     const phase: PgPhase = opens ? 'connect' : 'acquire';
@@ -397,13 +397,12 @@ export class ConnectionLeases {
     }
   }
 
-  /** Gives the kept connections idle for `olderThanMs` or more back to pg's pool (oldest at the bottom). */
+  /** Gives the kept connections idle for `olderThanMs` or more (0: all) back to pg's pool. */
   #returnIdle(olderThanMs: number): void {
     const now = performance.now();
     let keep = 0;
     for (const conn of this.#idle) {
-      if (olderThanMs !== Number.POSITIVE_INFINITY && now - conn.lastReleasedAt < olderThanMs)
-        this.#idle[keep++] = conn;
+      if (now - conn.lastReleasedAt < olderThanMs) this.#idle[keep++] = conn;
       else this.#giveBack(conn);
     }
     this.#idle.length = keep;
