@@ -8,7 +8,7 @@ export interface BufferedLoggerOptions {
   readonly level?: Level;
   /** File descriptor or path the lines go to. @default 1 (stdout) */
   readonly dest?: number | string;
-  /** Characters gathered before one write (a threshold: UTF-8 bytes are not counted). @default 16_384 */
+  /** Characters gathered before one write (a threshold: UTF-8 bytes are not counted). @default 65_536 */
   readonly bufferBytes?: number;
   /** Longest time a line may wait in the buffer, in ms. @default 1000 */
   readonly flushIntervalMs?: number;
@@ -17,7 +17,7 @@ export interface BufferedLoggerOptions {
 export const BUFFERED_LOGGER_DEFAULTS = Object.freeze({
   level: 'info' as Level,
   dest: 1 as number | string,
-  bufferBytes: 16_384,
+  bufferBytes: 65_536,
   flushIntervalMs: 1000,
 });
 

@@ -23,6 +23,26 @@ test('lines are written in batches and reach the file within the flush interval'
   await waitUntil('the periodic flush to write the lines', async () => (await lines(file)).length === 3, 5_000);
 });
 
+test('batch buffers taken back after their write leave every line whole and in order', async () => {
+  const file = join(dir, 'reuse.log');
+  // Small batches, so the same few buffers go round many times while earlier writes are pending.
+  const log = bufferedLogger({ dest: file, bufferBytes: 1_024, flushIntervalMs: 20 });
+  const count = 4_000;
+  const pad = 'x'.repeat(64);
+  for (let i = 0; i < count; i++) {
+    log.info({ i, pad }, 'numbered line');
+    // Lets the pending writes complete, so buffers come back and are filled again.
+    if (i % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await waitUntil('every line to reach the file', async () => (await lines(file)).length >= count, 10_000);
+  const written = (await lines(file)).map((line) => JSON.parse(line) as { i: number; pad: string });
+  assert.equal(written.length, count);
+  written.forEach((line, at) => {
+    assert.equal(line.i, at, `line ${at} holds line ${line.i}`);
+    assert.equal(line.pad, pad);
+  });
+});
+
 test('a normal exit writes what is still buffered', () => {
   const file = join(dir, 'b.log');
   const script = `import { bufferedLogger } from 'hangproof/fastify';
