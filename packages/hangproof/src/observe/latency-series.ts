@@ -65,18 +65,24 @@ export class SeriesBook {
   #other: LatencySeries | undefined;
 
   readonly #sinceMs: number;
+  readonly #beforeRead: (() => void) | undefined;
 
-  /** `sinceMs`: when measuring began; rates of series first seen later still count from it. */
+  /**
+   * `sinceMs`: when measuring began; rates of series first seen later still count from it.
+   * `beforeRead`: run before the series are read (records held back are folded in).
+   */
   constructor(
     max: number,
     boundsMs: Float64Array,
     labelsOf: (key: string) => Readonly<Record<string, string>>,
     sinceMs: number,
+    beforeRead?: () => void,
   ) {
     this.#max = max;
     this.#sinceMs = sinceMs;
     this.#boundsMs = boundsMs;
     this.#labelsOf = labelsOf;
+    this.#beforeRead = beforeRead;
   }
 
   get(key: string): LatencySeries {
@@ -93,6 +99,7 @@ export class SeriesBook {
 
   /** Each series with its key; the overflow series last, as `(other)`. */
   *entries(): IterableIterator<[string, LatencySeries]> {
+    this.#beforeRead?.();
     yield* this.#byKey;
     if (this.#other !== undefined) yield [OTHER, this.#other];
   }

@@ -12,6 +12,7 @@ import {
 } from '../core/index.js';
 import { BoundedRing } from './bounded-ring.js';
 import { ByteStringSlots } from './byte-string-slots.js';
+import { DeferredRecords } from './deferred-records.js';
 import { OTHER, SeriesBook, type SeriesView, SummedSeries } from './latency-series.js';
 import { RecentEvidence } from './recent-evidence.js';
 import { RouteBook } from './route-book.js';
@@ -91,6 +92,8 @@ export class Measurements {
   readonly shed = new Map<string, number>();
   readonly startedAtMs = Date.now();
   readonly #slowMs: number;
+  /** Route, query and pool-acquire values on their way to their series (see DeferredRecords). */
+  readonly #deferred = new DeferredRecords();
   /**
    * The last requests that ended, as primitives in fixed arrays: no allocation per request, and no
    * context (with its spans and whatever its closures hold) kept alive after its request. Names
@@ -112,7 +115,8 @@ export class Measurements {
   constructor(o: MeasurementsOptions) {
     const boundsMs = Float64Array.from(o.bucketsSec, (s) => s * 1000);
     this.#slowMs = o.slowRequestMs;
-    this.routes = new RouteBook(o.maxRoutes, boundsMs, this.startedAtMs);
+    const fold = (): void => this.#deferred.fold();
+    this.routes = new RouteBook(o.maxRoutes, boundsMs, this.startedAtMs, fold);
     this.queries = new SeriesBook(
       o.maxQueryFingerprints,
       boundsMs,
@@ -122,9 +126,10 @@ export class Measurements {
         return { query_id: id };
       },
       this.startedAtMs,
+      fold,
     );
     this.queryTotal = new SummedSeries({}, () => this.queries.series(), boundsMs, this.startedAtMs);
-    this.poolAcquire = new SeriesBook(o.maxDependencies, boundsMs, (pool) => ({ pool }), this.startedAtMs);
+    this.poolAcquire = new SeriesBook(o.maxDependencies, boundsMs, (pool) => ({ pool }), this.startedAtMs, fold);
     this.dependencies = new SeriesBook(o.maxDependencies, boundsMs, (dependency) => ({ dependency }), this.startedAtMs);
     this.slowRequests = new BoundedRing(o.recentLimit);
     this.timeouts = new BoundedRing(o.recentLimit);
@@ -147,7 +152,7 @@ export class Measurements {
     ended.step[i] = ctx.stepsInFlightAtAbort.at(-1) ?? ctx.stepInFlight;
     ended.lastStep[i] = ctx.lastCompletedStep;
     this.#endedNext = (i + 1) % RECENT_ENDED;
-    this.routes.get(e.method, e.route).record(e.durationMs, now, e.errorCode);
+    this.#deferred.add(this.routes.get(e.method, e.route), e.durationMs, e.errorCode);
     if (e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode)) {
       this.timeouts.push(this.#timeout(e, now));
       this.evidence.addRequest(e, now);
@@ -158,12 +163,11 @@ export class Measurements {
   };
 
   readonly onQuery = (e: QueryEvent): void => {
-    this.queries.get(e.fingerprint).record(e.durationMs, Date.now(), e.errorCode);
+    this.#deferred.add(this.queries.get(e.fingerprint), e.durationMs, e.errorCode);
   };
 
   readonly onPoolAcquire = (e: PoolAcquireEvent): void => {
-    const now = Date.now();
-    this.poolAcquire.get(e.pool).record(e.waitMs, now, e.ok ? undefined : ACQUIRE_FAILED);
+    this.#deferred.add(this.poolAcquire.get(e.pool), e.waitMs, e.ok ? undefined : ACQUIRE_FAILED);
   };
 
   readonly onDependencyCall = (e: DependencyCallEvent): void => {
@@ -226,11 +230,13 @@ export class Measurements {
       channel.subscribe(fn);
       this.#subscriptions.push([channel, fn]);
     }
+    this.#deferred.start();
   }
 
   unsubscribe(): void {
     for (const [channel, fn] of this.#subscriptions) channel.unsubscribe(fn);
     this.#subscriptions.length = 0;
+    this.#deferred.stop();
   }
 
   #slow(e: RequestEndEvent, now: number): SlowRequest {

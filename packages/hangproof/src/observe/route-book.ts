@@ -12,11 +12,14 @@ export class RouteBook {
   #other: LatencySeries | undefined;
 
   readonly #sinceMs: number;
+  readonly #beforeRead: (() => void) | undefined;
 
-  constructor(max: number, boundsMs: Float64Array, sinceMs: number) {
+  /** `beforeRead`: run before the series are read (records held back are folded in). */
+  constructor(max: number, boundsMs: Float64Array, sinceMs: number, beforeRead?: () => void) {
     this.#max = max;
     this.#sinceMs = sinceMs;
     this.#boundsMs = boundsMs;
+    this.#beforeRead = beforeRead;
   }
 
   get(method: string, route: string): LatencySeries {
@@ -39,6 +42,7 @@ export class RouteBook {
   }
 
   *series(): IterableIterator<LatencySeries> {
+    this.#beforeRead?.();
     for (const routes of this.#byMethod.values()) yield* routes.values();
     if (this.#other !== undefined) yield this.#other;
   }
