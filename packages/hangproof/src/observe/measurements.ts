@@ -136,7 +136,7 @@ export class Measurements {
     this.stalls = new BoundedRing(o.recentLimit);
   }
 
-  /** The hot path: a few histogram records and counter increments per request. */
+  /** The hot path: a few array stores per request; its series records are folded later (DeferredRecords). */
   readonly onRequestEnd = (e: RequestEndEvent): void => {
     const now = Date.now();
     const { ctx } = e;
