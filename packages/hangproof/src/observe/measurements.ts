@@ -138,7 +138,6 @@ export class Measurements {
 
   /** The hot path: a few array stores per request; its series records are folded later (DeferredRecords). */
   readonly onRequestEnd = (e: RequestEndEvent): void => {
-    const now = Date.now();
     const { ctx } = e;
     const i = this.#endedNext;
     const ended = this.#ended;
@@ -153,13 +152,14 @@ export class Measurements {
     ended.lastStep[i] = ctx.lastCompletedStep;
     this.#endedNext = (i + 1) % RECENT_ENDED;
     this.#deferred.add(this.routes.get(e.method, e.route), e.durationMs, e.errorCode);
-    if (e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode)) {
-      this.timeouts.push(this.#timeout(e, now));
-      this.evidence.addRequest(e, now);
-    } else if (e.durationMs >= this.#slowMs) {
-      this.slowRequests.push(this.#slow(e, now));
-      this.evidence.addRequest(e, now);
-    } else if (e.statusCode >= 500) this.evidence.addRequest(e, now);
+    const timedOut = e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode);
+    const slow = !timedOut && e.durationMs >= this.#slowMs;
+    if (!timedOut && !slow && e.statusCode < 500) return;
+    // Only a timed-out, slow or failed request is kept as evidence, with the wall-clock time.
+    const now = Date.now();
+    if (timedOut) this.timeouts.push(this.#timeout(e, now));
+    else if (slow) this.slowRequests.push(this.#slow(e, now));
+    this.evidence.addRequest(e, now);
   };
 
   readonly onQuery = (e: QueryEvent): void => {
