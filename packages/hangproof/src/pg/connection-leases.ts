@@ -367,10 +367,13 @@ export class ConnectionLeases {
    */
   #keepIdle(conn: GuardedConnection): void {
     this.#idle.push(conn);
-    if (this.#idleTimer === undefined) {
-      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), this.#idleReturnMs);
-      this.#idleTimer.unref();
-    }
+    if (this.#idleTimer === undefined) this.#armIdleTimer(this.#idleReturnMs);
+  }
+
+  /** The idle stack's one timer, due in `ms` (it does not hold the process open). */
+  #armIdleTimer(ms: number): void {
+    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), ms);
+    this.#idleTimer.unref();
   }
 
   /** The newest kept connection that is still fit for use; an unfit one is destroyed or returned. */
@@ -391,9 +394,7 @@ export class ConnectionLeases {
     const oldest = this.#idle[0];
     if (oldest !== undefined) {
       // Due when the oldest one left has sat its time, so none sits longer than #idleReturnMs.
-      const dueMs = oldest.lastReleasedAt + this.#idleReturnMs - performance.now();
-      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.max(1, dueMs));
-      this.#idleTimer.unref();
+      this.#armIdleTimer(Math.max(1, oldest.lastReleasedAt + this.#idleReturnMs - performance.now()));
     }
   }
 
