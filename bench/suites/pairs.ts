@@ -7,7 +7,15 @@ import type { SuiteSettings } from '../run.ts';
 import { DB_SCENARIOS, DB_SERVER, type DbScenario } from './db.ts';
 
 /** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
-const DEFAULT_ROUNDS = 7;
+const DEFAULT_ROUNDS = 9;
+/**
+ * Pairs of server processes per candidate when BENCH_PAIRS_PROCESSES is not set; the rounds are
+ * spread over them. Each process keeps an offset of its own for its whole life (what V8 compiled
+ * when, where its heap landed): two runs of the same two builds side by side read -7.6 and +3.7
+ * µs, each in 6 or 7 of its 7 rounds, while three identical servers agreed within 1.1 µs. Fresh
+ * pairs turn that offset into spread the median sees, instead of a bias it cannot.
+ */
+const DEFAULT_PROCESS_PAIRS = 3;
 /** Requests each server answers per round, closed loop. */
 const REQUESTS_PER_ROUND = 10_000;
 /** Requests each server answers before the first round, so both run optimized code. */
@@ -48,26 +56,39 @@ async function concurrentRound(servers: readonly ServerProcess[], requests: numb
   return cpu.map((micros, i) => micros / (loads[i]?.requests ?? Number.NaN));
 }
 
-async function measurePair(url: string, candidate: DbScenario, rounds: number, connections: number) {
+/** `rounds` rounds of `candidate` beside bare, spread over `processPairs` fresh pairs of servers. */
+async function measurePair(
+  url: string,
+  candidate: DbScenario,
+  rounds: number,
+  processPairs: number,
+  connections: number,
+): Promise<PairResult> {
   const bare = DB_SCENARIOS[0] as DbScenario;
-  const servers = await Promise.all(
-    [bare, candidate].map((sc) =>
-      startServerProcess(DB_SERVER, { DATABASE_URL: url, BENCH_SCENARIO: sc.name, ...sc.env }),
-    ),
-  );
-  try {
-    await concurrentRound(servers, WARMUP_REQUESTS, connections);
-    const result: PairResult = { name: candidate.name, label: candidate.label, bare: [], candidate: [] };
-    for (let r = 1; r <= rounds; r++) {
-      process.stderr.write(`pairs: ${candidate.name} with bare, round ${r}/${rounds}\n`);
-      const [b, c] = await concurrentRound(servers, REQUESTS_PER_ROUND, connections);
-      result.bare.push(b as number);
-      result.candidate.push(c as number);
+  const result: PairResult = { name: candidate.name, label: candidate.label, bare: [], candidate: [] };
+  for (let p = 0; p < processPairs; p++) {
+    // Rounds left over the pairs left, so every pair runs its share (9 over 3: 3, 3, 3).
+    const share = Math.ceil((rounds - result.bare.length) / (processPairs - p));
+    const servers = await Promise.all(
+      [bare, candidate].map((sc) =>
+        startServerProcess(DB_SERVER, { DATABASE_URL: url, BENCH_SCENARIO: sc.name, ...sc.env }),
+      ),
+    );
+    try {
+      await concurrentRound(servers, WARMUP_REQUESTS, connections);
+      for (let r = 0; r < share; r++) {
+        process.stderr.write(
+          `pairs: ${candidate.name} with bare, round ${result.bare.length + 1}/${rounds} (process pair ${p + 1}/${processPairs})\n`,
+        );
+        const [b, c] = await concurrentRound(servers, REQUESTS_PER_ROUND, connections);
+        result.bare.push(b as number);
+        result.candidate.push(c as number);
+      }
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
     }
-    return result;
-  } finally {
-    await Promise.all(servers.map((s) => s.stop()));
   }
+  return result;
 }
 
 const deltas = (p: PairResult): number[] => p.candidate.map((c, i) => c - (p.bare[i] as number));
@@ -82,10 +103,18 @@ const ratios = (p: PairResult): number[] => p.candidate.map((c, i) => c / (p.bar
  * speed, so the difference within a round keeps only what the candidate adds (its rounds spread
  * 1 to 8 points of bare's CPU, the db suite's ±6 to ±66 %). It measures CPU only: two servers
  * sharing a core have no throughput of their own to compare. BENCH_PAIRS_SCENARIOS picks the
- * candidates (db scenario names), BENCH_ROUNDS the rounds (default 7).
+ * candidates (db scenario names), BENCH_ROUNDS the rounds (default 9), BENCH_PAIRS_PROCESSES the
+ * fresh pairs of processes they are spread over (default 3).
  */
 export async function pairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
+  const processPairs = Math.min(
+    rounds,
+    Math.max(1, Number(process.env.BENCH_PAIRS_PROCESSES ?? DEFAULT_PROCESS_PAIRS)),
+  );
+  if (!Number.isInteger(rounds) || !Number.isInteger(processPairs)) {
+    throw new RangeError('BENCH_ROUNDS and BENCH_PAIRS_PROCESSES must be whole numbers');
+  }
   const names = process.env.BENCH_PAIRS_SCENARIOS?.split(',').map((n) => n.trim()) ?? DEFAULT_CANDIDATES;
   const candidates = names.map((name) => {
     const sc = DB_SCENARIOS.find((d) => d.name === name && name !== 'bare');
@@ -96,16 +125,18 @@ export async function pairsSuite(s: SuiteSettings): Promise<{ markdown: string; 
   const connections = Math.max(1, Math.floor(s.connections / 2));
   const results = await withBotsDatabase('pairs', async (url) => {
     const out: PairResult[] = [];
-    for (const c of candidates) out.push(await measurePair(url, c, rounds, connections));
+    for (const c of candidates) out.push(await measurePair(url, c, rounds, processPairs, connections));
     return out;
   });
-  const meta: PairsRun = { environment: environmentLine(), rounds, connections };
+  const meta: PairsRun = { environment: environmentLine(), rounds, processPairs, connections };
   return { markdown: renderPairs(results, meta), raw: { meta, results } };
 }
 
 interface PairsRun {
   readonly environment: string;
   readonly rounds: number;
+  /** Fresh pairs of server processes the rounds were spread over (absent in runs before it existed). */
+  readonly processPairs?: number;
   readonly connections: number;
 }
 
@@ -121,7 +152,7 @@ export function renderPairs(results: readonly PairResult[], run: PairsRun): stri
     return `| ${p.label} | ${median(p.bare).toFixed(1)} | ${signed(median(d))} (${signed(Math.min(...d))} to ${signed(Math.max(...d))}) | **${percent(median(r))}** (${percent(Math.min(...r))} to ${percent(Math.max(...r))}) |`;
   });
   const lines = [
-    `Measured ${run.environment}; each candidate beside a bare server on the same core, both answering ${REQUESTS_PER_ROUND} requests at once per round (closed loop, ${run.connections} connections each) after ${WARMUP_REQUESTS} of warm-up; ${run.rounds} rounds; server CPU (user + system, every thread) per request.`,
+    `Measured ${run.environment}; each candidate beside a bare server on the same core, both answering ${REQUESTS_PER_ROUND} requests at once per round (closed loop, ${run.connections} connections each) after ${WARMUP_REQUESTS} of warm-up; ${run.rounds} rounds${run.processPairs === undefined ? '' : `, spread over ${run.processPairs} fresh pairs of server processes`}; server CPU (user + system, every thread) per request.`,
     '',
     "| candidate | bare CPU/request in its pair (µs) | Δ CPU within each round, median (range) (µs) | Δ CPU as a share of bare's, median (range) |",
     '|---|---|---|---|',

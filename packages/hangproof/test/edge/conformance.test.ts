@@ -5,7 +5,6 @@
  * the status page in a real Chromium.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -24,12 +23,12 @@ import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import { Hono } from 'hono';
 import pg from 'pg';
 import { type Browser, chromium } from 'playwright-core';
+import { CHROMIUM, skipWithoutChromium } from '../support/browser-profile.ts';
 import { type Latch, latch, waitUntil } from '../support/latch.ts';
 import { captureLogs, type LogCapture } from '../support/start-app.ts';
 
 const DEADLINE_MS = 1_000;
 const ADMIN = 'conformance-admin-token-0123';
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** observe's overload options, the same for every adapter: one request at a time, no queue. */
 const OVERLOAD = { maxInFlight: 1, maxQueued: 0 } as const;
 
@@ -251,7 +250,6 @@ after(async () => {
 
 /** One Chromium for every adapter's status page, launched by the first that needs it. */
 let browser: Browser | undefined;
-const BROWSER_SKIP = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`;
 async function launchedBrowser(): Promise<Browser> {
   browser ??= await chromium.launch({
     executablePath: CHROMIUM,
@@ -331,7 +329,7 @@ for (const adapter of adapters) {
     });
 
     test('the status page loads in Chromium, signs in with the admin token and shows the service’s requests', {
-      skip: BROWSER_SKIP,
+      skip: skipWithoutChromium,
       timeout: 60_000,
     }, async (t) => {
       const context = await (await launchedBrowser()).newContext();

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
@@ -11,12 +10,10 @@ import { freePort } from 'hangproof/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Page } from 'playwright-core';
-import { launchWithProfile } from '../support/browser-profile.js';
+import { CHROMIUM, launchWithProfile, skipWithoutChromium } from '../support/browser-profile.js';
 import { screenshotPath } from '../support/screenshots.js';
 import { useTestDatabase } from '../support/test-database.js';
 import { ADMIN_TOKEN, botRoutes, botsDatabase, startService } from './helpers.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const testDb = useTestDatabase();
 
@@ -66,7 +63,7 @@ async function checkCountersAgree(
 }
 
 test('the status page shows live numbers after login, and keeps the last data under a warning once the service stops', {
-  skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, async (t) => {
   // A slow upstream the service depends on.
@@ -275,7 +272,7 @@ test('the status page shows live numbers after login, and keeps the last data un
 });
 
 test('the likely-causes panel names a lock wait on the table another session holds', {
-  skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+  skip: skipWithoutChromium,
   timeout: 60_000,
 }, async (t) => {
   const db = createDatabase({

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import {
   type ExportedWindows,
@@ -9,12 +8,10 @@ import {
   type WindowName,
   type WindowSummary,
 } from 'hangproof/observe';
-import { launchWithProfile } from '../support/browser-profile.js';
+import { CHROMIUM, launchWithProfile, skipWithoutChromium } from '../support/browser-profile.js';
 import { screenshotPath } from '../support/screenshots.js';
 import { useTestDatabase } from '../support/test-database.js';
 import { ADMIN_TOKEN, admin, botRoutes, botsDatabase, startService } from './helpers.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const testDb = useTestDatabase();
 
@@ -82,7 +79,7 @@ function mergeInstances(exports: readonly InstanceWindows[]) {
 }
 
 test('the status page shows a Cluster section with merged numbers when status.json has a cluster field', {
-  skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`,
+  skip: skipWithoutChromium,
   timeout: 120_000,
 }, async (t) => {
   const db = await botsDatabase(testDb.url);
