@@ -21,9 +21,11 @@ test('lines are written in batches and reach the file within the flush interval'
   // The control: the same lines through pino's own asynchronous destination. Once they are in
   // their file, a logger that wrote each line at once would have written them too.
   const control = join(dir, 'a-control.log');
-  const unbuffered = pino(pino.destination({ dest: control, sync: false }));
+  const controlDestination = pino.destination({ dest: control, sync: false });
+  const unbuffered = pino(controlDestination);
   for (let i = 0; i < 3; i++) unbuffered.info({ i }, 'small line');
   await waitUntil('the unbuffered lines to reach their file', async () => (await lines(control)).length === 3, 5_000);
+  controlDestination.end();
   assert.equal((await lines(file)).length, 0, 'small lines wait in the buffer');
   await waitUntil('the periodic flush to write the lines', async () => (await lines(file)).length === 3, 5_000);
 });
@@ -51,7 +53,6 @@ test('batch buffers taken back after their write leave every line whole and in o
 test('a normal exit writes what is still buffered', () => {
   const file = join(dir, 'b.log');
   const script = `import { bufferedLogger } from 'hangproof/fastify';
-import { pino } from 'pino';
     const log = bufferedLogger({ dest: ${JSON.stringify(file)}, flushIntervalMs: 60000 });
     log.info('last words'); process.exit(0);`;
   const r = spawnSync(
