@@ -3,7 +3,15 @@ import { after, before, test } from 'node:test';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
-import { adminClient, captureLogger, inRequest, queryAbandonedWhenRunning, timed, waitFor } from './helpers.js';
+import {
+  adminClient,
+  captureLogger,
+  inRequest,
+  queryAbandonedWhenRunning,
+  sessionsRunning,
+  timed,
+  waitFor,
+} from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -23,11 +31,7 @@ after(async () => {
 });
 
 async function sleepingBackends(): Promise<number[]> {
-  const { rows } = await admin.query<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`,
-    [testDb.name],
-  );
-  return rows.map((r) => r.pid);
+  return (await sessionsRunning(admin, testDb.name, 'SELECT pg_sleep(30)')).map((s) => s.pid);
 }
 
 test('a 30 s query in a request with a 1 s deadline fails by the deadline and is no longer running on the server', async (t) => {

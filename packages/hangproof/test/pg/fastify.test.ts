@@ -5,7 +5,7 @@ import { hangproof, serverOptions } from 'hangproof/fastify';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
-import { adminClient, captureLogger, waitFor } from './helpers.js';
+import { adminClient, captureLogger, sessionsRunning, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -37,11 +37,7 @@ after(async () => {
 });
 
 async function sleeping(): Promise<number> {
-  const { rows } = await admin.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`,
-    [testDb.name],
-  );
-  return rows[0]?.n ?? 0;
+  return (await sessionsRunning(admin, testDb.name, 'SELECT pg_sleep(30)')).length;
 }
 
 test('a 30 s query behind a 1 s route deadline answers 504/503 in time and stops running on the server', async (t) => {

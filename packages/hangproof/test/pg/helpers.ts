@@ -67,6 +67,24 @@ export async function adminClient(url: string): Promise<pg.Client> {
   return c;
 }
 
+/**
+ * Sessions of `database` running `statement` now, seen through `client`. Its text is matched from
+ * the start on purpose: hangproof's own evidence sessions run
+ * `EXPLAIN ... <statement>` for a slow statement, and those must not pass for the statement.
+ */
+export async function sessionsRunning(
+  client: pg.Client,
+  database: string,
+  statement: string,
+): Promise<{ pid: number; applicationName: string }[]> {
+  const { rows } = await client.query<{ pid: number; application_name: string }>(
+    `SELECT pid, application_name FROM pg_stat_activity
+     WHERE datname = $1 AND state = 'active' AND left(query, length($2)) = $2 AND pid <> pg_backend_pid()`,
+    [database, statement],
+  );
+  return rows.map((r) => ({ pid: r.pid, applicationName: r.application_name }));
+}
+
 /** Sessions on the server named `applicationName` now (a side connection's, say), seen through `client`. */
 export async function sessionsNamed(client: pg.Client, applicationName: string): Promise<number> {
   const { rows } = await client.query<{ n: number }>(

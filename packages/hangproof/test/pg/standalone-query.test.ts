@@ -5,7 +5,15 @@ import type { HangproofError } from 'hangproof';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
-import { adminClient, captureLogger, inRequest, queryAbandonedWhenRunning, timed, waitFor } from './helpers.js';
+import {
+  adminClient,
+  captureLogger,
+  inRequest,
+  queryAbandonedWhenRunning,
+  sessionsRunning,
+  timed,
+  waitFor,
+} from './helpers.js';
 
 // A standalone query() sends its limits (set_config(..., true)) and the statement in one
 // extended-protocol batch closed by one Sync: one implicit transaction, one round trip. These
@@ -53,12 +61,7 @@ async function assertNoSessionStaysInTransaction(message: string): Promise<void>
 }
 
 async function sleepingBackends(): Promise<number> {
-  const { rows } = await admin.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-     WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`,
-    [testDb.name],
-  );
-  return rows[0]?.n ?? 0;
+  return (await sessionsRunning(admin, testDb.name, 'SELECT pg_sleep(30)')).length;
 }
 
 interface Proxy {
@@ -329,11 +332,7 @@ test('the route and request id are in application_name while the statement runs'
   });
   let seen: string | undefined;
   await waitFor(async () => {
-    const { rows } = await admin.query<{ application_name: string }>(
-      `SELECT application_name FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(0.4)%' AND pid <> pg_backend_pid()`,
-      [testDb.name],
-    );
-    seen = rows[0]?.application_name;
+    seen = (await sessionsRunning(admin, testDb.name, 'SELECT pg_sleep(0.4)'))[0]?.applicationName;
     return seen !== undefined;
   }, 1000);
   await running;

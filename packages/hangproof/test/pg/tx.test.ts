@@ -4,7 +4,7 @@ import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
 import { latch } from '../support/latch.js';
-import { adminClient, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { adminClient, captureLogger, inRequest, sessionsRunning, timed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -167,11 +167,7 @@ test('application_name names the route and request id while a query runs', async
     const running = db.query('SELECT pg_sleep(0.3)');
     let name = '';
     await waitFor(async () => {
-      const { rows } = await admin.query<{ application_name: string }>(
-        `SELECT application_name FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(0.3)%' AND pid <> pg_backend_pid()`,
-        [testDb.name],
-      );
-      name = rows[0]?.application_name ?? '';
+      name = (await sessionsRunning(admin, testDb.name, 'SELECT pg_sleep(0.3)'))[0]?.applicationName ?? '';
       return name !== '';
     }, 1000);
     await running;
