@@ -173,7 +173,7 @@ describe('POST /api/bots', () => {
     const statuses = responses.map((r) => r.status).sort();
     const ids = new Set(await Promise.all(responses.map(async (r) => (await json<Bot>(r)).id)));
     assert.equal(statuses.filter((s) => s === 201).length, 1, `statuses: ${statuses.join(',')}`);
-    assert.equal(statuses.filter((s) => s === 200).length, 19);
+    assert.equal(statuses.filter((s) => s === 200).length, 19, `statuses: ${statuses.join(',')}`);
     assert.equal(ids.size, 1);
     const client = new pg.Client({ connectionString: t.database.url });
     await client.connect();
