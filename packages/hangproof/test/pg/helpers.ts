@@ -68,9 +68,9 @@ export async function adminClient(url: string): Promise<pg.Client> {
 }
 
 /**
- * Sessions of `database` running `statement` now, seen through `client`. Its text is matched from
- * the start on purpose: hangproof's own evidence sessions run
- * `EXPLAIN ... <statement>` for a slow statement, and those must not pass for the statement.
+ * Sessions of `database` running `statement` now, seen through `client`. The text is matched from
+ * its start on purpose: for a slow statement hangproof's plan evidence runs `EXPLAIN ...
+ * <statement>` on a session of its own, and that must not pass for the statement itself.
  */
 export async function sessionsRunning(
   client: pg.Client,
