@@ -63,7 +63,10 @@ test('when the request aborts mid-query the statement is cancelled on the server
     samples.push(performance.now() - abortedAt);
     // The cancel is counted once the server has closed the cancel's own connection, which can
     // come a moment after the backend stopped: wait for the count, then check it is exactly one.
-    await waitFor(async () => db.stats().inUse === 0 && db.stats().cancelsSent > before.cancelsSent, 2000);
+    await waitFor(async () => {
+      const { inUse, cancelsSent } = db.stats();
+      return inUse === 0 && cancelsSent > before.cancelsSent;
+    }, 2000);
     const now = db.stats();
     assert.equal(now.cancelsSent, before.cancelsSent + 1);
     assert.equal(now.discarded, before.discarded + 1);
