@@ -52,9 +52,11 @@ export interface MeasurementsOptions {
   readonly maxDependencies: number;
   readonly slowRequestMs: number;
   readonly recentLimit: number;
+  /** The stall watchdog's threshold (0: no watchdog): which ended requests a stall report may list. */
+  readonly stallThresholdMs: number;
 }
 
-/** Ended requests remembered, so a stall reported late can still list what was in flight. */
+/** Long requests remembered, so a stall reported late can still list what was in flight (see #rememberEndedFromMs). */
 const RECENT_ENDED = 256;
 /** Error codes that count as timeouts on /status. */
 const TIMEOUT_CODES = new Set(['REQUEST_TIMEOUT', 'DEPENDENCY_TIMEOUT']);
@@ -110,11 +112,21 @@ export class Measurements {
     lastStep: new Array<string | undefined>(RECENT_ENDED),
   };
   #endedNext = 0;
+  /**
+   * Shortest request `#ended` keeps. A stall report lists the requests the stall held up, and such
+   * a request lasted at least the stall. The watchdog reports a loop whose last beat is a threshold
+   * old, and that beat may be up to a quarter threshold (10 ms at least) older than the block's
+   * start, so every reported block lasted at least half the threshold. Keeping requests from a
+   * quarter threshold on leaves room, and a healthy request (well under it) costs no stores at all;
+   * the 256 slots then reach back over many more requests. Infinity without a watchdog.
+   */
+  readonly #rememberEndedFromMs: number;
   readonly #subscriptions: [Channel, (message: unknown) => void][] = [];
 
   constructor(o: MeasurementsOptions) {
     const boundsMs = Float64Array.from(o.bucketsSec, (s) => s * 1000);
     this.#slowMs = o.slowRequestMs;
+    this.#rememberEndedFromMs = o.stallThresholdMs > 0 ? o.stallThresholdMs / 4 : Number.POSITIVE_INFINITY;
     const fold = (): void => this.#deferred.fold();
     this.routes = new RouteBook(o.maxRoutes, boundsMs, this.startedAtMs, fold);
     this.queries = new SeriesBook(
@@ -136,21 +148,12 @@ export class Measurements {
     this.stalls = new BoundedRing(o.recentLimit);
   }
 
-  /** The hot path: a few array stores per request; its series records are folded later (DeferredRecords). */
+  /** The hot path: a beat and a held record per request; its series records are folded later (DeferredRecords). */
   readonly onRequestEnd = (e: RequestEndEvent): void => {
     const { ctx } = e;
-    const i = this.#endedNext;
-    const ended = this.#ended;
-    ended.id.set(i, ctx.requestId);
-    ended.name[i] = ctx.name;
-    ended.kind[i] = ctx.kind;
-    ended.startedAt[i] = ctx.startedAt;
     const endedAt = ctx.startedAt + e.durationMs;
-    ended.endedAt[i] = endedAt;
     loopRan(endedAt);
-    ended.step[i] = ctx.stepsInFlightAtAbort.at(-1) ?? ctx.stepInFlight;
-    ended.lastStep[i] = ctx.lastCompletedStep;
-    this.#endedNext = (i + 1) % RECENT_ENDED;
+    if (e.durationMs >= this.#rememberEndedFromMs) this.#rememberEnded(ctx, endedAt);
     this.#deferred.add(this.routes.get(e.method, e.route), e.durationMs, e.errorCode);
     const timedOut = e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode);
     const slow = !timedOut && e.durationMs >= this.#slowMs;
@@ -161,6 +164,19 @@ export class Measurements {
     else if (slow) this.slowRequests.push(this.#slow(e, now));
     this.evidence.addRequest(e, now);
   };
+
+  #rememberEnded(ctx: RequestEndEvent['ctx'], endedAt: number): void {
+    const i = this.#endedNext;
+    const ended = this.#ended;
+    ended.id.set(i, ctx.requestId);
+    ended.name[i] = ctx.name;
+    ended.kind[i] = ctx.kind;
+    ended.startedAt[i] = ctx.startedAt;
+    ended.endedAt[i] = endedAt;
+    ended.step[i] = ctx.stepsInFlightAtAbort.at(-1) ?? ctx.stepInFlight;
+    ended.lastStep[i] = ctx.lastCompletedStep;
+    this.#endedNext = (i + 1) % RECENT_ENDED;
+  }
 
   readonly onQuery = (e: QueryEvent): void => {
     this.#deferred.add(this.queries.get(e.fingerprint), e.durationMs, e.errorCode);
@@ -188,7 +204,7 @@ export class Measurements {
     b.transitions++;
   };
 
-  /** Requests that ended at or after `perfNow` (performance.now() time), among the last 256. */
+  /** Requests that ended at or after `perfNow` (performance.now() time), among the last 256 long enough to matter. */
   *endedSince(perfNow: number): IterableIterator<EndedRequest> {
     const e = this.#ended;
     for (let i = 0; i < RECENT_ENDED; i++) {
