@@ -324,8 +324,7 @@ export class ConnectionLeases {
     }
     let destroying: Promise<void> | undefined;
     try {
-      if (!conn.usable || conn.inTransaction) this.#failures.counters.discarded++;
-      destroying = conn.release();
+      destroying = this.#returnToPool(conn);
     } finally {
       if (destroying === undefined) done();
     }
@@ -413,10 +412,18 @@ export class ConnectionLeases {
     }
   }
 
-  /** A kept connection back to pg's pool, or destroyed when its state is not known to be clean. */
+  /** A kept connection back to pg's pool (see #returnToPool); a failed destroy is logged. */
   #giveBack(conn: GuardedConnection): void {
+    this.#returnToPool(conn)?.catch((err: unknown) => this.#releaseFailed(err));
+  }
+
+  /**
+   * A connection back to pg's pool, or destroyed (and counted as discarded) when its state is not
+   * known to be clean; the promise of that destroy, if any.
+   */
+  #returnToPool(conn: GuardedConnection): Promise<void> | undefined {
     if (!conn.usable || conn.inTransaction) this.#failures.counters.discarded++;
-    conn.release()?.catch((err: unknown) => this.#releaseFailed(err));
+    return conn.release();
   }
 
   #publishAcquire(waitMs: number, ok: boolean): void {
