@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
 import { useTestDatabase } from '../support/test-database.js';
-import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { assertTookLessThan, captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
 const testDb = useTestDatabase();
 const log = captureLogger();
@@ -99,7 +99,7 @@ test('a raw checkout waiting inside pg-pool gets the next released connection, a
     const raw = await timed(() => db.dangerouslyRawPool.connect());
     assert.ok(raw.value !== undefined, `the raw checkout got a connection: ${String(raw.error)}`);
     raw.value.release();
-    assert.ok(raw.ms < 400, `the raw checkout waited ${Math.round(raw.ms)} ms: one query, not the whole queue`);
+    assertTookLessThan(raw, 400, 'the raw checkout waited for one query, not the whole queue');
     assert.equal((await queued).length, 20, 'the queued queries all answered after it');
   } finally {
     await db.close();
