@@ -1,8 +1,9 @@
 // Benchmark server for the edge suite. BENCH_SCENARIO picks what wraps the same /hello route:
 // bare Fastify, Fastify's own request logging, the hangproof plugin (silent, with its log line, or
 // refusing every request), and each other adapter against its bare framework (express-*,
-// hono-*, http-*). Log lines go to /dev/null: through pino's own destination, or, for the
-// `-buffered` pair (Fastify's logging and hangproof's line), through hangproof's bufferedLogger.
+// hono-*, http-*); `http-refusal` is node:http alone sending the bytes of a refusal. Log lines go
+// to /dev/null: through pino's own destination, or, for the `-buffered` pair (Fastify's logging
+// and hangproof's line), through hangproof's bufferedLogger.
 import { createServer } from 'node:http';
 import Fastify from 'fastify';
 import { bufferedLogger, hangproof, serverOptions } from 'hangproof/fastify';
@@ -56,6 +57,28 @@ if (framework === 'express') {
     url = await listen(
       withHangproof(hello, { logger: pino({ level: 'info' }, devNull()), deadlineMs: 10_000, route: () => '/hello' }),
     );
+  } else if (variant === 'refusal') {
+    // node:http alone answering every request with the bytes of hangproof's refusal (status,
+    // headers, error body with a fresh 36-character id; observe's default Retry-After): what Node itself costs to send that
+    // answer, with no decision, no front door and no framework. The floor of a refusal's cost.
+    const { HangproofError, errorBody } = await import('hangproof');
+    const overloaded = new HangproofError('OVERLOADED', { retryAfterSec: 2, details: { reason: 'concurrency' } });
+    let next = 0;
+    url = await listen((_req, res) => {
+      const requestId = `00000000-0000-8000-8000-${(++next).toString(16).padStart(12, '0')}`;
+      const body = JSON.stringify(errorBody(overloaded, requestId));
+      res.writeHead(503, [
+        'x-request-id',
+        requestId,
+        'content-type',
+        'application/json; charset=utf-8',
+        'content-length',
+        String(Buffer.byteLength(body)),
+        'retry-after',
+        '2',
+      ]);
+      res.end(body);
+    });
   } else {
     url = await listen(hello);
   }

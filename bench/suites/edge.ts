@@ -34,7 +34,8 @@ const LOGGING_SCENARIOS = [
 /**
  * Edge suite: the cost of the hangproof plugin on a trivial route. Baseline bare Fastify; then
  * hangproof without its log line (context, ID, deadline, spans); Fastify's own request logging;
- * hangproof with its log line; and hangproof refusing every request with 503 OVERLOADED. The two
+ * hangproof with its log line; and hangproof refusing every request with 503 OVERLOADED, beside
+ * node:http alone sending the same answer (`http-refusal`, the floor under any refusal). The two
  * logging scenarios run again with hangproof's bufferedLogger as the destination of both
  * (`-buffered`), as the docs advise for a busy service. Scenarios are interleaved over
  * BENCH_ROUNDS rounds (default 3); each row is the scenario's median-CPU round. Targets: the silent plugin adds at most 15 µs of CPU per request; hangproof
@@ -49,7 +50,13 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const buffered = ['fastify-logging-buffered', 'hangproof-buffered'];
   // Each other adapter against its own bare framework.
   const frameworks = ['express', 'hono', 'http'];
-  const scenarios = [...core, ...buffered, ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`])];
+  // node:http alone sending a refusal's bytes: the floor under what a refusal costs.
+  const scenarios = [
+    ...core,
+    ...buffered,
+    ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`]),
+    'http-refusal',
+  ];
   const runtimes = await requestedNodeRuntimes();
   const rounds = await measureRounds(scenarios, roundsWanted, s, rate, undefined);
   const perVersion: { version: string; rounds: Map<string, ScenarioFigures[]> }[] = [
@@ -69,6 +76,7 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const marginal = (r: ScenarioFigures): number => r.marginalCpuMicrosPerRequest ?? r.cpuMicrosPerRequest;
   const adapters = frameworks.map((f) => [f, pick(`${f}-bare`), pick(`${f}-hangproof`)] as const);
   const httpBare = pick('http-bare');
+  const httpRefusal = pick('http-refusal');
   const [bare, silent, fastifyLog, full, refusing] = rows as [
     ScenarioFigures,
     ScenarioFigures,
@@ -94,6 +102,7 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     `- hangproof with its log line (hangproof − bare): **${overBare(full).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's), both lines through pino's own destination.`,
     `- The same through hangproof's bufferedLogger (both): hangproof with its log line **${overBare(fullBuffered).toFixed(1)} µs** against Fastify's own request logging **${overBare(fastifyLogBuffered).toFixed(1)} µs**.`,
     `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${rate} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
+    `- node:http alone sending the same answer (status, headers, error body; no decision, no framework): **${marginal(httpRefusal).toFixed(1)} µs** per one more answer, the floor under any refusal on this machine today; hangproof's refusal costs ${(marginal(refusing) / marginal(httpRefusal)).toFixed(2)}× it (${signed(marginal(refusing) - marginal(httpRefusal))} µs).`,
     '',
     'What the process costs with no request at all (timers, samplers, worker threads), and what one more request costs on top of it:',
     '',
