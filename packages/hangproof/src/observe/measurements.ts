@@ -16,7 +16,7 @@ import { DeferredRecords } from './deferred-records.js';
 import { OTHER, SeriesBook, type SeriesView, SummedSeries } from './latency-series.js';
 import { RecentEvidence } from './recent-evidence.js';
 import { RouteBook } from './route-book.js';
-import { type EndedRequest, loopRan, type StallReport } from './stall-watchdog.js';
+import { type EndedRequest, loopRan, mayBeHeldUpByStall, type StallReport } from './stall-watchdog.js';
 
 /** A slow request kept with its spans, for the waterfall on /status. */
 export interface SlowRequest {
@@ -52,11 +52,9 @@ export interface MeasurementsOptions {
   readonly maxDependencies: number;
   readonly slowRequestMs: number;
   readonly recentLimit: number;
-  /** The stall watchdog's threshold (0: no watchdog): which ended requests a stall report may list. */
-  readonly stallThresholdMs: number;
 }
 
-/** Long requests remembered, so a stall reported late can still list what was in flight (see #rememberEndedFromMs). */
+/** Ended requests remembered, so a stall reported late can still list what it held up (see mayBeHeldUpByStall). */
 const RECENT_ENDED = 256;
 /** Error codes that count as timeouts on /status. */
 const TIMEOUT_CODES = new Set(['REQUEST_TIMEOUT', 'DEPENDENCY_TIMEOUT']);
@@ -112,21 +110,11 @@ export class Measurements {
     lastStep: new Array<string | undefined>(RECENT_ENDED),
   };
   #endedNext = 0;
-  /**
-   * Shortest request `#ended` keeps. A stall report lists the requests the stall held up, and such
-   * a request lasted at least the stall. The watchdog reports a loop whose last beat is a threshold
-   * old, and that beat may be up to a quarter threshold (10 ms at least) older than the block's
-   * start, so every reported block lasted at least half the threshold. Keeping requests from a
-   * quarter threshold on leaves room, and a healthy request (well under it) costs no stores at all;
-   * the 256 slots then reach back over many more requests. Infinity without a watchdog.
-   */
-  readonly #rememberEndedFromMs: number;
   readonly #subscriptions: [Channel, (message: unknown) => void][] = [];
 
   constructor(o: MeasurementsOptions) {
     const boundsMs = Float64Array.from(o.bucketsSec, (s) => s * 1000);
     this.#slowMs = o.slowRequestMs;
-    this.#rememberEndedFromMs = o.stallThresholdMs > 0 ? o.stallThresholdMs / 4 : Number.POSITIVE_INFINITY;
     const fold = (): void => this.#deferred.fold();
     this.routes = new RouteBook(o.maxRoutes, boundsMs, this.startedAtMs, fold);
     this.queries = new SeriesBook(
@@ -153,7 +141,9 @@ export class Measurements {
     const { ctx } = e;
     const endedAt = ctx.startedAt + e.durationMs;
     loopRan(endedAt);
-    if (e.durationMs >= this.#rememberEndedFromMs) this.#rememberEnded(ctx, endedAt);
+    // Only a request a stall can have held up is remembered: a healthy one stores nothing here, and
+    // the 256 slots reach back over many more requests.
+    if (mayBeHeldUpByStall(e.durationMs)) this.#rememberEnded(ctx, endedAt);
     this.#deferred.add(this.routes.get(e.method, e.route), e.durationMs, e.errorCode);
     const timedOut = e.errorCode !== undefined && TIMEOUT_CODES.has(e.errorCode);
     const slow = !timedOut && e.durationMs >= this.#slowMs;
@@ -204,7 +194,7 @@ export class Measurements {
     b.transitions++;
   };
 
-  /** Requests that ended at or after `perfNow` (performance.now() time), among the last 256 long enough to matter. */
+  /** Requests that ended at or after `perfNow` (performance.now() time), among the last 256 a stall can have held up. */
   *endedSince(perfNow: number): IterableIterator<EndedRequest> {
     const e = this.#ended;
     for (let i = 0; i < RECENT_ENDED; i++) {

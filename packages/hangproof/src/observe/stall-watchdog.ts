@@ -96,6 +96,8 @@ interface Running {
   readonly pushEveryMs: number;
   /** performance.now() when `loopRan` last pushed the beat timer back. */
   pushedAt: number;
+  /** Shortest request a reported stall can have held up, in ms (see mayBeHeldUpByStall). */
+  readonly heldUpFromMs: number;
 }
 let running: Running | undefined;
 
@@ -113,6 +115,17 @@ export function loopRan(perfNow: number): void {
     r.pushedAt = perfNow;
     r.beatTimer.refresh();
   }
+}
+
+/**
+ * True when a request that lasted `durationMs` may have been held up by a stall the watchdog
+ * reports, so a report rebuilt after the stall (see inFlightAt) must be able to list it. Such a
+ * request lasted at least the stall. The thread reports a loop whose last beat is a threshold old,
+ * and that beat may be a beat period (a quarter threshold, 10 ms at least) older than the block's
+ * start: every reported block lasted half the threshold or more. A quarter threshold leaves room.
+ */
+export function mayBeHeldUpByStall(durationMs: number): boolean {
+  return running !== undefined && durationMs >= running.heldUpFromMs;
 }
 
 /** The requests in flight now, longest-running first, at most 50. */
@@ -297,7 +310,14 @@ function start(options: StallWatchdogOptions): void {
     // The watchdog is an aid: losing it must never take the service down.
     resolveReady();
   });
-  running = { worker, lastBeat, beatTimer, pushEveryMs: beatMs / 2, pushedAt: performance.now() };
+  running = {
+    worker,
+    lastBeat,
+    beatTimer,
+    pushEveryMs: beatMs / 2,
+    pushedAt: performance.now(),
+    heldUpFromMs: options.thresholdMs / 4,
+  };
 }
 
 function stop(): void {
