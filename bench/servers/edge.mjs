@@ -59,8 +59,9 @@ if (framework === 'express') {
     );
   } else if (variant === 'refusal') {
     // node:http alone answering every request with the bytes of hangproof's refusal (status,
-    // headers, error body with a fresh 36-character id; observe's default Retry-After): what Node itself costs to send that
-    // answer, with no decision, no front door and no framework. The floor of a refusal's cost.
+    // headers, error body with a fresh 36-character id, observe's default Retry-After): what Node
+    // itself costs to send that answer, with no decision, no front door and no framework. The
+    // floor of a refusal's cost.
     const { HangproofError, errorBody } = await import('hangproof');
     const overloaded = new HangproofError('OVERLOADED', { retryAfterSec: 2, details: { reason: 'concurrency' } });
     let next = 0;
