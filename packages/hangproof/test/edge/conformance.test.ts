@@ -25,7 +25,7 @@ import pg from 'pg';
 import { type Browser, chromium } from 'playwright-core';
 import { CHROMIUM, skipWithoutChromium } from '../support/browser-profile.ts';
 import { type Latch, latch, waitUntil } from '../support/latch.ts';
-import { measuringLoopStall } from '../support/loop-stall.ts';
+import { assertTookLessThan, measuringLoopStall } from '../support/loop-stall.ts';
 import { captureLogs, type LogCapture } from '../support/start-app.ts';
 
 const DEADLINE_MS = 1_000;
@@ -355,25 +355,20 @@ for (const adapter of adapters) {
     });
 
     test('a handler that never answers gets 504 REQUEST_TIMEOUT within its deadline, whatever error handler the app has', async () => {
-      const started = performance.now();
-      const { value: res, stallMs } = await measuringLoopStall(() => fetch(`${service.url}/hang`));
-      const ms = performance.now() - started;
+      const took = await measuringLoopStall(() => fetch(`${service.url}/hang`));
+      const res = took.value;
       assert.equal(res.status, 504, await res.clone().text());
       assert.equal((await errorOf(res)).code, 'REQUEST_TIMEOUT');
       // The service runs in this process: a stall of its loop (see measuringLoopStall) delays the deadline too.
-      assert.ok(
-        ms < DEADLINE_MS + 250 + stallMs,
-        `answered after ${Math.round(ms)} ms (loop stalled ${Math.round(stallMs)} ms)`,
-      );
+      assertTookLessThan(took, DEADLINE_MS + 250, 'answered by the deadline');
     });
 
     test('a caller may ask for a shorter deadline; bad deadline and id headers are ignored, not fatal', async () => {
-      const started = performance.now();
-      const { value: res, stallMs } = await measuringLoopStall(() =>
+      const took = await measuringLoopStall(() =>
         fetch(`${service.url}/hang`, { headers: { 'x-request-timeout-ms': '200' } }),
       );
-      assert.equal(res.status, 504, await res.text());
-      assert.ok(performance.now() - started < 200 + 250 + stallMs, 'the shorter deadline was kept');
+      assert.equal(took.value.status, 504, await took.value.text());
+      assertTookLessThan(took, 200 + 250, 'the shorter deadline was kept');
       const bad = await fetch(`${service.url}/ok`, {
         headers: { 'x-request-timeout-ms': 'soon', 'x-request-id': 'has spaces; and more' },
       });

@@ -3,9 +3,9 @@ import { after, before, test } from 'node:test';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
+import { assertTookLessThan } from '../support/loop-stall.ts';
 import {
   adminClient,
-  assertTookLessThan,
   captureLogger,
   inRequest,
   queryAbandonedWhenRunning,

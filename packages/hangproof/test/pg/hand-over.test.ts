@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
+import { assertTookLessThan } from '../support/loop-stall.ts';
 import { useTestDatabase } from '../support/test-database.js';
-import { assertTookLessThan, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
 const testDb = useTestDatabase();
 const log = captureLogger();

@@ -1,9 +1,8 @@
-import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { HangproofError, RequestContext, runWithContext } from 'hangproof';
 import pg from 'pg';
 import pino from 'pino';
-import { measuringLoopStall } from '../support/loop-stall.ts';
+import { measuringLoopStall, type Took } from '../support/loop-stall.ts';
 
 /** A real pino logger whose lines are kept in memory, for asserting on what the guard logs. */
 export function captureLogger(): { logger: pino.Logger; lines: string[]; records: () => Record<string, unknown>[] } {
@@ -26,38 +25,23 @@ export async function inRequest<T>(
   }
 }
 
-/** How long something took, and the longest time this process's loop was starved meanwhile. */
-export interface Took {
-  readonly ms: number;
-  readonly stallMs: number;
-}
-
 /**
  * Runs `fn` and returns its outcome, how long it took and the loop's longest stall meanwhile (see
  * measuringLoopStall), never throwing.
  */
 export async function timed<T>(fn: () => Promise<T>): Promise<Took & { value?: T; error?: unknown }> {
-  const started = performance.now();
-  const { value: settled, stallMs } = await measuringLoopStall(async (): Promise<{ value?: T; error?: unknown }> => {
+  const {
+    value: settled,
+    ms,
+    stallMs,
+  } = await measuringLoopStall(async (): Promise<{ value?: T; error?: unknown }> => {
     try {
       return { value: await fn() };
     } catch (error) {
       return { error };
     }
   });
-  return { ms: performance.now() - started, stallMs, ...settled };
-}
-
-/**
- * Asserts that `took` stayed under `boundMs` plus the time the loop was starved meanwhile: while
- * the loop is starved (a collection, test files in parallel on a loaded machine) no timer of the
- * code under test can fire, so the bound tests the code and not the machine.
- */
-export function assertTookLessThan(took: Took, boundMs: number, message = 'took too long'): void {
-  assert.ok(
-    took.ms < boundMs + took.stallMs,
-    `${message} (${Math.round(took.ms)} ms; bound ${boundMs} ms + ${Math.round(took.stallMs)} ms of loop stall)`,
-  );
+  return { ms, stallMs, ...settled };
 }
 
 /**

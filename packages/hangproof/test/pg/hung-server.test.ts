@@ -3,8 +3,9 @@ import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
 import { startFreezableProxy } from 'hangproof/testing';
+import { assertTookLessThan } from '../support/loop-stall.ts';
 import { useTestDatabase } from '../support/test-database.js';
-import { assertTookLessThan, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
 const testDb = useTestDatabase();
 const log = captureLogger();

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createDatabase } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import { adminClient, assertTookLessThan, captureLogger, inRequest, sessionsNamed, timed, waitFor } from './helpers.js';
+import { assertTookLessThan } from '../support/loop-stall.ts';
+import { adminClient, captureLogger, inRequest, sessionsNamed, timed, waitFor } from './helpers.js';
 
 // A released connection stays checked out of pg's pool, on the guard's idle stack, until the next
 // query takes it or it has sat there for half of idleTimeoutMs (at most 1 s). These tests show

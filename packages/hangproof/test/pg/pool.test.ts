@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
-import { assertTookLessThan, captureLogger, inRequest, timed, waitFor } from './helpers.js';
+import { assertTookLessThan } from '../support/loop-stall.ts';
+import { captureLogger, inRequest, timed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;

@@ -5,9 +5,9 @@ import type { HangproofError } from 'hangproof';
 import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
+import { assertTookLessThan } from '../support/loop-stall.ts';
 import {
   adminClient,
-  assertTookLessThan,
   captureLogger,
   inRequest,
   queryAbandonedWhenRunning,

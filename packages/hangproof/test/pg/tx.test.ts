@@ -4,15 +4,8 @@ import { createDatabase, type Database } from 'hangproof/pg';
 import { createTestDatabase, type TestDatabase } from 'hangproof/testing';
 import type pg from 'pg';
 import { latch } from '../support/latch.js';
-import {
-  adminClient,
-  assertTookLessThan,
-  captureLogger,
-  inRequest,
-  sessionsRunning,
-  timed,
-  waitFor,
-} from './helpers.js';
+import { assertTookLessThan } from '../support/loop-stall.ts';
+import { adminClient, captureLogger, inRequest, sessionsRunning, timed, waitFor } from './helpers.js';
 
 let testDb: TestDatabase;
 let db: Database;

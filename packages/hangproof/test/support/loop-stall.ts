@@ -1,19 +1,38 @@
+import assert from 'node:assert/strict';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
+/** How long something took, and the longest time this process's loop was starved meanwhile, in ms. */
+export interface Took {
+  readonly ms: number;
+  readonly stallMs: number;
+}
+
 /**
- * Runs `fn` and reports the longest time this process's event loop was kept from running
- * meanwhile, in ms. A timing bound in a test adds it: no timer, the deadline's included, can fire
- * while the loop is starved (a collection, or test files in parallel on a loaded CI machine), so
- * the bound then still tests the code and not the machine.
+ * Runs `fn` and reports how long it took and the longest time this process's event loop was kept
+ * from running meanwhile, in ms. A timing bound adds the stall (see assertTookLessThan): no timer,
+ * the deadline's included, can fire while the loop is starved (a collection, or test files in
+ * parallel on a loaded CI machine), so the bound then still tests the code and not the machine.
  */
-export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<{ value: T; stallMs: number }> {
+export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<Took & { value: T }> {
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
+  const started = performance.now();
   try {
     const value = await fn();
     // The histogram counts from its 10 ms sampling timer: what it adds is the delay past that.
-    return { value, stallMs: Math.max(0, delay.max / 1e6 - 10) };
+    return { value, ms: performance.now() - started, stallMs: Math.max(0, delay.max / 1e6 - 10) };
   } finally {
     delay.disable();
   }
+}
+
+/**
+ * Asserts that `took` stayed under `boundMs` plus the time the loop was starved meanwhile (see
+ * measuringLoopStall): a bound on the code under test, not on the machine.
+ */
+export function assertTookLessThan(took: Took, boundMs: number, message = 'took too long'): void {
+  assert.ok(
+    took.ms < boundMs + took.stallMs,
+    `${message} (${Math.round(took.ms)} ms; bound ${boundMs} ms + ${Math.round(took.stallMs)} ms of loop stall)`,
+  );
 }
