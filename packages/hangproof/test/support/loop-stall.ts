@@ -7,20 +7,26 @@ export interface Took {
   readonly stallMs: number;
 }
 
+/** Period of the loop-delay probe, in ms. */
+const PROBE_MS = 10;
+
 /**
- * Runs `fn` and reports how long it took and the longest time this process's event loop was kept
- * from running meanwhile, in ms. A timing bound adds the stall (see assertTookLessThan): no timer,
- * the deadline's included, can fire while the loop is starved (a collection, or test files in
+ * Runs `fn` and reports how long it took and how long this process's event loop was kept from
+ * running meanwhile, in ms. A timing bound adds the stall (see assertTookLessThan): no timer, the
+ * deadline's included, can fire while the loop is starved (a collection, or test files in
  * parallel on a loaded CI machine), so the bound then still tests the code and not the machine.
+ * The stall is the sum of all the starved time, not the longest single stall: a late deadline
+ * timer, then the answer's write and the client's read, can each wait behind a stall of their own.
  */
 export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<Took & { value: T }> {
-  const delay = monitorEventLoopDelay({ resolution: 10 });
+  const delay = monitorEventLoopDelay({ resolution: PROBE_MS });
   delay.enable();
   const started = performance.now();
   try {
     const value = await fn();
-    // The histogram counts from its 10 ms sampling timer: what it adds is the delay past that.
-    return { value, ms: performance.now() - started, stallMs: Math.max(0, delay.max / 1e6 - 10) };
+    // Each sample is one probe period as it ran: what the samples add past the period is starved time.
+    const starvedMs = delay.count === 0 ? 0 : (delay.mean / 1e6 - PROBE_MS) * delay.count;
+    return { value, ms: performance.now() - started, stallMs: Math.max(0, starvedMs) };
   } finally {
     delay.disable();
   }
