@@ -38,14 +38,17 @@ async function sleepingBackends(): Promise<number[]> {
 test('a 30 s query in a request with a 1 s deadline fails by the deadline and is no longer running on the server', async (t) => {
   const outcome = await timed(() => inRequest(1000, 'GET /slow', async () => db.query('SELECT pg_sleep(30)')));
   const code = (outcome.error as { code?: string } | undefined)?.code;
+  // Waited for before any assertion: a failure here must not leave the statement and its cancel
+  // to the next test, whose cancel count they would change.
+  const goneAfter = await waitFor(async () => (await sleepingBackends()).length === 0, 1000);
+  const inUseBackAfter = await waitFor(async () => db.stats().inUse === 0, 2000);
+  t.diagnostic(
+    `caller answered after ${Math.round(outcome.ms)} ms (${code}; loop stalled ${Math.round(outcome.stallMs)} ms); backend idle ${Math.round(goneAfter)} ms later`,
+  );
   assert.ok(code === 'REQUEST_TIMEOUT' || code === 'DEPENDENCY_TIMEOUT', `code ${code}`);
   assertTookLessThan(outcome, 1250, 'answered in time');
-  const goneAfter = await waitFor(async () => (await sleepingBackends()).length === 0, 1000);
   assert.ok(goneAfter >= 0, 'the backend still runs pg_sleep(30) 1 s after the deadline');
-  t.diagnostic(
-    `caller answered after ${Math.round(outcome.ms)} ms (${code}); backend idle ${Math.round(goneAfter)} ms later`,
-  );
-  assert.ok((await waitFor(async () => db.stats().inUse === 0, 2000)) >= 0, 'in-use returns to 0');
+  assert.ok(inUseBackAfter >= 0, 'in-use returns to 0');
 });
 
 test('when the request aborts mid-query the statement is cancelled on the server and the connection destroyed', async (t) => {
