@@ -39,8 +39,21 @@ export function spread(xs: readonly number[]): string {
  * 1 to 3%; a slowed one reads 10 to 40% slower.
  */
 export const SLOWED_CORE = 1.1;
-/** Measurements of one run at most: the first and two more if a core ran slow. */
-const MAX_ATTEMPTS = 3;
+/** Measurements of one round at most: the first and two more if a core ran slow. */
+const DEFAULT_TRIES = 3;
+
+/**
+ * `BENCH_TRIES`: measurements of one round at most (1 measures each round once and keeps it,
+ * slowed or not, as the report's note then says). A suite of many scenarios on a day whose cores
+ * keep reading slow can otherwise take three times its calm length.
+ */
+export function triesFromEnv(value = process.env.BENCH_TRIES): number {
+  if (value === undefined || value === '') return DEFAULT_TRIES;
+  const tries = Number(value);
+  if (!Number.isInteger(tries) || tries < 1)
+    throw new RangeError(`BENCH_TRIES must be a whole number of 1 or more, got '${value}'`);
+  return tries;
+}
 
 /** Each core's fastest reading among these runs, ns. */
 export interface FastestCores {
@@ -78,7 +91,7 @@ function roundSlowdown(round: readonly ScenarioFigures[], fastest: FastestCores)
  * also run 20 to 40% slower for a minute or so, which interleaving does not spread: it lands on
  * the one or two runs made then. So after the rounds, each round with a run made while a core
  * read slower than SLOWED_CORE times its fastest reading is measured again, whole and interleaved
- * as before (twice more at most, once the slow minute is likely over), and the try whose slowest
+ * as before (`tries` − 1 more times at most, once the slow minute is likely over), and the try whose slowest
  * core read faster is kept, whole. A round is what the verdicts compare within (each scenario
  * against the baseline measured seconds before it), so a try never mixes runs of two tries: when
  * only the slowed run was measured again, the retries of one scenario ran back to back and a
@@ -90,6 +103,7 @@ export async function interleavedRounds<S>(
   scenarios: readonly S[],
   rounds: number,
   measure: (scenario: S, round: number, attempt: number) => Promise<ScenarioFigures>,
+  tries = triesFromEnv(),
 ): Promise<Map<S, ScenarioFigures[]>> {
   const measureRound = async (round: number, attempt: number): Promise<ScenarioFigures[]> => {
     const runs: ScenarioFigures[] = [];
@@ -98,7 +112,7 @@ export async function interleavedRounds<S>(
   };
   const byRound: ScenarioFigures[][] = [];
   for (let round = 1; round <= rounds; round++) byRound.push(await measureRound(round, 1));
-  for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) {
+  for (let attempt = 2; attempt <= tries; attempt++) {
     const fastest = fastestCores(byRound);
     for (let i = 0; i < byRound.length; i++) {
       const kept = byRound[i] as ScenarioFigures[];

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LoadResult } from '../lib/load.ts';
 import type { ScenarioFigures } from '../lib/measure.ts';
-import { coreSpeedNote, interleavedRounds } from '../lib/rounds.ts';
+import { coreSpeedNote, interleavedRounds, triesFromEnv } from '../lib/rounds.ts';
 
 const answered = { requests: 1000, rps: 1000 } as LoadResult;
 
@@ -104,4 +104,21 @@ test('runs on a steady core are measured once each', async () => {
   });
   await interleavedRounds(['a', 'b'], 2, measure);
   assert.equal(calls.length, 4);
+});
+
+test('with one try (BENCH_TRIES=1) a round made on a slowed core is kept as it is, and named', async () => {
+  const { calls, measure } = scripted({
+    bare: [run('bare', 200, [1000, 1000]), run('bare', 320, [1000, 1300])],
+  });
+  const rounds = await interleavedRounds(['bare'], 2, measure, 1);
+  assert.deepEqual(calls, ['bare#1.1', 'bare#2.1']);
+  assert.equal(rounds.get('bare')?.[1]?.cpuMicrosPerRequest, 320);
+  assert.match(coreSpeedNote(rounds.values()), /1 of 2 runs still were after their last try and are kept/);
+});
+
+test('BENCH_TRIES is 3 when unset and must be a whole number of 1 or more', () => {
+  assert.equal(triesFromEnv(undefined), 3);
+  assert.equal(triesFromEnv('1'), 1);
+  for (const bad of ['0', '-1', '1.5', 'two'])
+    assert.throws(() => triesFromEnv(bad), /BENCH_TRIES must be a whole number of 1 or more, got/);
 });
