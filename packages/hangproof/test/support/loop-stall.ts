@@ -1,34 +1,45 @@
 import assert from 'node:assert/strict';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 
-/** How long something took, and the longest time this process's loop was starved meanwhile, in ms. */
+/** How long something took, and the time this process's loop was starved meanwhile, in ms. */
 export interface Took {
   readonly ms: number;
   readonly stallMs: number;
 }
 
-/** Period of the loop-delay probe, in ms. */
+/** Period of the loop probe, in ms. */
 const PROBE_MS = 10;
+/** Lateness of one probe that is only the timers' own granularity, not a stall, in ms. */
+const TIMER_SLACK_MS = 1;
 
 /**
  * Runs `fn` and reports how long it took and how long this process's event loop was kept from
  * running meanwhile, in ms. A timing bound adds the stall (see assertTookLessThan): no timer, the
- * deadline's included, can fire while the loop is starved (a collection, or test files in
- * parallel on a loaded CI machine), so the bound then still tests the code and not the machine.
- * The stall is the sum of all the starved time, not the longest single stall: a late deadline
- * timer, then the answer's write and the client's read, can each wait behind a stall of their own.
+ * deadline's included, can fire while the loop is starved (a collection, first-call compilation,
+ * or test files in parallel on a loaded CI machine), so the bound then still tests the code and
+ * not the machine. The stall is all the starved time, not the longest single stall: a late
+ * deadline timer, then the answer's write and the client's read, can each wait behind their own.
+ *
+ * Why a probe of its own and not perf_hooks' monitorEventLoopDelay: that histogram records the
+ * gaps between its timer's firings only, so a stall before its first firing (right at the start,
+ * where the deadline is set) or after its last one (just before the answer) is never counted.
+ * Here the probe's due time is known from the start, and the end counts how overdue it is.
  */
 export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<Took & { value: T }> {
-  const delay = monitorEventLoopDelay({ resolution: PROBE_MS });
-  delay.enable();
   const started = performance.now();
+  let starvedMs = 0;
+  let dueAt = started + PROBE_MS;
+  const lateness = (now: number): number => Math.max(0, now - dueAt - TIMER_SLACK_MS);
+  const probe = setInterval(() => {
+    const now = performance.now();
+    starvedMs += lateness(now);
+    dueAt = now + PROBE_MS;
+  }, PROBE_MS);
   try {
     const value = await fn();
-    // Each sample is one probe period as it ran: what the samples add past the period is starved time.
-    const starvedMs = delay.count === 0 ? 0 : (delay.mean / 1e6 - PROBE_MS) * delay.count;
-    return { value, ms: performance.now() - started, stallMs: Math.max(0, starvedMs) };
+    const ended = performance.now();
+    return { value, ms: ended - started, stallMs: starvedMs + lateness(ended) };
   } finally {
-    delay.disable();
+    clearInterval(probe);
   }
 }
 

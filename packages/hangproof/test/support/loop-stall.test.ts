@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { measuringLoopStall } from './loop-stall.ts';
+
+/** Keeps the loop from running for `ms`, as a collection or a starved process would. */
+function blockLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // busy: nothing else may run
+  }
+}
+
+test('a stall at the very start is counted (before the probe first fires)', async () => {
+  const took = await measuringLoopStall(async () => {
+    blockLoop(150);
+    await sleep(30);
+  });
+  assert.ok(took.stallMs >= 120, `stall of ${Math.round(took.stallMs)} ms counted, 150 ms blocked`);
+});
+
+test('a stall just before the end is counted (after the probe last fired)', async () => {
+  const took = await measuringLoopStall(async () => {
+    await sleep(25);
+    blockLoop(150);
+  });
+  assert.ok(took.stallMs >= 120, `stall of ${Math.round(took.stallMs)} ms counted, 150 ms blocked`);
+});
+
+test('waiting on a timer is not a stall', async () => {
+  const took = await measuringLoopStall(() => sleep(200));
+  assert.ok(took.ms >= 199, `took ${took.ms} ms`);
+  assert.ok(took.stallMs < took.ms / 4, `${Math.round(took.stallMs)} ms of stall counted in a 200 ms wait`);
+});
