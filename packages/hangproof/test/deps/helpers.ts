@@ -1,4 +1,5 @@
 import { RequestContext, runWithContext } from 'hangproof';
+import { measuringOutcome, type Took } from '../support/loop-stall.ts';
 
 /** Runs `fn` inside a fresh request context with `budgetMs`, ending the context afterwards. */
 export async function inRequest<T>(
@@ -14,15 +15,9 @@ export async function inRequest<T>(
   }
 }
 
-/** Settles `work` and reports how long it took and what it threw. */
-export async function settle<T>(
+/** Settles `work` and reports how long it took, the loop stall meanwhile and what it threw. */
+export function settle<T>(
   work: Promise<T>,
-): Promise<{ ms: number; value?: T; error?: { code?: string; details?: Record<string, unknown> } & Error }> {
-  const started = performance.now();
-  try {
-    const value = await work;
-    return { ms: performance.now() - started, value };
-  } catch (error) {
-    return { ms: performance.now() - started, error: error as { code?: string } & Error };
-  }
+): Promise<Took & { value?: T; error?: { code?: string; details?: Record<string, unknown> } & Error }> {
+  return measuringOutcome(() => work);
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { HangproofError, RequestContext, runWithContext } from 'hangproof';
 import pg from 'pg';
 import pino from 'pino';
-import { measuringLoopStall, type Took } from '../support/loop-stall.ts';
+import { measuringOutcome } from '../support/loop-stall.ts';
 
 /** A real pino logger whose lines are kept in memory, for asserting on what the guard logs. */
 export function captureLogger(): { logger: pino.Logger; lines: string[]; records: () => Record<string, unknown>[] } {
@@ -25,24 +25,8 @@ export async function inRequest<T>(
   }
 }
 
-/**
- * Runs `fn` and returns its outcome, how long it took and the loop's longest stall meanwhile (see
- * measuringLoopStall), never throwing.
- */
-export async function timed<T>(fn: () => Promise<T>): Promise<Took & { value?: T; error?: unknown }> {
-  const {
-    value: settled,
-    ms,
-    stallMs,
-  } = await measuringLoopStall(async (): Promise<{ value?: T; error?: unknown }> => {
-    try {
-      return { value: await fn() };
-    } catch (error) {
-      return { error };
-    }
-  });
-  return { ms, stallMs, ...settled };
-}
+/** Runs `fn` and returns its outcome, how long it took and the loop stall meanwhile, never throwing. */
+export const timed = measuringOutcome;
 
 /**
  * Runs `query` in a request whose client goes away once `running` reports the statement running on

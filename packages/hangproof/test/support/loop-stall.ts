@@ -44,6 +44,21 @@ export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<Took 
 }
 
 /**
+ * Runs `fn` and reports its outcome (value or error), how long it took and the loop stall
+ * meanwhile (see measuringLoopStall); never throws.
+ */
+export async function measuringOutcome<T, E = unknown>(fn: () => Promise<T>): Promise<Took & { value?: T; error?: E }> {
+  const { value: settled, ...took } = await measuringLoopStall(async (): Promise<{ value?: T; error?: E }> => {
+    try {
+      return { value: await fn() };
+    } catch (error) {
+      return { error: error as E };
+    }
+  });
+  return { ...took, ...settled };
+}
+
+/**
  * Asserts that `took` stayed under `boundMs` plus the time the loop was starved meanwhile (see
  * measuringLoopStall): a bound on the code under test, not on the machine.
  */
