@@ -28,7 +28,14 @@ test('a stall just before the end is counted (after the probe last fired)', asyn
 });
 
 test('waiting on a timer is not a stall', async () => {
-  const took = await measuringLoopStall(() => sleep(200));
-  assert.ok(took.ms >= 199, `took ${took.ms} ms`);
-  assert.ok(took.stallMs < took.ms / 4, `${Math.round(took.stallMs)} ms of stall counted in a 200 ms wait`);
+  // The process may really be starved now and then (other test files start beside this one), so
+  // the quietest of a few waits is judged: a probe that counted waiting would count every one.
+  const counted: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const took = await measuringLoopStall(() => sleep(100));
+    assert.ok(took.ms >= 99, `took ${took.ms} ms`);
+    counted.push(took.stallMs);
+  }
+  const quietest = Math.min(...counted);
+  assert.ok(quietest < 10, `stall counted in 100 ms waits: ${counted.map(Math.round).join(', ')} ms`);
 });
