@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { type AdmissionControl, HangproofError } from 'hangproof';
 import { withHangproof } from 'hangproof/http';
 import { pino } from 'pino';
+import { assertTookLessThan, measuringLoopStall, type Took } from '../support/loop-stall.ts';
 
 /** Long enough that an answer "at once" (under PAUSE_MS / 2) has room on a loaded machine. */
 const PAUSE_MS = 600;
@@ -43,25 +44,28 @@ async function start(admission: AdmissionControl) {
   return { server, port, edge: listener.edge };
 }
 
-/** GET / on `agent`; resolves with the status and how long the answer took, in ms. */
-function get(port: number, agent: Agent): Promise<{ status: number; ms: number; code: string }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => {
-        const code = res.statusCode === 503 ? (JSON.parse(body) as { error: { code: string } }).error.code : '';
-        resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, code });
-      });
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-    req.end();
-  });
+/** GET / on `agent`; resolves with the status, how long the answer took and the loop stall meanwhile, in ms. */
+async function get(port: number, agent: Agent): Promise<Took & { status: number; code: string }> {
+  const { value, ms, stallMs } = await measuringLoopStall(
+    () =>
+      new Promise<{ status: number; code: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            body += c;
+          });
+          res.on('end', () => {
+            const code = res.statusCode === 503 ? (JSON.parse(body) as { error: { code: string } }).error.code : '';
+            resolve({ status: res.statusCode ?? 0, code });
+          });
+        });
+        req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
+        req.on('error', reject);
+        req.end();
+      }),
+  );
+  return { ...value, ms, stallMs };
 }
 
 test('a connection refused a moment ago gets its next refusal after the pause; a new connection at once', async () => {
@@ -71,16 +75,16 @@ test('a connection refused a moment ago gets its next refusal after the pause; a
   try {
     const first = await get(port, agent);
     assert.deepEqual([first.status, first.code], [503, 'OVERLOADED']);
-    assert.ok(first.ms < PAUSE_MS / 2, `the first refusal took ${Math.round(first.ms)} ms`);
+    assertTookLessThan(first, PAUSE_MS / 2, 'the first refusal came at once');
     const again = await get(port, agent);
     assert.deepEqual([again.status, again.code], [503, 'OVERLOADED']);
     assert.ok(again.ms >= PAUSE_MS - 20, `the repeated refusal came after ${Math.round(again.ms)} ms, not the pause`);
-    assert.ok(again.ms < PAUSE_MS + 250, `the repeated refusal took ${Math.round(again.ms)} ms`);
+    assertTookLessThan(again, PAUSE_MS + 250, 'the repeated refusal came after the pause, not later');
     const third = await get(port, agent);
     assert.ok(third.ms >= PAUSE_MS - 20, 'a client that keeps asking keeps being paced');
     const fresh = await get(port, other);
     assert.equal(fresh.status, 503);
-    assert.ok(fresh.ms < PAUSE_MS / 2, `another connection's first refusal took ${Math.round(fresh.ms)} ms`);
+    assertTookLessThan(fresh, PAUSE_MS / 2, "another connection's first refusal came at once");
   } finally {
     agent.destroy();
     other.destroy();
@@ -98,7 +102,7 @@ test('once admitted again, the connection is served at once', async () => {
     admission.full = false;
     const served = await get(port, agent);
     assert.equal(served.status, 200);
-    assert.ok(served.ms < PAUSE_MS / 2, `a served request waited ${Math.round(served.ms)} ms`);
+    assertTookLessThan(served, PAUSE_MS / 2, 'a served request came at once');
   } finally {
     agent.destroy();
     server.closeAllConnections();
@@ -118,7 +122,7 @@ test('draining answers the paused refusals at once', async () => {
     edge.beginShutdown();
     const answered = await paused;
     assert.equal(answered.status, 503);
-    assert.ok(answered.ms < PAUSE_MS / 2, `a paused refusal waited ${Math.round(answered.ms)} ms through the drain`);
+    assertTookLessThan(answered, PAUSE_MS / 2, 'a paused refusal was answered at once by the drain');
   } finally {
     agent.destroy();
     server.closeAllConnections();
