@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { after, before, test } from 'node:test';
 import { currentContext, sleep, step } from 'hangproof';
 import { type Latch, latch } from '../support/latch.ts';
-import { assertTookLessThan, measuringLoopStall, type Took } from '../support/loop-stall.ts';
+import { assertTookLessThan, measuringFields, type Took } from '../support/loop-stall.ts';
 import { startApp } from '../support/start-app.ts';
 
 const DEADLINE_MS = 300;
@@ -46,15 +46,14 @@ const started = await startApp({ deadlineMs: DEADLINE_MS, adminToken: 'admin-tok
 after(() => started.app.close());
 
 /**
- * Fetches `path`: the answer, how long it took, and the longest time this process's loop was
- * starved meanwhile (see measuringLoopStall), which a timing bound adds.
+ * Fetches `path`: the answer, how long it took, and the time this process's loop was starved
+ * meanwhile (see measuringLoopStall), which a timing bound adds.
  */
-async function timed(path: string, init?: RequestInit): Promise<Took & { res: Response; body: any }> {
-  const { value, ms, stallMs } = await measuringLoopStall(async () => {
+function timed(path: string, init?: RequestInit): Promise<Took & { res: Response; body: any }> {
+  return measuringFields(async () => {
     const res = await fetch(`${started.url}${path}`, init);
     return { res, body: await res.json() };
   });
-  return { ...value, ms, stallMs };
 }
 
 // The first request of a fresh process also pays for the client's and the server's first use (a

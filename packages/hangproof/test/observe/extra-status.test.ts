@@ -6,7 +6,7 @@ import { hangproof } from 'hangproof/fastify';
 import { observe, type StatusWarning } from 'hangproof/observe';
 import { pino } from 'pino';
 import { resolveObserveOptions } from '../../src/observe/options.ts';
-import { assertTookLessThan, measuringLoopStall, type Took } from '../support/loop-stall.ts';
+import { assertTookLessThan, measuringFields, type Took } from '../support/loop-stall.ts';
 import { ADMIN_TOKEN, admin, memoryLogger, startService } from './helpers.js';
 
 interface StatusJson {
@@ -16,12 +16,11 @@ interface StatusJson {
   [key: string]: unknown;
 }
 
-async function readStatus(url: string): Promise<Took & { status: number; body: StatusJson }> {
-  const { value, ms, stallMs } = await measuringLoopStall(async () => {
+function readStatus(url: string): Promise<Took & { status: number; body: StatusJson }> {
+  return measuringFields(async () => {
     const res = await fetch(`${url}/status.json`, { headers: admin, signal: AbortSignal.timeout(5_000) });
     return { status: res.status, body: (await res.json()) as StatusJson };
   });
-  return { ...value, ms, stallMs };
 }
 
 test('fields returned by extraStatus appear at the top level of status.json next to observe’s own', async (t) => {

@@ -43,19 +43,24 @@ export async function measuringLoopStall<T>(fn: () => Promise<T>): Promise<Took 
   }
 }
 
+/** measuringLoopStall for work that answers an object: its fields, with `ms` and `stallMs` beside them. */
+export async function measuringFields<T extends object>(fn: () => Promise<T>): Promise<Took & T> {
+  const { value, ms, stallMs } = await measuringLoopStall(fn);
+  return { ...value, ms, stallMs };
+}
+
 /**
  * Runs `fn` and reports its outcome (value or error), how long it took and the loop stall
  * meanwhile (see measuringLoopStall); never throws.
  */
-export async function measuringOutcome<T, E = unknown>(fn: () => Promise<T>): Promise<Took & { value?: T; error?: E }> {
-  const { value: settled, ...took } = await measuringLoopStall(async (): Promise<{ value?: T; error?: E }> => {
+export function measuringOutcome<T, E = unknown>(fn: () => Promise<T>): Promise<Took & { value?: T; error?: E }> {
+  return measuringFields(async (): Promise<{ value?: T; error?: E }> => {
     try {
       return { value: await fn() };
     } catch (error) {
       return { error: error as E };
     }
   });
-  return { ...took, ...settled };
 }
 
 /**
