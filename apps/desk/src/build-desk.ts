@@ -2,7 +2,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createDependencies, type Dependencies } from 'hangproof/deps';
 import { deriveServerTimeouts, hangproof, serverOptions } from 'hangproof/fastify';
-import { heartbeats, observe } from 'hangproof/observe';
+import { heartbeats, OBSERVE_DEFAULTS, observe } from 'hangproof/observe';
 import { createDatabase, type Database, type PlanEvidenceOptions } from 'hangproof/pg';
 import { type Logger, pino } from 'pino';
 import { createAuthenticator } from './auth.js';
@@ -157,6 +157,9 @@ export async function buildDesk(options: DeskOptions): Promise<Desk> {
       // (200 in flight and a queue of 50; docs/guides/storms.md, `npm run bench -- storm`).
       adaptiveLimit: true,
       maxQueued: 0,
+      // The fault switchboard is never shed: an overload is when an operator (or `hangproof chaos`)
+      // most needs to switch a fault off. It is admin-only, so strangers cannot use the exemption.
+      exemptPaths: [...OBSERVE_DEFAULTS.exemptPaths, '/admin/faults'],
       probePort: o.probePort ?? false,
       pools: { desk: db },
       dependencies: deps,

@@ -110,6 +110,46 @@ describe('the fault switchboard', () => {
     assert.equal(res.status, 200, 'the lock was released');
   });
 
+  test('switches a fault off while the desk sheds every other request', async () => {
+    // A desk of its own: its adaptive limit starts at 20 in flight, with no queue.
+    const own = await startTestDesk();
+    const put = (body: unknown): Promise<Response> =>
+      fetch(`${own.url}/admin/faults`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-admin-token': ADMIN_TOKEN },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+    try {
+      // The demo user's token is cached after its first request: the flood spends no query on auth.
+      assert.equal((await own.api('/api/bots/overview')).status, 200);
+      assert.equal((await put({ kind: 'slowQuery', route: 'list', sleepMs: 20_000, durationSec: 30 })).status, 200);
+      // Forty list requests hold the limit: each holds its slot for a second or more (its query cut
+      // at the statement timeout, or its wait for a connection at the acquire bound).
+      let shedSeen: () => void = () => {};
+      const shed = new Promise<void>((resolve) => {
+        shedSeen = resolve;
+      });
+      const flood = Array.from({ length: 40 }, async () => {
+        const res = await own.api('/api/bots');
+        const code = res.status === 200 ? 'OK' : await errorCode(res);
+        if (code === 'OVERLOADED') shedSeen();
+        return code;
+      });
+      // Until the first refusal, or the whole flood if none came (then the check below fails).
+      await Promise.race([shed, Promise.all(flood)]);
+      const [switchOff, other] = await Promise.all([put({ kind: 'clear' }), own.api('/api/bots/overview')]);
+      assert.equal(other.status, 503, 'the limit was still full when the switch-off came');
+      assert.equal(await errorCode(other), 'OVERLOADED');
+      assert.equal(switchOff.status, 200, 'the switch-off is served, not shed');
+      const codes = await Promise.all(flood);
+      assert.ok(codes.includes('OVERLOADED'), codes.join(' '));
+      assert.equal((await own.api('/api/bots')).status, 200, 'the list is fast again');
+    } finally {
+      await own.close();
+    }
+  });
+
   test('rejects out-of-range faults with 400', async () => {
     for (const body of [
       { kind: 'slowQuery', route: 'list', sleepMs: 10_000_000 },

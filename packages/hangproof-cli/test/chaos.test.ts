@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import { observe } from 'hangproof/observe';
 import { createDatabase, type Database } from 'hangproof/pg';
 import pg from 'pg';
 import { pino } from 'pino';
+import { adminFault, retryPauseMs } from '../src/chaos/admin-fault.js';
 import { FaultProxy } from '../src/chaos/fault-proxy.js';
 import { lockFault } from '../src/chaos/lock-fault.js';
 import { pauseFault } from '../src/chaos/pause-fault.js';
@@ -394,5 +396,93 @@ describe('process and database faults', () => {
     } finally {
       await fault.dispose();
     }
+  });
+});
+
+describe('the admin fault', () => {
+  /** A switchboard on 127.0.0.1 that answers each call with the next of `answers` (the last repeats). */
+  async function switchboard(answers: readonly { status: number; retryAfter?: string }[]) {
+    const bodies: unknown[] = [];
+    const server = createHttpServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
+      req.on('end', () => {
+        bodies.push(JSON.parse(text));
+        const a = answers[Math.min(bodies.length, answers.length) - 1] as { status: number; retryAfter?: string };
+        res.writeHead(a.status, a.retryAfter === undefined ? {} : { 'retry-after': a.retryAfter });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    return {
+      bodies,
+      fault: adminFault(
+        { kind: 'admin', inject: { kind: 'slowQuery' } },
+        {
+          baseUrl: `http://127.0.0.1:${port}`,
+          adminToken: 'token-0123456789abcdef',
+          databaseUrl: undefined,
+          pid: undefined,
+          allowRemote: false,
+          holdMs: 1000,
+        },
+      ),
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  test('a switch-off shed with 503 is asked again after its Retry-After', async () => {
+    const board = await switchboard([{ status: 200 }, { status: 503, retryAfter: '1' }, { status: 200 }]);
+    try {
+      await board.fault.inject();
+      const started = performance.now();
+      await board.fault.remove();
+      const ms = performance.now() - started;
+      assert.deepEqual(board.bodies, [{ kind: 'slowQuery' }, { kind: 'clear' }, { kind: 'clear' }]);
+      assert.ok(ms >= 950, `asked again after ${ms.toFixed(0)} ms, not before the Retry-After of 1 s`);
+    } finally {
+      await board.close();
+    }
+  });
+
+  test('a switch-off shed past its budget fails with FAULT_FAILED, saying how often it asked', async () => {
+    const board = await switchboard([{ status: 200 }, { status: 503, retryAfter: '3' }]);
+    try {
+      await board.fault.inject();
+      const started = performance.now();
+      await assert.rejects(board.fault.remove(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'FAULT_FAILED');
+        assert.match(err.message, /answered 503 2 times within 4500 ms/);
+        return true;
+      });
+      const ms = performance.now() - started;
+      assert.ok(ms < 4_500 + 500, `gave up after ${ms.toFixed(0)} ms`);
+      assert.equal(board.bodies.length, 3);
+    } finally {
+      await board.close();
+    }
+  });
+
+  test('a refused switch-on is not asked again', async () => {
+    const board = await switchboard([{ status: 503, retryAfter: '1' }]);
+    try {
+      await assert.rejects(board.fault.inject(), /answered 503 to \{"kind":"slowQuery"\}/);
+      assert.equal(board.bodies.length, 1);
+    } finally {
+      await board.close();
+    }
+  });
+
+  test('reads Retry-After as seconds or as a date, and pauses half a second without one', () => {
+    const now = Date.parse('2026-12-07T12:00:00Z');
+    assert.equal(retryPauseMs('2', now), 2_000);
+    assert.equal(retryPauseMs(' 0 ', now), 0);
+    assert.equal(retryPauseMs('Mon, 07 Dec 2026 12:00:03 GMT', now), 3_000);
+    assert.equal(retryPauseMs('Mon, 07 Dec 2026 11:00:00 GMT', now), 0);
+    assert.equal(retryPauseMs(null, now), 500);
+    assert.equal(retryPauseMs('soon', now), 500);
   });
 });
