@@ -13,6 +13,7 @@ import { dbSuite } from './suites/db.ts';
 import { depsSuite } from './suites/deps.ts';
 import { deskSuite } from './suites/desk.ts';
 import { edgeSuite } from './suites/edge.ts';
+import { edgePairsSuite } from './suites/edge-pairs.ts';
 import { instructionsSuite } from './suites/instructions.ts';
 import { loglineSuite } from './suites/logline.ts';
 import { overloadSuite } from './suites/overload.ts';
@@ -29,6 +30,7 @@ export interface SuiteSettings {
 type Suite = (s: SuiteSettings) => Promise<{ markdown: string; raw: unknown }>;
 const SUITES: Record<string, Suite> = {
   edge: edgeSuite,
+  'edge-pairs': edgePairsSuite,
   logline: loglineSuite,
   deps: depsSuite,
   db: dbSuite,

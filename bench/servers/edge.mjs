@@ -61,24 +61,28 @@ if (framework === 'express') {
     // node:http alone answering every request with the bytes of hangproof's refusal (status,
     // headers, error body with a fresh 36-character id, observe's default Retry-After): what Node
     // itself costs to send that answer, with no decision, no front door and no framework. The
-    // floor of a refusal's cost.
+    // floor of a refusal's cost, so its own work is the least it can be: the body is built once
+    // around the id, and every id has the same length, so the headers but the id are fixed too.
     const { HangproofError, errorBody } = await import('hangproof');
     const overloaded = new HangproofError('OVERLOADED', { retryAfterSec: 2, details: { reason: 'concurrency' } });
+    const idPrefix = '00000000-0000-8000-8000-';
+    const sample = JSON.stringify(errorBody(overloaded, `${idPrefix}${'0'.repeat(12)}`));
+    const [before, after] = sample.split(`${idPrefix}${'0'.repeat(12)}`);
+    const contentLength = String(Buffer.byteLength(sample));
     let next = 0;
     url = await listen((_req, res) => {
-      const requestId = `00000000-0000-8000-8000-${(++next).toString(16).padStart(12, '0')}`;
-      const body = JSON.stringify(errorBody(overloaded, requestId));
+      const requestId = idPrefix + (++next).toString(16).padStart(12, '0');
       res.writeHead(503, [
         'x-request-id',
         requestId,
         'content-type',
         'application/json; charset=utf-8',
         'content-length',
-        String(Buffer.byteLength(body)),
+        contentLength,
         'retry-after',
         '2',
       ]);
-      res.end(body);
+      res.end(before + requestId + after);
     });
   } else {
     url = await listen(hello);

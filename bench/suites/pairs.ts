@@ -1,8 +1,14 @@
 import { withBotsDatabase } from '../lib/bots-database.ts';
-import { runLoad } from '../lib/load.ts';
+import {
+  type PairedRounds,
+  type PairMember,
+  pairedDeltas,
+  pairedRatios,
+  pairedRounds,
+  pairedSettingsFromEnv,
+} from '../lib/paired-rounds.ts';
 import { environmentLine } from '../lib/report.ts';
 import { median, signed } from '../lib/rounds.ts';
-import { type ServerProcess, startServerProcess } from '../lib/server-process.ts';
 import type { SuiteSettings } from '../run.ts';
 import { DB_SCENARIOS, DB_SERVER, type DbScenario } from './db.ts';
 
@@ -40,22 +46,6 @@ export interface PairResult {
   readonly candidate: number[];
 }
 
-/** Each server's CPU per request while both answer `requests` at once, closed loop. */
-async function concurrentRound(servers: readonly ServerProcess[], requests: number, connections: number) {
-  await Promise.all(servers.map((s) => s.cpuStart()));
-  const loads = await Promise.all(
-    servers.map((s) =>
-      // The duration is only the bound of how long the round may take: a quarter of 1000 rps.
-      runLoad({ url: s.url, durationSec: Math.ceil(requests / 250), connections, requests }),
-    ),
-  );
-  const cpu = await Promise.all(servers.map((s) => s.cpuStop()));
-  for (const load of loads) {
-    if (load.non2xx > 0 || load.errors > 0) throw new Error(`a pairs round had failures: ${JSON.stringify(load)}`);
-  }
-  return cpu.map((micros, i) => micros / (loads[i]?.requests ?? Number.NaN));
-}
-
 /** `rounds` rounds of `candidate` beside bare, spread over `processPairs` fresh pairs of servers. */
 async function measurePair(
   url: string,
@@ -64,35 +54,25 @@ async function measurePair(
   processPairs: number,
   connections: number,
 ): Promise<PairResult> {
-  const bare = DB_SCENARIOS[0] as DbScenario;
-  const result: PairResult = { name: candidate.name, label: candidate.label, bare: [], candidate: [] };
-  for (let p = 0; p < processPairs; p++) {
-    // Rounds left over the pairs left, so every pair runs its share (9 over 3: 3, 3, 3).
-    const share = Math.ceil((rounds - result.bare.length) / (processPairs - p));
-    const servers = await Promise.all(
-      [bare, candidate].map((sc) =>
-        startServerProcess(DB_SERVER, { DATABASE_URL: url, BENCH_SCENARIO: sc.name, ...sc.env }),
-      ),
-    );
-    try {
-      await concurrentRound(servers, WARMUP_REQUESTS, connections);
-      for (let r = 0; r < share; r++) {
-        process.stderr.write(
-          `pairs: ${candidate.name} with bare, round ${result.bare.length + 1}/${rounds} (process pair ${p + 1}/${processPairs})\n`,
-        );
-        const [b, c] = await concurrentRound(servers, REQUESTS_PER_ROUND, connections);
-        result.bare.push(b as number);
-        result.candidate.push(c as number);
-      }
-    } finally {
-      await Promise.all(servers.map((s) => s.stop()));
-    }
-  }
-  return result;
+  const member = (sc: DbScenario): PairMember => ({
+    server: DB_SERVER,
+    env: { DATABASE_URL: url, BENCH_SCENARIO: sc.name, ...sc.env },
+  });
+  const measured = await pairedRounds(member(DB_SCENARIOS[0] as DbScenario), member(candidate), {
+    rounds,
+    processPairs,
+    connections,
+    warmupRequests: WARMUP_REQUESTS,
+    requestsPerRound: REQUESTS_PER_ROUND,
+    progress: (round, pair) =>
+      `pairs: ${candidate.name} with bare, round ${round}/${rounds} (process pair ${pair}/${processPairs})`,
+  });
+  return { name: candidate.name, label: candidate.label, bare: measured.baseline, candidate: measured.candidate };
 }
 
-const deltas = (p: PairResult): number[] => p.candidate.map((c, i) => c - (p.bare[i] as number));
-const ratios = (p: PairResult): number[] => p.candidate.map((c, i) => c / (p.bare[i] as number));
+const asRounds = (p: PairResult): PairedRounds => ({ baseline: p.bare, candidate: p.candidate });
+const deltas = (p: PairResult): number[] => pairedDeltas(asRounds(p));
+const ratios = (p: PairResult): number[] => pairedRatios(asRounds(p));
 
 /**
  * Pairs suite: each candidate of the db suite runs beside a bare server, both pinned to the same
@@ -107,14 +87,7 @@ const ratios = (p: PairResult): number[] => p.candidate.map((c, i) => c / (p.bar
  * fresh pairs of processes they are spread over (default 3).
  */
 export async function pairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
-  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
-  const processPairs = Math.min(
-    rounds,
-    Math.max(1, Number(process.env.BENCH_PAIRS_PROCESSES ?? DEFAULT_PROCESS_PAIRS)),
-  );
-  if (!Number.isInteger(rounds) || !Number.isInteger(processPairs)) {
-    throw new RangeError('BENCH_ROUNDS and BENCH_PAIRS_PROCESSES must be whole numbers');
-  }
+  const { rounds, processPairs } = pairedSettingsFromEnv(DEFAULT_ROUNDS, DEFAULT_PROCESS_PAIRS);
   const names = process.env.BENCH_PAIRS_SCENARIOS?.split(',').map((n) => n.trim()) ?? DEFAULT_CANDIDATES;
   const candidates = names.map((name) => {
     const sc = DB_SCENARIOS.find((d) => d.name === name && name !== 'bare');
