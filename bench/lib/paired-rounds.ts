@@ -1,4 +1,5 @@
 import { runLoad } from './load.ts';
+import { median } from './rounds.ts';
 import { type ServerProcess, startServerProcess } from './server-process.ts';
 
 /** One server of a pair: its script, its environment, and whether it answers every request 503. */
@@ -91,6 +92,11 @@ export async function pairedRounds(
 export const pairedDeltas = (p: PairedRounds): number[] => p.candidate.map((c, i) => c - (p.baseline[i] as number));
 /** Each round's ratio, candidate / baseline. */
 export const pairedRatios = (p: PairedRounds): number[] => p.candidate.map((c, i) => c / (p.baseline[i] as number));
+
+/** `median (least to most)` of the rounds' figures, each written by `format`. */
+export function medianAndRange(xs: readonly number[], format: (x: number) => string): string {
+  return `${format(median(xs))} (${format(Math.min(...xs))} to ${format(Math.max(...xs))})`;
+}
 
 /** Rounds and fresh process pairs from BENCH_ROUNDS and BENCH_PAIRS_PROCESSES, checked. */
 export function pairedSettingsFromEnv(

@@ -1,5 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import {
+  medianAndRange,
   type PairedRounds,
   type PairMember,
   pairedDeltas,
@@ -10,8 +10,8 @@ import {
 import { environmentLine } from '../lib/report.ts';
 import { median, signed } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
+import { EDGE_SERVER } from './edge.ts';
 
-const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
 /** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
 const DEFAULT_ROUNDS = 9;
 /** Fresh pairs of server processes per comparison when BENCH_PAIRS_PROCESSES is not set. */
@@ -103,7 +103,7 @@ export async function edgePairsSuite(s: SuiteSettings): Promise<{ markdown: stri
   // Half the suite's connections each: the two servers together see the same number.
   const connections = Math.max(1, Math.floor(s.connections / 2));
   const member = (scenario: string): PairMember => ({
-    server: SERVER,
+    server: EDGE_SERVER,
     env: { BENCH_SCENARIO: scenario },
     refuses: REFUSING.has(scenario),
   });
@@ -138,7 +138,7 @@ export function renderEdgePairs(results: readonly EdgePairResult[], run: EdgePai
     const c = comparison(p.name);
     const d = pairedDeltas(p);
     const r = pairedRatios(p);
-    return `| ${c.candidate} beside ${c.baseline} | ${median(p.baseline).toFixed(1)} | ${median(p.candidate).toFixed(1)} | ${signed(median(d))} (${signed(Math.min(...d))} to ${signed(Math.max(...d))}) | ${median(r).toFixed(2)} (${Math.min(...r).toFixed(2)} to ${Math.max(...r).toFixed(2)}) | ${d.filter((x) => x <= 0).length} of ${d.length} |`;
+    return `| ${c.candidate} beside ${c.baseline} | ${median(p.baseline).toFixed(1)} | ${median(p.candidate).toFixed(1)} | ${medianAndRange(d, signed)} | ${medianAndRange(r, (x) => x.toFixed(2))} | ${d.filter((x) => x <= 0).length} of ${d.length} |`;
   });
   const verdicts = results.map((p) => {
     const c = comparison(p.name);

@@ -14,7 +14,7 @@ import {
 } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 
-const SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
+export const EDGE_SERVER = fileURLToPath(new URL('../servers/edge.mjs', import.meta.url));
 /** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real run. */
 const DEFAULT_ROUNDS = 3;
 /** Seconds of no load over which each server's idle CPU is measured. */
@@ -140,7 +140,7 @@ async function measureRounds(
       `edge: ${runtime === undefined ? '' : `Node ${runtime.label}: `}round ${round}/${roundsWanted}: ${scenario}${againText(attempt)}...\n`,
     );
     return measureScenario({
-      serverFile: SERVER,
+      serverFile: EDGE_SERVER,
       scenario,
       ...s,
       fixedRate: rate,

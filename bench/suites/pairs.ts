@@ -1,5 +1,6 @@
 import { withBotsDatabase } from '../lib/bots-database.ts';
 import {
+  medianAndRange,
   type PairedRounds,
   type PairMember,
   pairedDeltas,
@@ -122,7 +123,7 @@ export function renderPairs(results: readonly PairResult[], run: PairsRun): stri
   const rows = results.map((p) => {
     const d = deltas(p);
     const r = ratios(p);
-    return `| ${p.label} | ${median(p.bare).toFixed(1)} | ${signed(median(d))} (${signed(Math.min(...d))} to ${signed(Math.max(...d))}) | **${percent(median(r))}** (${percent(Math.min(...r))} to ${percent(Math.max(...r))}) |`;
+    return `| ${p.label} | ${median(p.bare).toFixed(1)} | ${medianAndRange(d, signed)} | **${percent(median(r))}** (${percent(Math.min(...r))} to ${percent(Math.max(...r))}) |`;
   });
   const lines = [
     `Measured ${run.environment}; each candidate beside a bare server on the same core, both answering ${REQUESTS_PER_ROUND} requests at once per round (closed loop, ${run.connections} connections each) after ${WARMUP_REQUESTS} of warm-up; ${run.rounds} rounds${run.processPairs === undefined ? '' : `, spread over ${run.processPairs} fresh pairs of server processes`}; server CPU (user + system, every thread) per request.`,

@@ -11,13 +11,15 @@ after(async () => {
   await t?.close();
 });
 
-const admin = (body: unknown): Promise<Response> =>
-  fetch(`${t.url}/admin/faults`, {
+/** Sets a fault on the switchboard of the desk at `url`. */
+const adminAt = (url: string, body: unknown): Promise<Response> =>
+  fetch(`${url}/admin/faults`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json', 'x-admin-token': ADMIN_TOKEN },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });
+const admin = (body: unknown): Promise<Response> => adminAt(t.url, body);
 
 const errorCode = async (res: Response): Promise<string> =>
   ((await res.json()) as { error: { code: string } }).error.code;
@@ -113,13 +115,7 @@ describe('the fault switchboard', () => {
   test('switches a fault off while the desk sheds every other request', async () => {
     // A desk of its own: its adaptive limit starts at 20 in flight, with no queue.
     const own = await startTestDesk();
-    const put = (body: unknown): Promise<Response> =>
-      fetch(`${own.url}/admin/faults`, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', 'x-admin-token': ADMIN_TOKEN },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      });
+    const put = (body: unknown): Promise<Response> => adminAt(own.url, body);
     try {
       // The demo user's token is cached after its first request: the flood spends no query on auth.
       assert.equal((await own.api('/api/bots/overview')).status, 200);
