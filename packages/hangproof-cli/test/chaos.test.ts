@@ -466,6 +466,19 @@ describe('the admin fault', () => {
     }
   });
 
+  test('a Retry-After of 0 still leaves a pause between two asks', async () => {
+    const board = await switchboard([{ status: 200 }, { status: 503, retryAfter: '0' }]);
+    try {
+      await board.fault.inject();
+      await assert.rejects(board.fault.remove(), /answered 503 \d+ times within 4500 ms/);
+      // 4.5 s at 100 ms at least between asks: 46 at the most, however fast the refusals come.
+      assert.ok(board.bodies.length - 1 <= 46, `asked ${board.bodies.length - 1} times`);
+      assert.ok(board.bodies.length - 1 >= 2, `asked ${board.bodies.length - 1} times`);
+    } finally {
+      await board.close();
+    }
+  });
+
   test('a refused switch-on is not asked again', async () => {
     const board = await switchboard([{ status: 503, retryAfter: '1' }]);
     try {

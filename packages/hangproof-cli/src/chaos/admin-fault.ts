@@ -12,6 +12,8 @@ const CALL_TIMEOUT_MS = 3_000;
 const SWITCH_OFF_BUDGET_MS = 4_500;
 /** Pause before asking again when the refusal names no usable Retry-After. */
 const DEFAULT_RETRY_PAUSE_MS = 500;
+/** Least pause between two asks, whatever Retry-After says (`0` must not become a busy loop). */
+const MIN_RETRY_PAUSE_MS = 100;
 
 type Body = Readonly<Record<string, unknown>>;
 
@@ -60,7 +62,8 @@ export function adminFault(spec: AdminFaultSpec, ctx: FaultContext): Fault {
         switchOffBody,
         Math.max(1, Math.ceil(Math.min(CALL_TIMEOUT_MS, until - performance.now()))),
       );
-      const pauseMs = res.status === 503 || res.status === 429 ? retryPauseMs(res.headers.get('retry-after')) : -1;
+      const shed = res.status === 503 || res.status === 429;
+      const pauseMs = shed ? Math.max(MIN_RETRY_PAUSE_MS, retryPauseMs(res.headers.get('retry-after'))) : -1;
       if (pauseMs < 0 || performance.now() + pauseMs >= until) return check(res, switchOffBody, tries);
       await sleep(pauseMs);
     }
