@@ -32,7 +32,7 @@ export interface PairedRounds {
  * Each server's CPU per request while all answer `requests` at once, closed loop. Checks every
  * answer was what the server is for: 2xx, or non-2xx for a refusing one.
  */
-export async function concurrentRound(
+async function concurrentRound(
   servers: readonly ServerProcess[],
   members: readonly PairMember[],
   requests: number,

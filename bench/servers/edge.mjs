@@ -62,7 +62,7 @@ if (framework === 'express') {
     // headers, error body with a fresh 36-character id, observe's default Retry-After): what Node
     // itself costs to send that answer, with no decision, no front door and no framework. The
     // floor of a refusal's cost, so its own work is the least it can be: the body is built once
-    // around the id, and every id has the same length, so the headers but the id are fixed too.
+    // around the id, and every id has the same length, so every header but the id is fixed too.
     const { HangproofError, errorBody } = await import('hangproof');
     const overloaded = new HangproofError('OVERLOADED', { retryAfterSec: 2, details: { reason: 'concurrency' } });
     const idPrefix = '00000000-0000-8000-8000-';

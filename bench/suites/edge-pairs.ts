@@ -86,9 +86,9 @@ export interface EdgePairResult extends PairedRounds {
  * work (observe's samplers and threads) is counted in its per-request figure as in the edge
  * suite's first table; two servers on one core also each read somewhat more than alone, so the
  * differences and ratios are the figures to read, not the µs. BENCH_EDGE_PAIRS picks the
- * comparisons (control, silent, logging, logging-buffered, refusal,
- * refusal-hello), BENCH_ROUNDS the rounds (default 9),
- * BENCH_PAIRS_PROCESSES the fresh pairs of processes they are spread over (default 3).
+ * comparisons (control, silent, logging, logging-buffered, refusal, refusal-hello), BENCH_ROUNDS
+ * the rounds (default 9), BENCH_PAIRS_PROCESSES the fresh pairs of processes they are spread over
+ * (default 3).
  */
 export async function edgePairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
   const { rounds, processPairs } = pairedSettingsFromEnv(DEFAULT_ROUNDS, DEFAULT_PROCESS_PAIRS);
