@@ -240,12 +240,15 @@ export class Observatory<R extends AccessRequest = IncomingMessage> implements O
   }
 
   /**
-   * Binds the probe listener (when `probePort` is set), once the edge's routes and readiness
-   * checks are known. Idempotent; rejects when the port cannot be bound.
+   * The service starts serving: binds the probe listener (when `probePort` is set), once the edge's
+   * routes and readiness checks are known, and tells the loop monitor that what blocked the loop
+   * until now was startup, not load (EventLoopMonitor.servingFrom). Idempotent; rejects when the
+   * port cannot be bound.
    */
   start(): Promise<void> {
     const edge = this.#edge;
     if (edge === undefined) return Promise.reject(new TypeError('attach the observatory to an edge before start()'));
+    if (this.#started === undefined) this.#monitor.servingFrom();
     this.#started ??= this.#startProbe(edge);
     return this.#started;
   }
