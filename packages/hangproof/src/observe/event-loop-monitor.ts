@@ -52,7 +52,7 @@ export class EventLoopMonitor {
   #timer: NodeJS.Timeout | undefined;
   /** performance.now() when the window of the next sample began. */
   #windowStart = performance.now();
-  /** A sample whose window began before this (performance.now()) sets no pressure: see `servingFrom`. */
+  /** A sample whose window began before this (performance.now()) judges no delay: see `servingFrom`. */
   #judgeFrom = Number.NEGATIVE_INFINITY;
 
   constructor(options: EventLoopMonitorOptions) {
@@ -81,13 +81,14 @@ export class EventLoopMonitor {
    * The service starts serving now. What blocked the loop until now was startup (modules loading,
    * schemas and serializers compiled), not load: on a busy host it can pass the limit, and the first
    * sample after it would then shed the service's first requests for a whole interval. So a sample
-   * whose window began before now sets no pressure, and any pressure already raised is dropped. The
-   * probe records a block when it next fires, up to a resolution after the block: the window that
-   * holds it begins before now plus two resolutions, so that is where judging resumes.
+   * whose window began before now judges no delay, and a delay pressure already raised is dropped
+   * (the heap is judged as ever: a heap over its limit is one now). The probe records a block when
+   * it next fires, up to a resolution after the block: the window that holds it begins before now
+   * plus two resolutions, so that is where judging resumes.
    */
   servingFrom(now = performance.now()): void {
     this.#judgeFrom = now + 2 * RESOLUTION_MS;
-    this.pressure = undefined;
+    if (this.pressure === 'event_loop') this.pressure = undefined;
   }
 
   /** Takes one sample now (the timer calls this; exposed for an immediate reading). */
@@ -112,13 +113,11 @@ export class EventLoopMonitor {
     this.#windowStart = performance.now();
     const o = this.#options;
     this.pressure =
-      windowStart < this.#judgeFrom
-        ? undefined
-        : o.maxEventLoopDelayMs > 0 && s.meanMs > o.maxEventLoopDelayMs
-          ? 'event_loop'
-          : o.maxHeapUsedBytes > 0 && s.heapUsedBytes > o.maxHeapUsedBytes
-            ? 'heap'
-            : undefined;
+      windowStart >= this.#judgeFrom && o.maxEventLoopDelayMs > 0 && s.meanMs > o.maxEventLoopDelayMs
+        ? 'event_loop'
+        : o.maxHeapUsedBytes > 0 && s.heapUsedBytes > o.maxHeapUsedBytes
+          ? 'heap'
+          : undefined;
     return s;
   }
 

@@ -73,3 +73,11 @@ test('serving drops a pressure that startup already raised', async (t) => {
   monitor.servingFrom();
   assert.equal(monitor.pressure, undefined);
 });
+
+test('the heap is judged right after serving begins: a heap over its limit is one now', async (t) => {
+  const monitor = new EventLoopMonitor({ sampleIntervalMs: 60_000, maxEventLoopDelayMs: 100, maxHeapUsedBytes: 1 });
+  t.after(() => monitor.stop());
+  monitor.servingFrom();
+  monitor.sample();
+  assert.equal(monitor.pressure, 'heap');
+});
