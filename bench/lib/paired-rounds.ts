@@ -98,14 +98,21 @@ export function medianAndRange(xs: readonly number[], format: (x: number) => str
   return `${format(median(xs))} (${format(Math.min(...xs))} to ${format(Math.max(...xs))})`;
 }
 
-/** Rounds and fresh process pairs from BENCH_ROUNDS and BENCH_PAIRS_PROCESSES, checked. */
-export function pairedSettingsFromEnv(
-  defaultRounds: number,
-  defaultProcessPairs: number,
-  env: NodeJS.ProcessEnv = process.env,
-): { rounds: number; processPairs: number } {
-  const rounds = Math.max(1, Number(env.BENCH_ROUNDS ?? defaultRounds));
-  const processPairs = Math.min(rounds, Math.max(1, Number(env.BENCH_PAIRS_PROCESSES ?? defaultProcessPairs)));
+/** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
+const DEFAULT_ROUNDS = 9;
+/**
+ * Pairs of server processes per comparison when BENCH_PAIRS_PROCESSES is not set; the rounds are
+ * spread over them. Each process keeps an offset of its own for its whole life (what V8 compiled
+ * when, where its heap landed): two runs of the same two builds side by side read -7.6 and +3.7
+ * µs, each in 6 or 7 of its 7 rounds, while three identical servers agreed within 1.1 µs. Fresh
+ * pairs turn that offset into spread the median sees, instead of a bias it cannot.
+ */
+const DEFAULT_PROCESS_PAIRS = 3;
+
+/** Rounds and fresh process pairs from BENCH_ROUNDS and BENCH_PAIRS_PROCESSES (9 and 3), checked. */
+export function pairedSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { rounds: number; processPairs: number } {
+  const rounds = Math.max(1, Number(env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
+  const processPairs = Math.min(rounds, Math.max(1, Number(env.BENCH_PAIRS_PROCESSES ?? DEFAULT_PROCESS_PAIRS)));
   if (!Number.isInteger(rounds) || !Number.isInteger(processPairs)) {
     throw new RangeError('BENCH_ROUNDS and BENCH_PAIRS_PROCESSES must be whole numbers');
   }

@@ -66,8 +66,9 @@ if (framework === 'express') {
     const { HangproofError, errorBody } = await import('hangproof');
     const overloaded = new HangproofError('OVERLOADED', { retryAfterSec: 2, details: { reason: 'concurrency' } });
     const idPrefix = '00000000-0000-8000-8000-';
-    const sample = JSON.stringify(errorBody(overloaded, `${idPrefix}${'0'.repeat(12)}`));
-    const [before, after] = sample.split(`${idPrefix}${'0'.repeat(12)}`);
+    const sampleId = `${idPrefix}${'0'.repeat(12)}`;
+    const sample = JSON.stringify(errorBody(overloaded, sampleId));
+    const [before, after] = sample.split(sampleId);
     const contentLength = String(Buffer.byteLength(sample));
     let next = 0;
     url = await listen((_req, res) => {

@@ -12,10 +12,6 @@ import { median, signed } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 import { EDGE_SERVER } from './edge.ts';
 
-/** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
-const DEFAULT_ROUNDS = 9;
-/** Fresh pairs of server processes per comparison when BENCH_PAIRS_PROCESSES is not set. */
-const DEFAULT_PROCESS_PAIRS = 3;
 /** Requests each server answers per round, closed loop: a few seconds at the edge's rates. */
 const REQUESTS_PER_ROUND = 40_000;
 /** Requests each server answers before the first round, so both run optimized code. */
@@ -91,7 +87,7 @@ export interface EdgePairResult extends PairedRounds {
  * (default 3).
  */
 export async function edgePairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
-  const { rounds, processPairs } = pairedSettingsFromEnv(DEFAULT_ROUNDS, DEFAULT_PROCESS_PAIRS);
+  const { rounds, processPairs } = pairedSettingsFromEnv();
   const names = process.env.BENCH_EDGE_PAIRS?.split(',').map((n) => n.trim()) ?? COMPARISONS.map((c) => c.name);
   const chosen = names.map((name) => {
     const c = COMPARISONS.find((x) => x.name === name);

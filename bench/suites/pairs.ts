@@ -13,16 +13,6 @@ import { median, signed } from '../lib/rounds.ts';
 import type { SuiteSettings } from '../run.ts';
 import { DB_SCENARIOS, DB_SERVER, type DbScenario } from './db.ts';
 
-/** Rounds when BENCH_ROUNDS is not set: an odd count, so the median is one real round. */
-const DEFAULT_ROUNDS = 9;
-/**
- * Pairs of server processes per candidate when BENCH_PAIRS_PROCESSES is not set; the rounds are
- * spread over them. Each process keeps an offset of its own for its whole life (what V8 compiled
- * when, where its heap landed): two runs of the same two builds side by side read -7.6 and +3.7
- * µs, each in 6 or 7 of its 7 rounds, while three identical servers agreed within 1.1 µs. Fresh
- * pairs turn that offset into spread the median sees, instead of a bias it cannot.
- */
-const DEFAULT_PROCESS_PAIRS = 3;
 /** Requests each server answers per round, closed loop. */
 const REQUESTS_PER_ROUND = 10_000;
 /** Requests each server answers before the first round, so both run optimized code. */
@@ -88,7 +78,7 @@ const ratios = (p: PairResult): number[] => pairedRatios(asRounds(p));
  * fresh pairs of processes they are spread over (default 3).
  */
 export async function pairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
-  const { rounds, processPairs } = pairedSettingsFromEnv(DEFAULT_ROUNDS, DEFAULT_PROCESS_PAIRS);
+  const { rounds, processPairs } = pairedSettingsFromEnv();
   const names = process.env.BENCH_PAIRS_SCENARIOS?.split(',').map((n) => n.trim()) ?? DEFAULT_CANDIDATES;
   const candidates = names.map((name) => {
     const sc = DB_SCENARIOS.find((d) => d.name === name && name !== 'bare');

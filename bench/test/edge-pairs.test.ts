@@ -26,8 +26,8 @@ test('the edge pairs table gives each pair its median difference, ratio and roun
 });
 
 test('rounds and process pairs come from the environment, checked', () => {
-  assert.deepEqual(pairedSettingsFromEnv(9, 3, {}), { rounds: 9, processPairs: 3 });
-  assert.deepEqual(pairedSettingsFromEnv(9, 3, { BENCH_ROUNDS: '2' }), { rounds: 2, processPairs: 2 });
-  assert.throws(() => pairedSettingsFromEnv(9, 3, { BENCH_ROUNDS: '2.5' }), /whole numbers/);
-  assert.throws(() => pairedSettingsFromEnv(9, 3, { BENCH_PAIRS_PROCESSES: 'many' }), /whole numbers/);
+  assert.deepEqual(pairedSettingsFromEnv({}), { rounds: 9, processPairs: 3 });
+  assert.deepEqual(pairedSettingsFromEnv({ BENCH_ROUNDS: '2' }), { rounds: 2, processPairs: 2 });
+  assert.throws(() => pairedSettingsFromEnv({ BENCH_ROUNDS: '2.5' }), /whole numbers/);
+  assert.throws(() => pairedSettingsFromEnv({ BENCH_PAIRS_PROCESSES: 'many' }), /whole numbers/);
 });

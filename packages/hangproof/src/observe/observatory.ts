@@ -248,8 +248,10 @@ export class Observatory<R extends AccessRequest = IncomingMessage> implements O
   start(): Promise<void> {
     const edge = this.#edge;
     if (edge === undefined) return Promise.reject(new TypeError('attach the observatory to an edge before start()'));
-    if (this.#started === undefined) this.#monitor.servingFrom();
-    this.#started ??= this.#startProbe(edge);
+    if (this.#started === undefined) {
+      this.#monitor.servingFrom();
+      this.#started = this.#startProbe(edge);
+    }
     return this.#started;
   }
 

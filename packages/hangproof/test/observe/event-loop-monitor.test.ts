@@ -3,9 +3,12 @@ import { test } from 'node:test';
 import { setImmediate as loopTurn } from 'node:timers/promises';
 import { EventLoopMonitor, type LoopSample } from '../../src/observe/event-loop-monitor.js';
 
-/** A monitor that sheds past 100 ms of mean delay; its own timer never samples during a test. */
-function startMonitor(t: { after(fn: () => void): void }): EventLoopMonitor {
-  const monitor = new EventLoopMonitor({ sampleIntervalMs: 60_000, maxEventLoopDelayMs: 100, maxHeapUsedBytes: 0 });
+/**
+ * A monitor that sheds past 100 ms of mean delay (and past `maxHeapUsedBytes`, 0: never); its own
+ * timer never samples during a test.
+ */
+function startMonitor(t: { after(fn: () => void): void }, maxHeapUsedBytes = 0): EventLoopMonitor {
+  const monitor = new EventLoopMonitor({ sampleIntervalMs: 60_000, maxEventLoopDelayMs: 100, maxHeapUsedBytes });
   t.after(() => monitor.stop());
   return monitor;
 }
@@ -38,45 +41,46 @@ async function sampleHolding(monitor: EventLoopMonitor, atLeastMs: number): Prom
   throw new Error(`no sample held a delay of ${atLeastMs} ms within 2 s`);
 }
 
-test('a block of the loop past the limit raises pressure', async (t) => {
-  const monitor = startMonitor(t);
+/** Blocks the loop 400 ms in a new window and returns the sample holding it; `afterBlock` runs in between. */
+async function sampleOfBlock(monitor: EventLoopMonitor, afterBlock = (): void => {}): Promise<LoopSample> {
   await newWindow(monitor);
   blockLoop(400);
-  await sampleHolding(monitor, 300);
+  afterBlock();
+  return sampleHolding(monitor, 300);
+}
+
+test('a block of the loop past the limit raises pressure', async (t) => {
+  const monitor = startMonitor(t);
+  await sampleOfBlock(monitor);
   assert.equal(monitor.pressure, 'event_loop');
 });
 
 test('a block before the service starts serving (startup) raises no pressure; one after it does', async (t) => {
   const monitor = startMonitor(t);
-  await newWindow(monitor);
-  blockLoop(400);
-  const servingAt = performance.now();
-  monitor.servingFrom(servingAt);
-  const startup = await sampleHolding(monitor, 300);
+  let servingAt = 0;
+  const startup = await sampleOfBlock(monitor, () => {
+    servingAt = performance.now();
+    monitor.servingFrom(servingAt);
+  });
   assert.ok(startup.meanMs > 100, `the startup block is in the sample (mean ${startup.meanMs} ms)`);
   assert.equal(monitor.pressure, undefined, 'startup is not load');
 
   // Samples whose window began at least two probe periods after serving began are judged again.
   while (performance.now() < servingAt + 40) await loopTurn();
-  await newWindow(monitor);
-  blockLoop(400);
-  await sampleHolding(monitor, 300);
+  await sampleOfBlock(monitor);
   assert.equal(monitor.pressure, 'event_loop');
 });
 
 test('serving drops a pressure that startup already raised', async (t) => {
   const monitor = startMonitor(t);
-  await newWindow(monitor);
-  blockLoop(400);
-  await sampleHolding(monitor, 300);
+  await sampleOfBlock(monitor);
   assert.equal(monitor.pressure, 'event_loop');
   monitor.servingFrom();
   assert.equal(monitor.pressure, undefined);
 });
 
 test('the heap is judged right after serving begins: a heap over its limit is one now', async (t) => {
-  const monitor = new EventLoopMonitor({ sampleIntervalMs: 60_000, maxEventLoopDelayMs: 100, maxHeapUsedBytes: 1 });
-  t.after(() => monitor.stop());
+  const monitor = startMonitor(t, 1);
   monitor.servingFrom();
   monitor.sample();
   assert.equal(monitor.pressure, 'heap');
