@@ -16,6 +16,12 @@ export interface ScenarioFigures {
    */
   readonly marginalCpuMicrosPerRequest?: number;
   /**
+   * Server CPU time per request in the closed-loop saturation run, µs: the regime of a storm,
+   * where the loop finds several requests at each wake-up instead of one. What a refusal costs
+   * when refusals happen; at the fixed rate each request also pays waking an idle loop.
+   */
+  readonly saturationCpuMicrosPerRequest: number;
+  /**
    * What one `process.nextTick` cost in the server after its runs, ns (see protocol.mjs): a state
    * of the process that moves its CPU per request by a few µs, reported so a run shows which it had.
    */
@@ -129,13 +135,17 @@ export async function measureScenario(o: MeasureOptions): Promise<ScenarioFigure
     });
     const cpu = await server.cpuStop();
     const loadSec = (performance.now() - loadStarted) / 1000;
+    await server.cpuStart();
     const saturation = await runLoad({ url, durationSec: o.durationSec, connections: o.connections });
+    const saturationCpu = await server.cpuStop();
     const { nanos: nextTickNanos } = await server.call<{ nanos: number }>('next-tick', 'next-tick');
     const coreAfter = await coreSpeeds(server);
     const requests = Math.max(1, fixedRate.requests);
     return {
       scenario: o.scenario,
       cpuMicrosPerRequest: cpu / requests,
+      // A run cut at its duration leaves its last requests in flight: a few of some 100,000.
+      saturationCpuMicrosPerRequest: saturationCpu / Math.max(1, saturation.requests),
       nextTickNanos,
       coreNanos: [coreBefore.server, coreAfter.server, coreBefore.load, coreAfter.load],
       attempts: 1,

@@ -103,14 +103,15 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     `- The same through hangproof's bufferedLogger (both): hangproof with its log line **${overBare(fullBuffered).toFixed(1)} µs** against Fastify's own request logging **${overBare(fastifyLogBuffered).toFixed(1)} µs**.`,
     `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${rate} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
     `- node:http alone sending the same answer (status, headers, error body; no decision, no framework): **${marginal(httpRefusal).toFixed(1)} µs** per one more answer, the floor under any refusal on this machine today; hangproof's refusal costs ${(marginal(refusing) / marginal(httpRefusal)).toFixed(2)}× it (${signed(marginal(refusing) - marginal(httpRefusal))} µs).`,
+    stormLine(rounds, s.connections),
     '',
-    'What the process costs with no request at all (timers, samplers, worker threads), and what one more request costs on top of it:',
+    'What the process costs with no request at all (timers, samplers, worker threads), what one more request costs on top of it, and what a request costs when the server is saturated (closed loop, as in a storm):',
     '',
-    '| scenario | idle CPU (ms per s) | CPU per request at the fixed rate (µs) | CPU per one more request (µs) |',
-    '|---|---|---|---|',
-    ...rows.map(
+    '| scenario | idle CPU (ms per s) | CPU per request at the fixed rate (µs) | CPU per one more request (µs) | CPU per request at saturation (µs) |',
+    '|---|---|---|---|---|',
+    ...[...rows, httpBare, httpRefusal].map(
       (r) =>
-        `| ${r.scenario} | ${((r.idleCpuMicrosPerSec ?? 0) / 1000).toFixed(2)} | ${r.cpuMicrosPerRequest.toFixed(1)} | ${marginal(r).toFixed(1)} |`,
+        `| ${r.scenario} | ${((r.idleCpuMicrosPerSec ?? 0) / 1000).toFixed(2)} | ${r.cpuMicrosPerRequest.toFixed(1)} | ${marginal(r).toFixed(1)} | ${r.saturationCpuMicrosPerRequest.toFixed(1)} |`,
     ),
     '',
     '| adapter | bare framework CPU/request (µs) | with hangproof and its log line (µs) | Δ (µs) | throughput ratio |',
@@ -126,6 +127,22 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     markdown,
     raw: perVersion.map((v) => ({ version: v.version, rounds: [...v.rounds.values()].flat() })),
   };
+}
+
+/**
+ * The refusal in a storm: CPU per request in the saturation runs, where the loop finds several
+ * requests at each wake-up, as it does when it refuses. Medians over the rounds, and the ratio to
+ * the floor as the median of each round's ratio (the two ran seconds apart).
+ */
+function stormLine(rounds: ReadonlyMap<string, readonly ScenarioFigures[]>, connections: number): string {
+  const of = (scenario: string): readonly ScenarioFigures[] => rounds.get(scenario) ?? [];
+  const saturated = (scenario: string): number => median(of(scenario).map((r) => r.saturationCpuMicrosPerRequest));
+  const ratio = pairedMedian(
+    of('hangproof-refusing'),
+    of('http-refusal'),
+    (r, floor) => r.saturationCpuMicrosPerRequest / floor.saturationCpuMicrosPerRequest,
+  );
+  return `- The same at saturation (closed loop, ${connections} connections: a storm's regime, where each wake-up of the loop finds several requests): a refusal **${saturated('hangproof-refusing').toFixed(1)} µs**, node:http sending the same answer ${saturated('http-refusal').toFixed(1)} µs (hangproof's ${ratio.toFixed(2)}× it within a round), node:http serving /hello ${saturated('http-bare').toFixed(1)} µs.`;
 }
 
 async function measureRounds(

@@ -19,6 +19,7 @@ function run(
   return {
     scenario,
     cpuMicrosPerRequest: cpu,
+    saturationCpuMicrosPerRequest: cpu,
     nextTickNanos: 40,
     coreNanos: [...server, ...load],
     attempts: 1,
