@@ -64,9 +64,16 @@ const COMPARISONS: readonly EdgeComparison[] = [
     question:
       'a 503 OVERLOADED from hangproof over node:http answering `/hello` (what the service itself costs a request)',
   },
+  {
+    name: 'refusal-net',
+    baseline: 'net-refusal',
+    candidate: 'hangproof-refusing',
+    question:
+      'a 503 OVERLOADED from hangproof over a bare TCP server writing the same answer (no HTTP parser: what the socket and the event loop cost at least)',
+  },
 ];
 
-const REFUSING = new Set(['http-refusal', 'hangproof-refusing']);
+const REFUSING = new Set(['http-refusal', 'net-refusal', 'hangproof-refusing']);
 
 export interface EdgePairResult extends PairedRounds {
   readonly name: string;
@@ -82,7 +89,7 @@ export interface EdgePairResult extends PairedRounds {
  * work (observe's samplers and threads) is counted in its per-request figure as in the edge
  * suite's first table; two servers on one core also each read somewhat more than alone, so the
  * differences and ratios are the figures to read, not the µs. BENCH_EDGE_PAIRS picks the
- * comparisons (control, silent, logging, logging-buffered, refusal, refusal-hello), BENCH_ROUNDS
+ * comparisons (control, silent, logging, logging-buffered, refusal, refusal-hello, refusal-net), BENCH_ROUNDS
  * the rounds (default 9), BENCH_PAIRS_PROCESSES the fresh pairs of processes they are spread over
  * (default 3).
  */

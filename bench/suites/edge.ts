@@ -50,12 +50,14 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const buffered = ['fastify-logging-buffered', 'hangproof-buffered'];
   // Each other adapter against its own bare framework.
   const frameworks = ['express', 'hono', 'http'];
-  // node:http alone sending a refusal's bytes: the floor under what a refusal costs.
+  // node:http alone sending a refusal's bytes: the floor under what a refusal costs; and a bare
+  // TCP server writing them, what the machine's socket and Node's loop cost a request at least.
   const scenarios = [
     ...core,
     ...buffered,
     ...frameworks.flatMap((f) => [`${f}-bare`, `${f}-hangproof`]),
     'http-refusal',
+    'net-refusal',
   ];
   const runtimes = await requestedNodeRuntimes();
   const rounds = await measureRounds(scenarios, roundsWanted, s, rate, undefined);
@@ -77,6 +79,7 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
   const adapters = frameworks.map((f) => [f, pick(`${f}-bare`), pick(`${f}-hangproof`)] as const);
   const httpBare = pick('http-bare');
   const httpRefusal = pick('http-refusal');
+  const netRefusal = pick('net-refusal');
   const [bare, silent, fastifyLog, full, refusing] = rows as [
     ScenarioFigures,
     ScenarioFigures,
@@ -102,14 +105,14 @@ export async function edgeSuite(s: SuiteSettings): Promise<{ markdown: string; r
     `- hangproof with its log line (hangproof − bare): **${overBare(full).toFixed(1)} µs** against Fastify's own request logging: **${fastifyLogCost.toFixed(1)} µs** (target: hangproof's ≤ Fastify's), both lines through pino's own destination.`,
     `- The same through hangproof's bufferedLogger (both): hangproof with its log line **${overBare(fullBuffered).toFixed(1)} µs** against Fastify's own request logging **${overBare(fastifyLogBuffered).toFixed(1)} µs**.`,
     `- A request refused 503 OVERLOADED: **${marginal(refusing).toFixed(1)} µs** of server CPU for one more refusal (${refusing.cpuMicrosPerRequest.toFixed(1)} µs with the process's idle CPU shared over the refusals at ${rate} a second; target ≤ 20 µs; bare Fastify serving /hello: ${marginal(bare).toFixed(1)} µs, bare node:http: ${marginal(httpBare).toFixed(1)} µs).`,
-    `- node:http alone sending the same answer (status, headers, error body; no decision, no framework): **${marginal(httpRefusal).toFixed(1)} µs** per one more answer, the floor under any refusal on this machine today; hangproof's refusal costs ${(marginal(refusing) / marginal(httpRefusal)).toFixed(2)}× it (${signed(marginal(refusing) - marginal(httpRefusal))} µs).`,
+    `- node:http alone sending the same answer (status, headers, error body; no decision, no framework): **${marginal(httpRefusal).toFixed(1)} µs** per one more answer, the floor under any refusal on this machine today; hangproof's refusal costs ${(marginal(refusing) / marginal(httpRefusal)).toFixed(2)}× it (${signed(marginal(refusing) - marginal(httpRefusal))} µs). A bare TCP server writing those bytes for each request it sees, with no HTTP parser and no request objects: **${marginal(netRefusal).toFixed(1)} µs**, what this machine's loopback socket and Node's event loop cost a request at least.`,
     stormLine(rounds, s.connections),
     '',
     'What the process costs with no request at all (timers, samplers, worker threads), what one more request costs on top of it, and what a request costs when the server is saturated (closed loop, as in a storm):',
     '',
     '| scenario | idle CPU (ms per s) | CPU per request at the fixed rate (µs) | CPU per one more request (µs) | CPU per request at saturation (µs) |',
     '|---|---|---|---|---|',
-    ...[...rows, httpBare, httpRefusal].map(
+    ...[...rows, httpBare, httpRefusal, netRefusal].map(
       (r) =>
         `| ${r.scenario} | ${((r.idleCpuMicrosPerSec ?? 0) / 1000).toFixed(2)} | ${r.cpuMicrosPerRequest.toFixed(1)} | ${marginal(r).toFixed(1)} | ${r.saturationCpuMicrosPerRequest.toFixed(1)} |`,
     ),
@@ -142,7 +145,7 @@ function stormLine(rounds: ReadonlyMap<string, readonly ScenarioFigures[]>, conn
     of('http-refusal'),
     (r, floor) => r.saturationCpuMicrosPerRequest / floor.saturationCpuMicrosPerRequest,
   );
-  return `- The same at saturation (closed loop, ${connections} connections: a storm's regime, where each wake-up of the loop finds several requests): a refusal **${saturated('hangproof-refusing').toFixed(1)} µs**, node:http sending the same answer ${saturated('http-refusal').toFixed(1)} µs (hangproof's ${ratio.toFixed(2)}× it within a round), node:http serving /hello ${saturated('http-bare').toFixed(1)} µs.`;
+  return `- The same at saturation (closed loop, ${connections} connections: a storm's regime, where each wake-up of the loop finds several requests): a refusal **${saturated('hangproof-refusing').toFixed(1)} µs**, node:http sending the same answer ${saturated('http-refusal').toFixed(1)} µs (hangproof's ${ratio.toFixed(2)}× it within a round), node:http serving /hello ${saturated('http-bare').toFixed(1)} µs, a bare TCP server writing the answer ${saturated('net-refusal').toFixed(1)} µs.`;
 }
 
 async function measureRounds(
