@@ -109,12 +109,23 @@ const DEFAULT_ROUNDS = 9;
  */
 const DEFAULT_PROCESS_PAIRS = 3;
 
-/** Rounds and fresh process pairs from BENCH_ROUNDS and BENCH_PAIRS_PROCESSES (9 and 3), checked. */
-export function pairedSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { rounds: number; processPairs: number } {
+/** How a pairing runs: its rounds, the fresh process pairs they are spread over, each server's connections. */
+export interface PairedSettings {
+  readonly rounds: number;
+  readonly processPairs: number;
+  /** Connections of each server's load: half the suite's, so the two together see the same number. */
+  readonly connections: number;
+}
+
+/**
+ * A pairing's settings: rounds and fresh process pairs from BENCH_ROUNDS and BENCH_PAIRS_PROCESSES
+ * (9 and 3), checked, and each server's half of the suite's `connections`.
+ */
+export function pairedSettings(connections: number, env: NodeJS.ProcessEnv = process.env): PairedSettings {
   const rounds = Math.max(1, Number(env.BENCH_ROUNDS ?? DEFAULT_ROUNDS));
   const processPairs = Math.min(rounds, Math.max(1, Number(env.BENCH_PAIRS_PROCESSES ?? DEFAULT_PROCESS_PAIRS)));
   if (!Number.isInteger(rounds) || !Number.isInteger(processPairs)) {
     throw new RangeError('BENCH_ROUNDS and BENCH_PAIRS_PROCESSES must be whole numbers');
   }
-  return { rounds, processPairs };
+  return { rounds, processPairs, connections: Math.max(1, Math.floor(connections / 2)) };
 }

@@ -5,7 +5,7 @@ import {
   pairedDeltas,
   pairedRatios,
   pairedRounds,
-  pairedSettingsFromEnv,
+  pairedSettings,
 } from '../lib/paired-rounds.ts';
 import { environmentLine } from '../lib/report.ts';
 import { median, signed } from '../lib/rounds.ts';
@@ -94,7 +94,7 @@ export interface EdgePairResult extends PairedRounds {
  * (default 3).
  */
 export async function edgePairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
-  const { rounds, processPairs } = pairedSettingsFromEnv();
+  const { rounds, processPairs, connections } = pairedSettings(s.connections);
   const names = process.env.BENCH_EDGE_PAIRS?.split(',').map((n) => n.trim()) ?? COMPARISONS.map((c) => c.name);
   const chosen = names.map((name) => {
     const c = COMPARISONS.find((x) => x.name === name);
@@ -103,8 +103,6 @@ export async function edgePairsSuite(s: SuiteSettings): Promise<{ markdown: stri
     }
     return c;
   });
-  // Half the suite's connections each: the two servers together see the same number.
-  const connections = Math.max(1, Math.floor(s.connections / 2));
   const member = (scenario: string): PairMember => ({
     server: EDGE_SERVER,
     env: { BENCH_SCENARIO: scenario },

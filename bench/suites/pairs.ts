@@ -6,7 +6,7 @@ import {
   pairedDeltas,
   pairedRatios,
   pairedRounds,
-  pairedSettingsFromEnv,
+  pairedSettings,
 } from '../lib/paired-rounds.ts';
 import { environmentLine } from '../lib/report.ts';
 import { median, signed } from '../lib/rounds.ts';
@@ -78,15 +78,13 @@ const ratios = (p: PairResult): number[] => pairedRatios(asRounds(p));
  * fresh pairs of processes they are spread over (default 3).
  */
 export async function pairsSuite(s: SuiteSettings): Promise<{ markdown: string; raw: unknown }> {
-  const { rounds, processPairs } = pairedSettingsFromEnv();
+  const { rounds, processPairs, connections } = pairedSettings(s.connections);
   const names = process.env.BENCH_PAIRS_SCENARIOS?.split(',').map((n) => n.trim()) ?? DEFAULT_CANDIDATES;
   const candidates = names.map((name) => {
     const sc = DB_SCENARIOS.find((d) => d.name === name && name !== 'bare');
     if (sc === undefined) throw new Error(`unknown pairs candidate '${name}'; db scenarios other than bare`);
     return sc;
   });
-  // Half the db suite's connections each: the two servers together see the same number.
-  const connections = Math.max(1, Math.floor(s.connections / 2));
   const results = await withBotsDatabase('pairs', async (url) => {
     const out: PairResult[] = [];
     for (const c of candidates) out.push(await measurePair(url, c, rounds, processPairs, connections));

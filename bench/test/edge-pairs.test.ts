@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pairedSettingsFromEnv } from '../lib/paired-rounds.ts';
+import { pairedSettings } from '../lib/paired-rounds.ts';
 import { renderEdgePairs } from '../suites/edge-pairs.ts';
 
 const run = { environment: 'Node v20, 2 cores', rounds: 3, processPairs: 1, connections: 25 };
@@ -25,9 +25,9 @@ test('the edge pairs table gives each pair its median difference, ratio and roun
   assert.match(md, /through pino's destination \(target ≤ 0\): \*\*-2\.0 µs\*\*, 0\.95× within a round/);
 });
 
-test('rounds and process pairs come from the environment, checked', () => {
-  assert.deepEqual(pairedSettingsFromEnv({}), { rounds: 9, processPairs: 3 });
-  assert.deepEqual(pairedSettingsFromEnv({ BENCH_ROUNDS: '2' }), { rounds: 2, processPairs: 2 });
-  assert.throws(() => pairedSettingsFromEnv({ BENCH_ROUNDS: '2.5' }), /whole numbers/);
-  assert.throws(() => pairedSettingsFromEnv({ BENCH_PAIRS_PROCESSES: 'many' }), /whole numbers/);
+test('rounds and process pairs come from the environment, checked; each server gets half the connections', () => {
+  assert.deepEqual(pairedSettings(50, {}), { rounds: 9, processPairs: 3, connections: 25 });
+  assert.deepEqual(pairedSettings(1, { BENCH_ROUNDS: '2' }), { rounds: 2, processPairs: 2, connections: 1 });
+  assert.throws(() => pairedSettings(50, { BENCH_ROUNDS: '2.5' }), /whole numbers/);
+  assert.throws(() => pairedSettings(50, { BENCH_PAIRS_PROCESSES: 'many' }), /whole numbers/);
 });
